@@ -1,0 +1,1 @@
+"""What every Loket process shares: settings, secrets handling, logging."""

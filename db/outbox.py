@@ -1,0 +1,118 @@
+"""The outbox: durable jobs written in the same transaction as the change that needs them.
+
+A row lives until its job says the work is done (complete). The relay pushes rows that are due
+again, so a crash between commit and push, a lost Redis, or a killed worker loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, delete, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import outbox
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job to run by a Dramatiq actor.
+
+    job_key: the subject of the job (purchase:42); one live job per key.
+    queue_name / actor_name: where and what to run.
+    args: the actor's positional arguments (JSON).
+    """
+
+    job_key: str
+    queue_name: str
+    actor_name: str
+    args: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DueJob:
+    id: int
+    job: Job
+    attempts: int
+    sent_at: float | None
+    """Unix time of the last push."""
+
+
+_ADD = text(
+    "INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at) "
+    "VALUES (:job_key, :queue_name, :actor_name, :args, NOW(6) + INTERVAL :lease SECOND, NOW(6)) "
+    "ON DUPLICATE KEY UPDATE due_at = LEAST(due_at, VALUES(due_at))"
+)
+
+_RESCHEDULE = text(
+    "UPDATE outbox SET due_at = NOW(6) + INTERVAL :seconds SECOND, sent_at = NOW(6) WHERE job_key = :job_key"
+)
+
+_CLAIM_DUE = text(
+    "SELECT id, job_key, queue_name, actor_name, args, attempts, UNIX_TIMESTAMP(sent_at) AS sent_at FROM outbox "
+    "WHERE due_at <= NOW(6) ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+)
+
+_RELAYED = text(
+    "UPDATE outbox SET attempts = attempts + 1, sent_at = NOW(6), "
+    "due_at = NOW(6) + INTERVAL LEAST(:lease * POW(2, LEAST(attempts, 6)), 3600) SECOND "
+    "WHERE id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+
+_DEFERRED = text("UPDATE outbox SET due_at = NOW(6) + INTERVAL :lease SECOND WHERE id IN :ids").bindparams(
+    bindparam("ids", expanding=True)
+)
+
+
+async def add(conn: AsyncConnection, job: Job, lease_seconds: int) -> None:
+    """Record a job; it is due again (for the relay) lease_seconds from now."""
+    await conn.execute(
+        _ADD,
+        {
+            "job_key": job.job_key,
+            "queue_name": job.queue_name,
+            "actor_name": job.actor_name,
+            "args": json.dumps(job.args),
+            "lease": lease_seconds,
+        },
+    )
+
+
+async def reschedule(conn: AsyncConnection, job_key: str, seconds: float) -> None:
+    """Keep the job alive: the relay will push it again after `seconds` if it is still here."""
+    await conn.execute(_RESCHEDULE, {"job_key": job_key, "seconds": seconds})
+
+
+async def complete(conn: AsyncConnection, job_key: str) -> None:
+    await conn.execute(delete(outbox).where(outbox.c.job_key == job_key))
+
+
+async def claim_due(conn: AsyncConnection, limit: int) -> list[DueJob]:
+    """Lock up to `limit` due rows that no other relay holds."""
+    rows = await conn.execute(_CLAIM_DUE, {"limit": limit})
+    return [
+        DueJob(id=r.id, job=Job(r.job_key, r.queue_name, r.actor_name, json.loads(r.args)),
+            attempts=r.attempts,
+            sent_at=float(r.sent_at) if r.sent_at is not None else None,
+        )
+        for r in rows
+    ]
+
+
+async def mark_pushed(conn: AsyncConnection, ids: list[int], lease_seconds: int) -> None:
+    """The relay pushed these again: the next push waits twice as long, up to an hour."""
+    if ids:
+        await conn.execute(_RELAYED, {"ids": ids, "lease": lease_seconds})
+
+
+async def defer(conn: AsyncConnection, ids: list[int], lease_seconds: int) -> None:
+    """Their message is still waiting in its queue: look again after another lease."""
+    if ids:
+        await conn.execute(_DEFERRED, {"ids": ids, "lease": lease_seconds})
+
+
+async def backlog(conn: AsyncConnection) -> tuple[int, int]:
+    """(rows, rows overdue) for operators."""
+    row = (await conn.execute(text("SELECT COUNT(*), COALESCE(SUM(due_at <= NOW(6)), 0) FROM outbox"))).one()
+    return int(row[0]), int(row[1])

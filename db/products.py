@@ -1,0 +1,34 @@
+"""Queries on products."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import produk
+
+
+@dataclass(frozen=True)
+class Product:
+    id: int
+    kode: str
+    nama: str
+    kategori: str
+    harga: int
+    nominal: int
+    deskripsi: str
+
+
+_COLUMNS = (produk.c.id, produk.c.kode, produk.c.nama, produk.c.kategori, produk.c.harga, produk.c.nominal, produk.c.deskripsi)
+
+
+async def active(conn: AsyncConnection) -> list[Product]:
+    rows = await conn.execute(select(*_COLUMNS).where(produk.c.aktif.is_(True)).order_by(produk.c.id))
+    return [Product(*row) for row in rows]
+
+
+async def active_by_id(conn: AsyncConnection, produk_id: int) -> Product | None:
+    row = (await conn.execute(select(*_COLUMNS).where(produk.c.id == produk_id, produk.c.aktif.is_(True)))).first()
+    return Product(*row) if row else None

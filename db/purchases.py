@@ -1,0 +1,88 @@
+"""Queries on purchases. Status changes live in domain.purchases, not here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import purchase
+
+FINAL_STATUSES = ("sukses", "gagal")
+
+
+@dataclass(frozen=True)
+class Purchase:
+    id: int
+    reseller_id: int
+    ref_id: str | None
+    produk_id: int
+    kode: str
+    nomor_tujuan: str
+    nominal: int | None
+    harga: int
+    status: str
+    provider_ref: str
+    sn: str | None
+    hasil_eksekusi: str | None
+    waktu: dt.datetime
+    updated_at: dt.datetime
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+_COLUMNS = (
+    purchase.c.id,
+    purchase.c.reseller_id,
+    purchase.c.ref_id,
+    purchase.c.produk_id,
+    purchase.c.kode,
+    purchase.c.nomor_tujuan,
+    purchase.c.nominal,
+    purchase.c.harga,
+    purchase.c.status,
+    purchase.c.provider_ref,
+    purchase.c.sn,
+    purchase.c.hasil_eksekusi,
+    purchase.c.waktu,
+    purchase.c.updated_at,
+)
+
+
+async def by_id(conn: AsyncConnection, purchase_id: int, *, for_update: bool = False) -> Purchase | None:
+    query = select(*_COLUMNS).where(purchase.c.id == purchase_id)
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return Purchase(*row) if row else None
+
+
+async def of_reseller(conn: AsyncConnection, reseller_id: int, purchase_id: int) -> Purchase | None:
+    row = (
+        await conn.execute(select(*_COLUMNS).where(purchase.c.id == purchase_id, purchase.c.reseller_id == reseller_id))
+    ).first()
+    return Purchase(*row) if row else None
+
+
+async def by_ref_id(conn: AsyncConnection, reseller_id: int, ref_id: str) -> Purchase | None:
+    row = (
+        await conn.execute(select(*_COLUMNS).where(purchase.c.reseller_id == reseller_id, purchase.c.ref_id == ref_id))
+    ).first()
+    return Purchase(*row) if row else None
+
+
+async def by_provider_ref(conn: AsyncConnection, provider_ref: str) -> Purchase | None:
+    row = (await conn.execute(select(*_COLUMNS).where(purchase.c.provider_ref == provider_ref))).first()
+    return Purchase(*row) if row else None
+
+
+async def history(conn: AsyncConnection, reseller_id: int, limit: int, before_id: int | None) -> list[Purchase]:
+    query = select(*_COLUMNS).where(purchase.c.reseller_id == reseller_id)
+    if before_id is not None:
+        query = query.where(purchase.c.id < before_id)
+    rows = await conn.execute(query.order_by(purchase.c.id.desc()).limit(limit))
+    return [Purchase(*row) for row in rows]

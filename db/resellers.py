@@ -1,0 +1,70 @@
+"""Queries on reseller rows (never the saldo: that moves only through domain.ledger)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import reseller
+
+
+@dataclass(frozen=True)
+class Reseller:
+    id: int
+    nama: str
+    email: str
+    saldo: int
+    callback_url: str | None
+
+
+async def by_api_key_hash(conn: AsyncConnection, key_hash: bytes) -> Reseller | None:
+    row = (
+        await conn.execute(
+            select(reseller.c.id, reseller.c.nama, reseller.c.email, reseller.c.saldo, reseller.c.callback_url).where(
+                reseller.c.api_key_hash == key_hash, reseller.c.aktif.is_(True)
+            )
+        )
+    ).first()
+    return Reseller(*row) if row else None
+
+
+async def insert(
+    conn: AsyncConnection,
+    *,
+    nama: str,
+    email: str,
+    hp: str | None,
+    callback_url: str | None,
+    api_key_hash: bytes,
+    private_key_enc: bytes,
+) -> int:
+    result = await conn.execute(
+        reseller.insert().values(
+            nama=nama,
+            email=email,
+            hp=hp,
+            saldo=0,
+            callback_url=callback_url,
+            api_key_hash=api_key_hash,
+            private_key_enc=private_key_enc,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+async def replace_keys(conn: AsyncConnection, reseller_id: int, api_key_hash: bytes, private_key_enc: bytes) -> None:
+    await conn.execute(
+        update(reseller)
+        .where(reseller.c.id == reseller_id)
+        .values(api_key_hash=api_key_hash, private_key_enc=private_key_enc)
+    )
+
+
+async def set_callback_url(conn: AsyncConnection, reseller_id: int, callback_url: str | None) -> None:
+    await conn.execute(update(reseller).where(reseller.c.id == reseller_id).values(callback_url=callback_url))
+
+
+async def saldo_of(conn: AsyncConnection, reseller_id: int) -> int:
+    return int((await conn.execute(select(reseller.c.saldo).where(reseller.c.id == reseller_id))).scalar_one())

@@ -1,0 +1,110 @@
+"""The schema mirror: schema.sql is the source of truth, this is how queries name it.
+
+tests/test_schema.py checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+produk = Table(
+    "produk",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kode", String(32)),
+    Column("nama", String(100)),
+    Column("kategori", String(16)),
+    Column("harga", Integer),
+    Column("nominal", Integer),
+    Column("deskripsi", String(255)),
+    Column("aktif", Boolean),
+)
+
+reseller = Table(
+    "reseller",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("nama", String(100)),
+    Column("email", String(190)),
+    Column("hp", String(20)),
+    Column("saldo", BigInteger),
+    Column("api_key_hash", LargeBinary(32)),
+    Column("private_key_enc", LargeBinary(128)),
+    Column("callback_url", String(500)),
+    Column("aktif", Boolean),
+    Column("created_at", DateTime),
+)
+
+purchase = Table(
+    "purchase",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("reseller_id", Integer),
+    Column("ref_id", String(64)),
+    Column("produk_id", Integer),
+    Column("kode", String(32)),
+    Column("nomor_tujuan", String(20)),
+    Column("nominal", Integer),
+    Column("harga", Integer),
+    Column("status", String(8)),
+    Column("provider_ref", String(24)),
+    Column("sn", String(100)),
+    Column("hasil_eksekusi", String(255)),
+    Column("provider_rc", String(4)),
+    Column("waktu", DateTime),
+    Column("updated_at", DateTime),
+)
+
+ledger_entry = Table(
+    "ledger_entry",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("reseller_id", Integer),
+    Column("jenis", String(16)),
+    Column("jumlah", BigInteger),
+    Column("saldo_akhir", BigInteger),
+    Column("purchase_id", BigInteger),
+    Column("keterangan", String(255)),
+    Column("waktu", DateTime),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("job_key", String(64)),
+    Column("queue_name", String(32)),
+    Column("actor_name", String(64)),
+    Column("args", JSON),
+    Column("due_at", DateTime),
+    Column("sent_at", DateTime),
+    Column("attempts", Integer),
+    Column("created_at", DateTime),
+)
+
+webhook_event = Table(
+    "webhook_event",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("source", String(16)),
+    Column("event_key", String(64)),
+    Column("reference", String(64)),
+    Column("payload", JSON),
+    Column("outcome", String(16)),
+    Column("note", String(255)),
+    Column("received_at", DateTime),
+    Column("handled_at", DateTime),
+)

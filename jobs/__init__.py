@@ -1,0 +1,1 @@
+"""Dramatiq actors, one module per domain. Each actor is a thin wrapper over an async function."""

@@ -1,0 +1,1 @@
+"""Clients of the outside services Loket calls (the PPOB provider; later the payment gateway)."""

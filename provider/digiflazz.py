@@ -1,0 +1,128 @@
+"""The Digiflazz buyer API client (prepaid topup), also spoken by the local simulator.
+
+What a call can end in, and what Loket may do next:
+- an answer: Sukses, Gagal, Pending, or a rejection of the request itself (bad signature, rate
+  limit) that says nothing about the order;
+- ProviderUnreachable: the request never reached the provider, so trying again now is safe;
+- ProviderOutcomeUnknown: it may have been processed (timeout after sending, a broken answer).
+  Only a re-check with the same ref_id may decide it; it is never a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+# Gagal answers that reject the request before any order lookup: the order (if an earlier call
+# created one) lives on, so these must never refund. Signature, username, IP, rate limits, a
+# ref_id clash, a malformed payload.
+REQUEST_REJECTED_RCS = frozenset({"40", "41", "42", "45", "49", "83", "85", "86"})
+PENDING_RCS = frozenset({"03", "99"})
+
+
+class Outcome(str, Enum):
+    SUKSES = "sukses"
+    GAGAL = "gagal"
+    PENDING = "pending"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class ProviderAnswer:
+    status: str
+    rc: str
+    sn: str | None
+    message: str
+
+    @property
+    def outcome(self) -> Outcome:
+        return classify(self.status, self.rc)
+
+
+def classify(status: str, rc: str) -> Outcome:
+    if status == "Sukses" and rc == "00":
+        return Outcome.SUKSES
+    if status == "Pending" or rc in PENDING_RCS:
+        return Outcome.PENDING
+    if status == "Gagal" and rc in REQUEST_REJECTED_RCS:
+        return Outcome.REJECTED
+    if status == "Gagal":
+        return Outcome.GAGAL
+    return Outcome.PENDING  # an answer we cannot read is not a failure
+
+
+class ProviderUnreachable(Exception):
+    """The request did not reach the provider (connection refused, DNS, 502/503/504)."""
+
+
+class ProviderOutcomeUnknown(Exception):
+    """The request may have been processed; re-check later with the same ref_id."""
+
+
+def answer_from(data: dict[str, Any]) -> ProviderAnswer:
+    """Read a `data` object of a response or a callback; raises ValueError when it is not one."""
+    status, rc = data.get("status"), data.get("rc")
+    if not isinstance(status, str) or not isinstance(rc, str):
+        raise ValueError("status and rc must be strings")
+    sn = data.get("sn")
+    message = data.get("message")
+    return ProviderAnswer(
+        status=status, rc=rc, sn=str(sn) if sn else None, message=str(message) if message is not None else status
+    )
+
+
+class DigiflazzClient:
+    """One client per process; `http` is shared and closed by its owner.
+
+    base_url: e.g. https://api.digiflazz.com/v1 or the simulator's http://127.0.0.1:8100/v1.
+    timeout: seconds before an unanswered call counts as ProviderOutcomeUnknown.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, username: str, api_key: str, timeout: float) -> None:
+        self._http = http
+        self._url = base_url.rstrip("/") + "/transaction"
+        self._username = username
+        self._api_key = api_key
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+
+    def sign(self, ref_id: str) -> str:
+        return hashlib.md5(f"{self._username}{self._api_key}{ref_id}".encode()).hexdigest()
+
+    async def topup(self, ref_id: str, buyer_sku_code: str, customer_no: str) -> ProviderAnswer:
+        """Place (or, with a ref_id it has seen, look up) a prepaid order."""
+        body = {
+            "username": self._username,
+            "buyer_sku_code": buyer_sku_code,
+            "customer_no": customer_no,
+            "ref_id": ref_id,
+            "sign": self.sign(ref_id),
+        }
+        # Short retries only for requests that never arrived; anything else waits for a re-check.
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(3),
+            wait=wait_exponential(multiplier=0.2, max=2),
+            retry=retry_if_exception_type(ProviderUnreachable),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._post(body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post(self, body: dict[str, Any]) -> ProviderAnswer:
+        try:
+            response = await self._http.post(self._url, json=body, timeout=self._timeout)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise ProviderUnreachable(str(error)) from error
+        except httpx.HTTPError as error:
+            raise ProviderOutcomeUnknown(type(error).__name__) from error
+        if response.status_code in (502, 503, 504):
+            raise ProviderUnreachable(f"HTTP {response.status_code}")
+        try:
+            return answer_from(response.json()["data"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ProviderOutcomeUnknown(f"unreadable answer (HTTP {response.status_code})") from error

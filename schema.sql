@@ -1,0 +1,111 @@
+-- Loket schema for MySQL 8 / MariaDB 10.6+ (InnoDB, utf8mb4). Money is integer rupiah.
+-- Applied by `make db` (python -m db.apply), which creates the database if needed.
+-- The order matters only for foreign keys.
+
+CREATE TABLE IF NOT EXISTS produk (
+  id          INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  kode        VARCHAR(32)  NOT NULL,
+  nama        VARCHAR(100) NOT NULL,
+  kategori    VARCHAR(16)  NOT NULL,               -- pulsa, data, pln
+  harga       INT UNSIGNED NOT NULL,               -- what the reseller pays
+  nominal     INT UNSIGNED NOT NULL,               -- face value
+  deskripsi   VARCHAR(255) NOT NULL DEFAULT '',
+  aktif       BOOLEAN      NOT NULL DEFAULT TRUE,
+  UNIQUE KEY uq_produk_kode (kode)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS reseller (
+  id               INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  nama             VARCHAR(100) NOT NULL,
+  email            VARCHAR(190) NOT NULL,
+  hp               VARCHAR(20)  NULL,
+  saldo            BIGINT       NOT NULL DEFAULT 0,
+  api_key_hash     BINARY(32)   NOT NULL,            -- SHA-256 of the API key; the key itself is never stored
+  private_key_enc  VARBINARY(128) NOT NULL,          -- AES-256-GCM: 12-byte nonce || ciphertext || tag
+  callback_url     VARCHAR(500) NULL,
+  aktif            BOOLEAN      NOT NULL DEFAULT TRUE,
+  created_at       DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  UNIQUE KEY uq_reseller_email (email),
+  UNIQUE KEY uq_reseller_api_key (api_key_hash),
+  CONSTRAINT ck_reseller_saldo CHECK (saldo >= 0)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS purchase (
+  id              BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  reseller_id     INT UNSIGNED NOT NULL,
+  ref_id          VARCHAR(64)  NULL,                 -- the reseller's idempotency key
+  produk_id       INT UNSIGNED NOT NULL,
+  kode            VARCHAR(32)  NOT NULL,
+  nomor_tujuan    VARCHAR(20)  NOT NULL,
+  nominal         INT UNSIGNED NULL,
+  harga           INT UNSIGNED NOT NULL,
+  status          ENUM('pending','proses','sukses','gagal') NOT NULL DEFAULT 'pending',
+  provider_ref    CHAR(24)     NOT NULL,             -- the ref_id sent to the provider on every attempt
+  sn              VARCHAR(100) NULL,
+  hasil_eksekusi  VARCHAR(255) NULL,
+  provider_rc     VARCHAR(4)   NULL,
+  waktu           DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  updated_at      DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+  UNIQUE KEY uq_purchase_ref (reseller_id, ref_id),
+  UNIQUE KEY uq_purchase_provider_ref (provider_ref),
+  KEY ix_purchase_reseller (reseller_id, id),
+  KEY ix_purchase_status (status, id),
+  -- No foreign key to reseller on purpose: its shared lock on the reseller row, taken before the
+  -- debit's exclusive lock, would deadlock two concurrent purchases of one reseller.
+  CONSTRAINT fk_purchase_produk FOREIGN KEY (produk_id) REFERENCES produk (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Every change of a saldo is one row here; saldo always equals the sum of jumlah.
+CREATE TABLE IF NOT EXISTS ledger_entry (
+  id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  reseller_id  INT UNSIGNED NOT NULL,
+  jenis        ENUM('saldo_awal','deposit','pembelian','refund','koreksi') NOT NULL,
+  jumlah       BIGINT       NOT NULL,                -- signed: debits are negative
+  saldo_akhir  BIGINT       NOT NULL,
+  purchase_id  BIGINT UNSIGNED NULL,
+  keterangan   VARCHAR(255) NULL,
+  waktu        DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  -- a purchase is debited once and refunded at most once, whatever the code does
+  UNIQUE KEY uq_ledger_purchase (purchase_id, jenis),
+  KEY ix_ledger_reseller (reseller_id, id),
+  CONSTRAINT fk_ledger_reseller FOREIGN KEY (reseller_id) REFERENCES reseller (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Durable jobs: written in the same transaction as the change that needs them, pushed to Redis
+-- after commit, re-pushed by the relay in `clock` while the row exists and is due. The job
+-- deletes its row when its work is done.
+CREATE TABLE IF NOT EXISTS outbox (
+  id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  job_key     VARCHAR(64)  NOT NULL,                 -- e.g. purchase:42; one live job per subject
+  queue_name  VARCHAR(32)  NOT NULL,
+  actor_name  VARCHAR(64)  NOT NULL,
+  args        JSON         NOT NULL,
+  due_at      DATETIME(6)  NOT NULL,                 -- when the relay should push it again if still here
+  sent_at     DATETIME(6)  NULL,
+  attempts    INT UNSIGNED NOT NULL DEFAULT 0,
+  created_at  DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  UNIQUE KEY uq_outbox_job (job_key),
+  KEY ix_outbox_due (due_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The inbox: every verified webhook, stored before the 2xx, applied once by a worker.
+CREATE TABLE IF NOT EXISTS webhook_event (
+  id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  source       VARCHAR(16)  NOT NULL,                -- digiflazz, xendit, ...
+  event_key    CHAR(64)     NOT NULL,                -- unique per source: duplicates are recognised
+  reference    VARCHAR(64)  NULL,
+  payload      JSON         NOT NULL,
+  outcome      ENUM('received','applied','ignored','unmatched') NOT NULL DEFAULT 'received',
+  note         VARCHAR(255) NULL,
+  received_at  DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  handled_at   DATETIME(6)  NULL,
+  UNIQUE KEY uq_webhook_event (source, event_key),
+  KEY ix_webhook_outcome (outcome, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The demo products of ppob-api.md, with the codes the provider (and the simulator) knows.
+INSERT INTO produk (id, kode, nama, kategori, harga, nominal, deskripsi) VALUES
+  (1, 'pulsa10', 'Pulsa 10k', 'pulsa', 12000, 10000, 'Pulsa Reguler 10.000'),
+  (2, 'pulsa20', 'Pulsa 20k', 'pulsa', 22000, 20000, 'Pulsa Reguler 20.000'),
+  (3, 'pln50', 'Token Listrik 50k', 'pln', 51000, 50000, 'Token Listrik Prabayar 50.000')
+ON DUPLICATE KEY UPDATE nama = VALUES(nama);

@@ -1,0 +1,136 @@
+"""Simulator settings (read once from the environment) and the runtime config that starts from them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Startup settings of the simulator; the runtime config starts from these.
+
+    Attributes:
+        port: TCP port `python -m sim` listens on.
+        ppob_username: Digiflazz buyer username the sim accepts.
+        ppob_api_key: API key used in the request signature md5(username + api_key + ref_id).
+        ppob_webhook_secret: key of the HMAC-SHA1 that signs outbound callbacks.
+        callback_url: where callbacks are POSTed; empty string disables them.
+        latency_ms: sleep before answering every provider call.
+        error_rate: probability (0..1) of answering HTTP 503 without recording.
+        timeout_rate: probability (0..1) of recording the call, then hanging.
+        timeout_sleep_ms: how long a "hanging" call sleeps before answering.
+        pending_ms: how long a Pending transaction takes to reach its final state.
+        seed: seed of the random generator; None means non-deterministic.
+    """
+
+    port: int = 8100
+    ppob_username: str = "loket-dev"
+    ppob_api_key: str = "dev-loket-key"
+    ppob_webhook_secret: str = "dev-webhook-secret"
+    callback_url: str = "http://127.0.0.1:8000/webhooks/digiflazz"
+    latency_ms: int = 0
+    error_rate: float = 0.0
+    timeout_rate: float = 0.0
+    timeout_sleep_ms: int = 30000
+    pending_ms: int = 3000
+    seed: int | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables.
+
+        Args:
+            env: variables to read; defaults to os.environ. Unset (or, for
+                numbers, empty) variables keep the defaults.
+        """
+        src = os.environ if env is None else env
+        d = cls()
+
+        def num(name: str, default: float, kind: type) -> float:
+            raw = src.get(name, "").strip()
+            return kind(raw) if raw else default
+
+        seed_raw = src.get("SIM_SEED", "").strip()
+        return cls(
+            port=int(num("SIM_PORT", d.port, int)),
+            ppob_username=src.get("PPOB_USERNAME", d.ppob_username),
+            ppob_api_key=src.get("PPOB_API_KEY", d.ppob_api_key),
+            ppob_webhook_secret=src.get("PPOB_WEBHOOK_SECRET", d.ppob_webhook_secret),
+            callback_url=src.get("SIM_CALLBACK_URL", d.callback_url),
+            latency_ms=int(num("SIM_LATENCY_MS", d.latency_ms, int)),
+            error_rate=float(num("SIM_ERROR_RATE", d.error_rate, float)),
+            timeout_rate=float(num("SIM_TIMEOUT_RATE", d.timeout_rate, float)),
+            timeout_sleep_ms=int(num("SIM_TIMEOUT_SLEEP_MS", d.timeout_sleep_ms, int)),
+            pending_ms=int(num("SIM_PENDING_MS", d.pending_ms, int)),
+            seed=int(seed_raw) if seed_raw else None,
+        )
+
+
+class ConfigError(ValueError):
+    """A runtime-config update named unknown keys or had invalid values."""
+
+
+class SimConfig(BaseModel):
+    """Runtime config, changeable through POST /_sim/config.
+
+    Attributes:
+        latency_ms: sleep before answering every provider call.
+        error_rate: probability of an HTTP 503 without recording anything.
+        timeout_rate: probability of recording the call, then sleeping timeout_sleep_ms.
+        timeout_sleep_ms: how long a hanging call sleeps before answering.
+        fail_next: the next N calls get the 503.
+        timeout_next: the next N calls are recorded, then hang.
+        pending_ms: time from creation until a Pending record reaches its final state.
+        pending_check_resolves: if false, status checks keep answering Pending.
+        callback_url: default callback target; empty disables (a request's cb_url wins).
+        callback_on_create: also send an event 'create' callback for every new record.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    latency_ms: int = Field(0, ge=0)
+    error_rate: float = Field(0.0, ge=0.0, le=1.0)
+    timeout_rate: float = Field(0.0, ge=0.0, le=1.0)
+    timeout_sleep_ms: int = Field(30000, ge=0)
+    fail_next: int = Field(0, ge=0)
+    timeout_next: int = Field(0, ge=0)
+    pending_ms: int = Field(3000, ge=0)
+    pending_check_resolves: bool = True
+    callback_url: str = ""
+    callback_on_create: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SimConfig:
+        """Initial config.
+
+        Args:
+            settings: environment settings that supply the defaults.
+        """
+        return cls(
+            latency_ms=settings.latency_ms,
+            error_rate=settings.error_rate,
+            timeout_rate=settings.timeout_rate,
+            timeout_sleep_ms=settings.timeout_sleep_ms,
+            pending_ms=settings.pending_ms,
+            callback_url=settings.callback_url,
+        )
+
+    def merged(self, patch: Mapping[str, Any]) -> SimConfig:
+        """A copy with some keys replaced; raises ConfigError on unknown keys or invalid values.
+
+        Args:
+            patch: config keys and their new values.
+        """
+        unknown = sorted(set(patch) - set(SimConfig.model_fields))
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        try:
+            return SimConfig.model_validate({**self.model_dump(), **patch})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(problems) from exc

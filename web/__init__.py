@@ -1,0 +1,1 @@
+"""HTTP adapters only: parse, authorise, call the domain, format."""

@@ -1,0 +1,82 @@
+"""Reseller accounts: register, rotate keys, saldo, ledger, callback URL."""
+
+from __future__ import annotations
+
+from pymysql.constants import ER
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from core.security import ADMIN_LEVEL, hash_api_key, new_api_key, new_private_key
+from db import ledger, resellers
+from domain.ledger import post_entry
+from web.auth import reseller_of, staff_of
+from web.errors import ApiError
+from web.requests import parse_body, parse_query
+from web.schemas import CallbackRequest, PageQuery, RegisterRequest
+from web.views import ledger_view
+
+REGISTER_INFO = "API Key dan Private Key simpan baik-baik, hanya tampil saat register."
+ROTATE_INFO = "API Key dan Private Key telah diperbarui. Simpan baik-baik."
+
+
+def _new_keys(request: Request) -> tuple[str, str, bytes, bytes]:
+    api_key, private_key = new_api_key(), new_private_key()
+    return api_key, private_key, hash_api_key(api_key), request.app.state.key_box.seal(private_key)
+
+
+async def register(request: Request) -> JSONResponse:
+    body = await parse_body(request, RegisterRequest)
+    if body.saldo > 0:
+        staff = staff_of(request)
+        if staff is None or staff.role_level < ADMIN_LEVEL:
+            raise ApiError(403, "admin_required", "an opening saldo needs an admin token; money enters by deposit")
+    api_key, private_key, key_hash, sealed = _new_keys(request)
+    try:
+        async with request.app.state.engine.begin() as conn:
+            reseller_id = await resellers.insert(
+                conn,
+                nama=body.nama,
+                email=body.email,
+                hp=body.hp,
+                callback_url=body.callback_url,
+                api_key_hash=key_hash,
+                private_key_enc=sealed,
+            )
+            if body.saldo > 0:
+                await post_entry(conn, reseller_id, "saldo_awal", body.saldo, keterangan="saldo awal saat registrasi")
+    except IntegrityError as error:
+        if error.orig is not None and error.orig.args and error.orig.args[0] == ER.DUP_ENTRY:
+            raise ApiError(409, "email_taken", "User/email sudah terdaftar") from None
+        raise
+    return JSONResponse({"id": reseller_id, "api_key": api_key, "private_key": private_key, "info": REGISTER_INFO})
+
+
+async def generate_key(request: Request) -> JSONResponse:
+    api_key, private_key, key_hash, sealed = _new_keys(request)
+    async with request.app.state.engine.begin() as conn:
+        reseller = await reseller_of(conn, request)
+        await resellers.replace_keys(conn, reseller.id, key_hash, sealed)
+    return JSONResponse({"api_key": api_key, "private_key": private_key, "info": ROTATE_INFO})
+
+
+async def saldo(request: Request) -> JSONResponse:
+    async with request.app.state.engine.begin() as conn:
+        reseller = await reseller_of(conn, request)
+    return JSONResponse({"saldo": reseller.saldo})
+
+
+async def mutasi(request: Request) -> JSONResponse:
+    page = parse_query(request, PageQuery)
+    async with request.app.state.engine.begin() as conn:
+        reseller = await reseller_of(conn, request)
+        entries = await ledger.history(conn, reseller.id, page.limit, page.before_id)
+    return JSONResponse([ledger_view(e) for e in entries])
+
+
+async def set_callback(request: Request) -> JSONResponse:
+    body = await parse_body(request, CallbackRequest)
+    async with request.app.state.engine.begin() as conn:
+        reseller = await reseller_of(conn, request)
+        await resellers.set_callback_url(conn, reseller.id, body.callback_url)
+    return JSONResponse({"callback_url": body.callback_url})

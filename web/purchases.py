@@ -1,0 +1,107 @@
+"""Products and purchases: /produk, /beli, /status, /riwayat."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from db import products, purchases as purchase_queries, resellers
+from db.products import Product
+from domain import purchases
+from domain.ledger import InsufficientSaldo
+from web.auth import reseller_of
+from web.errors import ApiError
+from web.requests import parse_body, parse_query
+from web.schemas import BeliRequest, PageQuery, RefIdQuery
+from web.views import product_view, purchase_view
+from workers.enqueue import push_after_commit
+
+
+def _check_destination(product: Product, nomor_tujuan: str) -> None:
+    if product.kategori == "pln" and not 11 <= len(nomor_tujuan) <= 12:
+        raise ApiError(422, "invalid_input", "nomor_tujuan: a PLN meter/customer id has 11-12 digits")
+
+
+async def list_products(request: Request) -> JSONResponse:
+    async with request.app.state.engine.begin() as conn:
+        await reseller_of(conn, request)
+        found = await products.active(conn)
+    return JSONResponse([product_view(p) for p in found])
+
+
+async def buy(request: Request) -> JSONResponse:
+    body = await parse_body(request, BeliRequest)
+    state = request.app.state
+    try:
+        async with state.engine.begin() as conn:
+            reseller = await reseller_of(conn, request)
+            product = await products.active_by_id(conn, body.produk_id)
+            if product is None:
+                raise ApiError(404, "unknown_product", f"produk {body.produk_id} tidak ada atau tidak aktif")
+            _check_destination(product, body.nomor_tujuan)
+            accepted = await purchases.accept(
+                conn,
+                reseller_id=reseller.id,
+                product=product,
+                nomor_tujuan=body.nomor_tujuan,
+                nominal=body.nominal,
+                ref_id=body.ref_id,
+                lease_seconds=state.settings.outbox_lease_seconds,
+            )
+    except InsufficientSaldo:
+        raise ApiError(402, "insufficient_saldo", "saldo tidak cukup") from None
+    except purchases.DuplicateRefId:
+        return await _replay(request, reseller.id, body)
+    await push_after_commit(state.redis, [accepted.job])
+    return JSONResponse(
+        {"id": accepted.purchase_id, "ref_id": body.ref_id, "status": "pending", "harga": product.harga, "saldo": accepted.saldo}
+    )
+
+
+async def _replay(request: Request, reseller_id: int, body: BeliRequest) -> JSONResponse:
+    """The same ref_id again: the same purchase, nothing debited; a different body is a conflict."""
+    assert body.ref_id is not None
+    async with request.app.state.engine.begin() as conn:
+        try:
+            existing = await purchases.replay(
+                conn,
+                reseller_id=reseller_id,
+                ref_id=body.ref_id,
+                produk_id=body.produk_id,
+                nomor_tujuan=body.nomor_tujuan,
+                nominal=body.nominal,
+            )
+        except purchases.RefIdReused as reused:
+            raise ApiError(409, "ref_id_conflict", f"ref_id sudah dipakai untuk transaksi {reused.existing.id} dengan isi berbeda") from None
+        saldo = await resellers.saldo_of(conn, reseller_id)
+    if existing is None:  # the other request rolled back after all; the client may simply retry
+        raise ApiError(409, "ref_id_in_flight", "ref_id sedang diproses, coba lagi")
+    return JSONResponse({"id": existing.id, "ref_id": existing.ref_id, "status": existing.status, "harga": existing.harga, "saldo": saldo})
+
+
+async def status_by_id(request: Request) -> JSONResponse:
+    purchase_id = request.path_params["purchase_id"]
+    async with request.app.state.engine.begin() as conn:
+        reseller = await reseller_of(conn, request)
+        found = await purchase_queries.of_reseller(conn, reseller.id, purchase_id) if purchase_id < 2**63 else None
+    if found is None:
+        raise ApiError(404, "not_found", "transaksi tidak ditemukan")
+    return JSONResponse(purchase_view(found))
+
+
+async def status_by_ref(request: Request) -> JSONResponse:
+    query = parse_query(request, RefIdQuery)
+    async with request.app.state.engine.begin() as conn:
+        reseller = await reseller_of(conn, request)
+        found = await purchase_queries.by_ref_id(conn, reseller.id, query.ref_id)
+    if found is None:
+        raise ApiError(404, "not_found", "transaksi tidak ditemukan")
+    return JSONResponse(purchase_view(found))
+
+
+async def history(request: Request) -> JSONResponse:
+    page = parse_query(request, PageQuery)
+    async with request.app.state.engine.begin() as conn:
+        reseller = await reseller_of(conn, request)
+        found = await purchase_queries.history(conn, reseller.id, page.limit, page.before_id)
+    return JSONResponse([purchase_view(p) for p in found])

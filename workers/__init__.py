@@ -1,0 +1,1 @@
+"""Plumbing for background work: the broker, its middleware, enqueueing, the clock."""

@@ -1,0 +1,52 @@
+"""The broker and its middleware, assembled explicitly in one place."""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    AsyncIO,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from core.settings import Settings
+from workers.resources import ResourcesMiddleware
+
+
+def build_broker(settings: Settings) -> RedisBroker:
+    """A Redis broker for `settings.redis_url`.
+
+    Retries: transient failures (provider unreachable, database restarting) back off from 1 s to
+    5 min, long enough to ride out an outage; the outbox relay covers anything beyond.
+    heartbeat_timeout / maintenance_chance: how fast messages of a killed worker go back to
+    their queue (Dramatiq's maintenance runs on that share of a million broker calls).
+    """
+    broker = RedisBroker(
+        url=settings.redis_url,
+        heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+        maintenance_chance=settings.broker_maintenance_chance,
+        middleware=[
+            AgeLimit(),
+            TimeLimit(time_limit=120_000),
+            ShutdownNotifications(),
+            Callbacks(),
+            Pipelines(),
+            Retries(max_retries=200, min_backoff=1_000, max_backoff=300_000),
+            AsyncIO(),
+            CurrentMessage(),
+            ResourcesMiddleware(),
+        ],
+    )
+    return broker
+
+
+def setup_broker(settings: Settings) -> RedisBroker:
+    broker = build_broker(settings)
+    dramatiq.set_broker(broker)
+    return broker

@@ -1,0 +1,61 @@
+"""The clock process: the outbox relay (and, later, sweepers and scheduled jobs).
+
+`python -m workers.clock`. Safe to run more than one: rows are claimed with SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+
+from core.logs import setup_logging
+from core.settings import Settings, get_settings
+from db.engine import create_engine
+from workers.relay import relay_once
+
+log = logging.getLogger("loket.clock")
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    engine = create_engine(settings, pool_size=2)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        while not stop.is_set():
+            pushed = 0
+            try:
+                pushed = await relay_once(engine, redis, settings.outbox_lease_seconds)
+            except (RedisError, OSError, DBAPIError) as error:
+                # An outage of either store: the rows stay due and the next round tries again.
+                log.warning("relay round failed: %s", type(error).__name__)
+            if pushed == 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=settings.outbox_relay_interval)
+                except asyncio.TimeoutError:
+                    pass
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def main() -> None:
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    stop = asyncio.Event()
+
+    async def runner() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("clock started")
+        await run(settings, stop)
+
+    asyncio.run(runner())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Pushing jobs to Dramatiq's Redis queues from async code, without blocking the event loop.
+
+Dramatiq's own `send()` is a synchronous Redis call. Here the same two writes its enqueue script
+makes (the payload into `<queue>.msgs`, the id onto the list) go through redis.asyncio in one
+MULTI, so web handlers, async actors and the relay can all enqueue without stalling their loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import dramatiq
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from db.outbox import Job
+
+NAMESPACE = "dramatiq"
+log = logging.getLogger(__name__)
+
+
+def to_message(job: Job, delay_ms: int | None = None) -> dramatiq.Message:
+    queue_name = job.queue_name
+    options: dict[str, object] = {"redis_message_id": str(uuid.uuid4())}
+    if delay_ms is not None:
+        queue_name = f"{queue_name}.DQ"
+        options["eta"] = int(time.time() * 1000) + delay_ms
+    return dramatiq.Message(queue_name=queue_name, actor_name=job.actor_name, args=tuple(job.args), kwargs={}, options=options)
+
+
+async def push(redis: Redis, jobs: list[Job], delay_ms: int | None = None) -> None:
+    """Enqueue jobs; raises RedisError when Redis is unreachable.
+
+    delay_ms: run no sooner than this many milliseconds from now (Dramatiq's delay queue).
+    """
+    if not jobs:
+        return
+    async with redis.pipeline(transaction=True) as pipe:
+        for job in jobs:
+            message = to_message(job, delay_ms)
+            redis_id = message.options["redis_message_id"]
+            pipe.hset(f"{NAMESPACE}:{message.queue_name}.msgs", redis_id, message.encode())
+            pipe.rpush(f"{NAMESPACE}:{message.queue_name}", redis_id)
+        await pipe.execute()
+
+
+async def push_after_commit(redis: Redis, jobs: list[Job], delay_ms: int | None = None) -> bool:
+    """Enqueue jobs whose outbox rows are committed; on a Redis failure leave them to the relay.
+
+    Returns whether they were pushed. The caller's work is already durable, so a Redis outage
+    must not turn an accepted request into an error.
+    """
+    try:
+        await push(redis, jobs, delay_ms)
+        return True
+    except (RedisError, OSError) as error:
+        log.warning("enqueue deferred to the outbox relay: %s", type(error).__name__)
+        return False
+
+
+async def oldest_waiting_timestamp(redis: Redis, queue_name: str) -> float | None:
+    """Unix time at which the message at the head of a queue was created, None if it is empty."""
+    head = await redis.lindex(f"{NAMESPACE}:{queue_name}", 0)
+    if head is None:
+        return None
+    payload = await redis.hget(f"{NAMESPACE}:{queue_name}.msgs", head)
+    if payload is None:
+        return None
+    return dramatiq.Message.decode(payload).message_timestamp / 1000

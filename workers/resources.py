@@ -1,0 +1,78 @@
+"""Per-process clients for async actors: the database engine, Redis and the provider client.
+
+They are made on first use inside the worker's event loop thread (where every async actor runs)
+and closed before the loop stops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dramatiq
+import httpx
+from dramatiq.asyncio import get_event_loop_thread
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import Settings, get_settings
+from db.engine import create_engine
+from provider.digiflazz import DigiflazzClient
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    redis: Redis
+    http: httpx.AsyncClient
+    provider: DigiflazzClient
+
+    @classmethod
+    def create(cls, settings: Settings) -> "Resources":
+        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+        return cls(
+            settings=settings,
+            engine=create_engine(settings),
+            redis=Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
+            http=http,
+            provider=DigiflazzClient(
+                http,
+                settings.ppob_base_url,
+                settings.ppob_username,
+                settings.ppob_api_key,
+                settings.ppob_timeout_seconds,
+            ),
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+_resources: Resources | None = None
+
+
+def current() -> Resources:
+    """The process's resources; call only from code running on the worker's event loop."""
+    global _resources
+    if _resources is None:
+        _resources = Resources.create(get_settings())
+    return _resources
+
+
+def use(resources: Resources | None) -> None:
+    """Install resources made elsewhere (tests that run actors' bodies directly)."""
+    global _resources
+    _resources = resources
+
+
+class ResourcesMiddleware(dramatiq.Middleware):
+    """Closes the process's resources on its event loop before the loop stops."""
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        global _resources
+        loop_thread = get_event_loop_thread()
+        if _resources is not None and loop_thread is not None:
+            loop_thread.run_coroutine(_resources.close())
+        _resources = None
