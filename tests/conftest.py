@@ -1,0 +1,82 @@
+"""Test harness: real MariaDB and Redis, Loket's real processes, the local provider simulator.
+
+The machine's MariaDB (127.0.0.1:3306) and Redis (127.0.0.1:6379) serve every test; each stack
+gets its own database, and tests that stop a server start their own instance (tests/servers.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Settings for code imported into the test process itself (domain tests); before any import of them.
+os.environ.setdefault("DATABASE_URL", "mysql+aiomysql://root@127.0.0.1:3306/loket_test")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
+
+import pathlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import redis as sync_redis
+
+from core.security import issue_staff_token
+from db.apply import apply_schema
+from ops.stack import free_port
+from tests.harness import LoketStack, MariaDB, fast_env
+
+LOG_ROOT = pathlib.Path(__file__).resolve().parent.parent / ".run" / "tests"
+
+
+@pytest.fixture(scope="session")
+def db() -> MariaDB:
+    """The database that the in-process domain tests and the shared stack use."""
+    url = os.environ["DATABASE_URL"]
+    apply_schema(url, drop_first=True)
+    return MariaDB(url)
+
+
+@pytest.fixture(scope="session")
+def stack(db: MariaDB) -> Iterator[LoketStack]:
+    """One shared stack (sim, web, worker, clock) on the machine's Redis (database 9)."""
+    redis_url = os.environ["REDIS_URL"]
+    sync_redis.Redis.from_url(redis_url).flushdb()
+    loket = LoketStack.start(
+        name="shared", database_url=db.url, redis_url=redis_url, log_dir=LOG_ROOT / "shared", apply=False
+    )
+    yield loket
+    loket.stop()
+
+
+@pytest.fixture
+async def api(stack: LoketStack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the shared stack's web process; the simulator is reset for each test."""
+    async with httpx.AsyncClient(base_url=stack.web_url, timeout=30) as client:
+        await stack.reset_sim()
+        yield client
+
+
+@pytest.fixture(scope="session")
+def admin_token() -> str:
+    return issue_staff_token(fast_env()["JWT_SECRET"], "test-admin", 100)
+
+
+@pytest.fixture
+def make_stack(db: MariaDB) -> Iterator:
+    """Start a private stack: its own database, and whatever Redis URL the test gives it."""
+    started: list[LoketStack] = []
+
+    def start(redis_url: str, **options: object) -> LoketStack:
+        name = "t" + uuid.uuid4().hex[:8]
+        url = db.url.rsplit("/", 1)[0] + f"/loket_{name}"
+        loket = LoketStack.start(name=name, database_url=url, redis_url=redis_url, log_dir=LOG_ROOT / name, **options)
+        started.append(loket)
+        return loket
+
+    yield start
+    for loket in started:
+        loket.stop()
+        loket.db.drop()
+
+
+__all__ = ["free_port"]

@@ -1,0 +1,188 @@
+"""Building blocks of the tests: a Loket stack, a database handle, resellers, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pymysql
+from sqlalchemy.engine import make_url
+
+from db.apply import apply_schema
+from ops.stack import Stack, free_port
+
+
+def fast_env() -> dict[str, str]:
+    """Settings that make timers test-sized; everything else keeps its production meaning."""
+    return {
+        "JWT_SECRET": "test-jwt-secret-for-the-loket-suite",
+        "PPOB_RECHECK_SECONDS": "1",
+        "PPOB_TIMEOUT_SECONDS": "1.5",
+        "OUTBOX_LEASE_SECONDS": "3",
+        "OUTBOX_RELAY_INTERVAL": "0.5",
+        "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
+        "BROKER_MAINTENANCE_CHANCE": "100000",
+        "SIM_PENDING_MS": "800",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+class MariaDB:
+    """Synchronous access for assertions: what an operator would look at with a SQL client."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self._params = dict(
+            host=parsed.host or "127.0.0.1", port=parsed.port or 3306, user=parsed.username or "root", password=parsed.password or ""
+        )
+        self.name = parsed.database
+
+    def rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        conn = pymysql.connect(**self._params, database=self.name, autocommit=True, cursorclass=pymysql.cursors.DictCursor)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def value(self, sql: str, *args: Any) -> Any:
+        rows = self.rows(sql, *args)
+        return next(iter(rows[0].values())) if rows else None
+
+    def drop(self) -> None:
+        conn = pymysql.connect(**self._params, autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+        finally:
+            conn.close()
+
+    def ledger_matches_saldo(self, reseller_id: int) -> bool:
+        saldo = self.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id)
+        total = self.value("SELECT COALESCE(SUM(jumlah), 0) FROM ledger_entry WHERE reseller_id = %s", reseller_id)
+        return int(saldo) == int(total)
+
+
+@dataclass
+class LoketStack:
+    """The sim, web, worker and clock processes of one test environment."""
+
+    name: str
+    db: MariaDB
+    processes: Stack
+    web_url: str
+    sim_url: str
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        name: str,
+        database_url: str,
+        redis_url: str,
+        log_dir: Path,
+        apply: bool = True,
+        worker_processes: int = 1,
+        worker_threads: int = 8,
+        extra_env: dict[str, str] | None = None,
+    ) -> "LoketStack":
+        if apply:
+            apply_schema(database_url, drop_first=True)
+        web_port, sim_port = free_port(), free_port()
+        env = {
+            **fast_env(),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "PORT": str(web_port),
+            "PPOB_BASE_URL": f"http://127.0.0.1:{sim_port}/v1",
+            "SIM_PORT": str(sim_port),
+            "SIM_CALLBACK_URL": f"http://127.0.0.1:{web_port}/webhooks/digiflazz",
+            **(extra_env or {}),
+        }
+        processes = Stack(env=env, log_dir=log_dir)
+        try:
+            processes.start_sim(sim_port)
+            processes.start_web(web_port)
+            processes.start_worker(worker_processes, worker_threads)
+            processes.start_clock()
+        except Exception:
+            processes.stop()
+            raise
+        return cls(name, MariaDB(database_url), processes, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sim_port}")
+
+    def process(self, name: str):
+        return next(p for p in self.processes.processes if p.name == name and p.popen.poll() is None)
+
+    def stop(self) -> None:
+        self.processes.stop()
+
+    async def reset_sim(self, **config: Any) -> None:
+        async with httpx.AsyncClient(base_url=self.sim_url) as sim:
+            (await sim.post("/_sim/reset")).raise_for_status()
+            if config:
+                (await sim.post("/_sim/config", json=config)).raise_for_status()
+
+    async def configure_sim(self, **config: Any) -> None:
+        async with httpx.AsyncClient(base_url=self.sim_url) as sim:
+            (await sim.post("/_sim/config", json=config)).raise_for_status()
+
+    async def sim_transactions(self) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=self.sim_url) as sim:
+            return (await sim.get("/_sim/transactions")).json()
+
+
+@dataclass
+class Reseller:
+    id: int
+    api_key: str
+    private_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"x-api-key": self.api_key}
+
+
+_counter = 0
+
+
+async def register(api: httpx.AsyncClient, admin_token: str, saldo: int = 0) -> Reseller:
+    global _counter
+    _counter += 1
+    body = {"nama": "Toko Uji", "email": f"toko{time.time_ns()}{_counter}@uji.id", "saldo": saldo}
+    response = await api.post("/register", json=body, headers={"authorization": f"Bearer {admin_token}"})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    return Reseller(data["id"], data["api_key"], data["private_key"])
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+async def final_statuses(api: httpx.AsyncClient, reseller: Reseller, ids: list[int], timeout: float = 30) -> dict[int, dict]:
+    """Poll /status like a reseller until every purchase has ended; returns their status objects."""
+    ended: dict[int, dict] = {}
+
+    async def all_ended() -> bool:
+        for purchase_id in ids:
+            if purchase_id in ended:
+                continue
+            body = (await api.get(f"/status/{purchase_id}", headers=reseller.headers)).json()
+            if body["status"] in ("sukses", "gagal"):
+                ended[purchase_id] = body
+        return len(ended) == len(ids)
+
+    await wait_until(all_ended, timeout=timeout, every=0.3)
+    return ended
