@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from db.errors import is_duplicate_key
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.tables import webhook_event
@@ -22,19 +25,21 @@ class WebhookEvent:
 
 
 _INSERT = text(
-    "INSERT INTO webhook_event (source, event_key, reference, payload) "
-    "VALUES (:source, :event_key, :reference, :payload) "
-    "ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)"
+    "INSERT INTO webhook_event (source, event_key, reference, payload) VALUES (:source, :event_key, :reference, :payload)"
 )
 
 
-async def insert(conn: AsyncConnection, source: str, event_key: str, reference: str | None, payload: dict[str, Any]) -> tuple[int, bool]:
-    """Store an event once per (source, event_key); returns (id, whether it is new)."""
-    result = await conn.execute(
-        _INSERT, {"source": source, "event_key": event_key, "reference": reference, "payload": json.dumps(payload)}
-    )
-    # MySQL reports 1 affected row for an insert and 0 for a duplicate left unchanged.
-    return int(result.lastrowid), result.rowcount == 1
+async def insert(conn: AsyncConnection, source: str, event_key: str, reference: str | None, payload: dict[str, Any]) -> int | None:
+    """Store an event once per (source, event_key); returns its id, or None for a duplicate."""
+    try:
+        result = await conn.execute(
+            _INSERT, {"source": source, "event_key": event_key, "reference": reference, "payload": json.dumps(payload)}
+        )
+    except IntegrityError as error:
+        if is_duplicate_key(error):
+            return None
+        raise
+    return int(result.lastrowid)
 
 
 async def by_id(conn: AsyncConnection, event_id: int, *, for_update: bool = False) -> WebhookEvent | None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from pymysql.constants import ER
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import outbox
+from db.errors import is_duplicate_key
 from db import purchases as purchase_queries
 from db.outbox import Job
 from db.products import Product
@@ -88,7 +88,7 @@ async def accept(
     try:
         inserted = await conn.execute(_INSERT, values)
     except IntegrityError as error:
-        if error.orig is not None and error.orig.args and error.orig.args[0] == ER.DUP_ENTRY and ref_id is not None:
+        if is_duplicate_key(error) and ref_id is not None:
             raise DuplicateRefId() from error
         raise
     purchase_id = int(inserted.lastrowid)

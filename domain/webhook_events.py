@@ -28,8 +28,8 @@ async def receive(
     lease_seconds: int,
 ) -> Job | None:
     """Store a verified event and its apply job; None when the same event was stored before."""
-    event_id, is_new = await event_queries.insert(conn, source, event_key, reference, payload)
-    if not is_new:
+    event_id = await event_queries.insert(conn, source, event_key, reference, payload)
+    if event_id is None:
         return None
     job = apply_job(event_id)
     await outbox.add(conn, job, lease_seconds)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pymysql.constants import ER
 from sqlalchemy.exc import IntegrityError
+
+from db.errors import is_duplicate_key
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -46,7 +47,7 @@ async def register(request: Request) -> JSONResponse:
             if body.saldo > 0:
                 await post_entry(conn, reseller_id, "saldo_awal", body.saldo, keterangan="saldo awal saat registrasi")
     except IntegrityError as error:
-        if error.orig is not None and error.orig.args and error.orig.args[0] == ER.DUP_ENTRY:
+        if is_duplicate_key(error):
             raise ApiError(409, "email_taken", "User/email sudah terdaftar") from None
         raise
     return JSONResponse({"id": reseller_id, "api_key": api_key, "private_key": private_key, "info": REGISTER_INFO})

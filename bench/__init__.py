@@ -1,0 +1,1 @@
+"""Loket's throughput benchmark: `python -m bench.run` (see bench/README.md)."""

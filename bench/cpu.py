@@ -1,0 +1,91 @@
+"""CPU time of the processes that share the machine, read from /proc, per benchmark phase."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state is index 0)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system seconds of every live process in a process group (all their threads)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(entry.name)
+        if fields is not None and int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICK
+
+
+def pid_of(*names: str) -> int | None:
+    """The first process whose command name is one of `names` (e.g. mariadbd, redis-server)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = Path(f"/proc/{entry.name}/comm").read_text().strip()
+        except OSError:
+            continue
+        if comm in names:
+            return int(entry.name)
+    return None
+
+
+def children_cpu_seconds() -> float:
+    """CPU of this process's reaped children (wrk, the raw-DB client): read before and after."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class CpuMeter:
+    """Samples named process groups at the start and end of a phase.
+
+    groups: name -> process-group id (each Stack process leads its own group; MariaDB and Redis
+    are single processes, so their pid is their group for this purpose only if they lead one,
+    hence `pids` for those).
+    """
+
+    groups: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    _start: dict[str, float] = field(default_factory=dict)
+    _children: float = 0.0
+    _t0: float = 0.0
+
+    def _sample(self) -> dict[str, float]:
+        out = {name: group_cpu_seconds(pgid) for name, pgid in self.groups.items()}
+        for name, pid in self.pids.items():
+            fields = _stat_fields(pid)
+            out[name] = (int(fields[11]) + int(fields[12])) / _TICK if fields else 0.0
+        return out
+
+    def start(self) -> None:
+        self._start = self._sample()
+        self._children = children_cpu_seconds()
+        self._t0 = time.monotonic()
+
+    def stop(self, child_name: str) -> dict[str, float]:
+        """Per-process CPU over the phase as a percentage of one core (the machine has nproc*100%).
+
+        child_name: what to call the reaped child that ran during the phase (wrk, raw client).
+        """
+        wall = max(time.monotonic() - self._t0, 1e-9)
+        end = self._sample()
+        shares = {name: 100 * (end[name] - self._start.get(name, 0.0)) / wall for name in end}
+        shares[child_name] = 100 * (children_cpu_seconds() - self._children) / wall
+        return shares

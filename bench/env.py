@@ -1,0 +1,159 @@
+"""The benchmark's own Loket: a fresh `loket_bench` database, Redis db 5, and its processes."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pymysql
+import redis
+from sqlalchemy.engine import make_url
+
+from core.security import ADMIN_LEVEL, issue_staff_token
+from db.apply import apply_schema
+from ops.stack import Stack, free_port
+
+DATABASE_URL = "mysql+aiomysql://root@127.0.0.1:3306/loket_bench"
+REDIS_URL = "redis://127.0.0.1:6379/5"
+SALDO = 1_000_000_000_000  # the API's maximum: 83 million purchases of 12,000 each
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the stack runs with (the command line's stack options)."""
+
+    workers: int
+    threads: int
+    web_workers: int
+    provider_latency_ms: int
+
+
+class Database:
+    """Synchronous SQL on the benchmark database, for setup and measurement (not on the hot path)."""
+
+    def __init__(self, url: str = DATABASE_URL) -> None:
+        parsed = make_url(url)
+        self.name = parsed.database
+        self._params: dict[str, Any] = dict(
+            host=parsed.host or "127.0.0.1", port=parsed.port or 3306, user=parsed.username or "root", password=parsed.password or ""
+        )
+
+    def rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        conn = pymysql.connect(**self._params, database=self.name, autocommit=True, cursorclass=pymysql.cursors.DictCursor)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def one(self, sql: str, *args: Any) -> dict[str, Any]:
+        return self.rows(sql, *args)[0]
+
+    def server_variables(self, *names: str) -> dict[str, str]:
+        placeholders = ", ".join(["%s"] * len(names))
+        found = self.rows(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({placeholders})", *names)
+        return {row["Variable_name"]: row["Value"] for row in found}
+
+    def drop(self) -> None:
+        conn = pymysql.connect(**self._params, autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+        finally:
+            conn.close()
+
+
+@dataclass
+class BenchStack:
+    """sim, web, worker and clock on free ports, all pointing at loket_bench and Redis db 5."""
+
+    stack: Stack
+    web_url: str
+    sim_url: str
+    jwt_secret: str
+
+    @classmethod
+    def start(cls, options: Options, log_dir: Path) -> "BenchStack":
+        apply_schema(DATABASE_URL, drop_first=True)
+        flush_redis()
+        web_port, sim_port = free_port(), free_port()
+        jwt_secret = secrets.token_hex(32)
+        env = {
+            "DATABASE_URL": DATABASE_URL,
+            "REDIS_URL": REDIS_URL,
+            "PORT": str(web_port),
+            "JWT_SECRET": jwt_secret,
+            "PPOB_BASE_URL": f"http://127.0.0.1:{sim_port}/v1",
+            "SIM_PORT": str(sim_port),
+            "SIM_CALLBACK_URL": f"http://127.0.0.1:{web_port}/webhooks/digiflazz",
+            "SIM_LATENCY_MS": str(options.provider_latency_ms),
+            "LOG_LEVEL": "WARNING",
+            # Production timers: a purchase that is not final within these would be a finding.
+            "PPOB_RECHECK_SECONDS": "60",
+            "OUTBOX_LEASE_SECONDS": "60",
+            "WORKER_PROCESSES": str(options.workers),
+            "WORKER_THREADS": str(options.threads),
+        }
+        stack = Stack(env=env, log_dir=log_dir)
+        bench = cls(stack, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sim_port}", jwt_secret)
+        try:
+            stack.start_sim(sim_port)
+            stack.start_web(web_port, options.web_workers)
+            start_worker(stack, options.workers, options.threads)
+            stack.start_clock()
+        except BaseException:
+            stack.stop()
+            raise
+        return bench
+
+    def pgids(self) -> dict[str, int]:
+        """Process-group id of each running process (each was started in its own session)."""
+        return {p.name: p.popen.pid for p in self.stack.processes if p.popen.poll() is None}
+
+    def register(self, count: int, saldo: int = SALDO) -> list[str]:
+        """Register `count` resellers with an opening saldo through POST /register; their API keys."""
+        token = issue_staff_token(self.jwt_secret, "bench", ADMIN_LEVEL)
+        keys: list[str] = []
+        with httpx.Client(base_url=self.web_url, timeout=10) as api:
+            for n in range(count):
+                body = {"nama": f"Bench {n}", "email": f"bench{n}.{time.time_ns()}@bench.id", "saldo": saldo}
+                response = api.post("/register", json=body, headers={"authorization": f"Bearer {token}"})
+                if response.status_code != 200:
+                    raise RuntimeError(f"register failed: {response.status_code} {response.text}")
+                keys.append(response.json()["api_key"])
+        return keys
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+
+def start_worker(stack: Stack, processes: int, threads: int) -> None:
+    """Start dramatiq and wait until every worker process consumes from Redis.
+
+    Stack.start_worker waits for dramatiq's "ready" log line, which LOG_LEVEL=WARNING hides,
+    so readiness is read from the broker's heartbeats instead.
+    """
+    from ops.stack import worker_command
+
+    stack.start("worker", worker_command(processes, threads), timeout=0.5) if False else None
+    process = stack.start("worker", worker_command(processes, threads), ready="\x00never\x00", timeout=0) if False else None
+    del process
+    _start_and_wait_for_heartbeats(stack, worker_command(processes, threads), processes)
+
+
+def _start_and_wait_for_heartbeats(stack: Stack, command: list[str], processes: int, timeout: float = 60) -> None:
+    raise NotImplementedError
+
+
+def flush_redis() -> None:
+    """Empty Redis db 5 only: other databases belong to other users of this Redis."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    finally:
+        client.close()

@@ -1,0 +1,102 @@
+"""Nothing accepted is lost: a worker killed mid-purchase, Redis lost and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.harness import LoketStack, final_statuses, register, wait_until
+from tests.servers import RedisServer
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def assert_each_charged_once(loket: LoketStack, reseller_id: int, ended: dict[int, dict]) -> None:
+    for purchase_id, status in ended.items():
+        entries = loket.db.rows("SELECT jenis FROM ledger_entry WHERE purchase_id = %s ORDER BY id", purchase_id)
+        expected = ["pembelian"] if status["status"] == "sukses" else ["pembelian", "refund"]
+        assert [e["jenis"] for e in entries] == expected, (purchase_id, entries)
+    assert loket.db.ledger_matches_saldo(reseller_id)
+    assert loket.db.value("SELECT COUNT(*) FROM outbox") == 0
+
+
+async def test_worker_killed_mid_purchase_the_purchases_still_end_charged_once(make_stack, private_redis, admin_token):
+    loket: LoketStack = make_stack(private_redis.url, worker_threads=8)
+    await loket.reset_sim(latency_ms=2000)  # every provider call is in flight for 2 s
+    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
+        reseller = await register(api, admin_token, saldo=1_000_000)
+        responses = await asyncio.gather(
+            *(api.post("/beli", json={"produk_id": 1, "nomor_tujuan": f"0813000{i:05d}"}, headers=reseller.headers) for i in range(12))
+        )
+        ids = [r.json()["id"] for r in responses]
+
+        async def in_flight() -> bool:
+            return loket.db.value("SELECT COUNT(*) FROM purchase WHERE status = 'proses'") >= 4
+
+        await wait_until(in_flight, timeout=10, every=0.05)
+        loket.process("worker").kill(signal.SIGKILL)
+        assert loket.db.value("SELECT COUNT(*) FROM purchase WHERE status IN ('pending', 'proses')") > 0
+        await loket.reset_sim()  # the provider is fast again; it keeps what it has already sold
+        loket.processes.start_worker(1, 8)
+
+        ended = await final_statuses(api, reseller, ids, timeout=60)
+        assert {s["status"] for s in ended.values()} == {"sukses"}
+        assert_each_charged_once(loket, reseller.id, ended)
+        # The provider sold each purchase once: one record per ref_id, one per purchase.
+        refs = {t["ref_id"] for t in await loket.sim_transactions()}
+        assert len(refs) == 12
+        assert refs == {r["provider_ref"] for r in loket.db.rows("SELECT provider_ref FROM purchase")}
+
+
+async def test_redis_lost_while_accepting_then_back_nothing_is_lost(make_stack, private_redis, admin_token):
+    loket: LoketStack = make_stack(private_redis.url)
+    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
+        reseller = await register(api, admin_token, saldo=1_000_000)
+
+        async def buy_many(prefix: str, count: int) -> list[int]:
+            responses = await asyncio.gather(
+                *(api.post("/beli", json={"produk_id": 1, "nomor_tujuan": f"{prefix}{i:05d}"}, headers=reseller.headers) for i in range(count))
+            )
+            assert [r.status_code for r in responses] == [200] * count, [r.text for r in responses if r.status_code != 200]
+            return [r.json()["id"] for r in responses]
+
+        before = await buy_many("0814000", 10)
+        private_redis.stop()
+        during = await buy_many("0814111", 20)  # accepted: MySQL has them, Redis has nothing
+        ready = await api.get("/ready")
+        assert ready.status_code == 503 and ready.json()["checks"]["redis"].startswith("down")
+        await asyncio.sleep(1)
+        private_redis.start()  # empty: whatever was queued is gone
+
+        ended = await final_statuses(api, reseller, before + during, timeout=60)
+        assert {s["status"] for s in ended.values()} == {"sukses"}
+        assert_each_charged_once(loket, reseller.id, ended)
+
+
+async def test_crash_between_commit_and_enqueue_is_covered_by_the_relay(make_stack, private_redis, admin_token):
+    """A purchase committed with no message anywhere (as if the web process died right after COMMIT)."""
+    loket: LoketStack = make_stack(private_redis.url)
+    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
+        reseller = await register(api, admin_token, saldo=100_000)
+        private_redis.stop()
+        purchase = (await api.post("/beli", json={"produk_id": 2, "nomor_tujuan": "081500000001"}, headers=reseller.headers)).json()
+        loket.process("web").kill(signal.SIGKILL)
+        private_redis.start()
+        assert loket.db.value("SELECT COUNT(*) FROM outbox WHERE job_key = %s", f"purchase:{purchase['id']}") == 1
+
+        async def ended() -> bool:
+            return loket.db.value("SELECT status FROM purchase WHERE id = %s", purchase["id"]) == "sukses"
+
+        await wait_until(ended, timeout=30)
+        assert loket.db.value("SELECT saldo FROM reseller WHERE id = %s", reseller.id) == 78_000
+        assert loket.db.ledger_matches_saldo(reseller.id)
