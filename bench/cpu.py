@@ -32,6 +32,12 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / _TICK
 
 
+def pid_cpu_seconds(pid: int | None) -> float:
+    """User + system seconds of one process (all its threads); 0 if it is gone."""
+    fields = _stat_fields(pid) if pid is not None else None
+    return (int(fields[11]) + int(fields[12])) / _TICK if fields else 0.0
+
+
 def pid_of(*names: str) -> int | None:
     """The first process whose command name is one of `names` (e.g. mariadbd, redis-server)."""
     for entry in os.scandir("/proc"):
@@ -70,8 +76,7 @@ class CpuMeter:
     def _sample(self) -> dict[str, float]:
         out = {name: group_cpu_seconds(pgid) for name, pgid in self.groups.items()}
         for name, pid in self.pids.items():
-            fields = _stat_fields(pid)
-            out[name] = (int(fields[11]) + int(fields[12])) / _TICK if fields else 0.0
+            out[name] = pid_cpu_seconds(pid)
         return out
 
     def start(self) -> None:

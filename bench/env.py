@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from core.security import ADMIN_LEVEL, issue_staff_token
 from db.apply import apply_schema
-from ops.stack import Stack, free_port
+from ops.stack import Stack, free_port, worker_command
 
 DATABASE_URL = "mysql+aiomysql://root@127.0.0.1:3306/loket_bench"
 REDIS_URL = "redis://127.0.0.1:6379/5"
@@ -42,8 +43,9 @@ class Database:
             host=parsed.host or "127.0.0.1", port=parsed.port or 3306, user=parsed.username or "root", password=parsed.password or ""
         )
 
-    def rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        conn = pymysql.connect(**self._params, database=self.name, autocommit=True, cursorclass=pymysql.cursors.DictCursor)
+    def rows(self, sql: str, *args: Any, in_database: bool = True) -> list[dict[str, Any]]:
+        database = {"database": self.name} if in_database else {}
+        conn = pymysql.connect(**self._params, **database, autocommit=True, cursorclass=pymysql.cursors.DictCursor)
         try:
             with conn.cursor() as cur:
                 cur.execute(sql, args)
@@ -56,7 +58,7 @@ class Database:
 
     def server_variables(self, *names: str) -> dict[str, str]:
         placeholders = ", ".join(["%s"] * len(names))
-        found = self.rows(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({placeholders})", *names)
+        found = self.rows(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({placeholders})", *names, in_database=False)
         return {row["Variable_name"]: row["Value"] for row in found}
 
     def drop(self) -> None:
@@ -105,7 +107,7 @@ class BenchStack:
             stack.start_sim(sim_port)
             stack.start_web(web_port, options.web_workers)
             start_worker(stack, options.workers, options.threads)
-            stack.start_clock()
+            start_clock(stack)
         except BaseException:
             stack.stop()
             raise
@@ -132,22 +134,36 @@ class BenchStack:
         self.stack.stop()
 
 
-def start_worker(stack: Stack, processes: int, threads: int) -> None:
-    """Start dramatiq and wait until every worker process consumes from Redis.
+def start_worker(stack: Stack, processes: int, threads: int, timeout: float = 60) -> None:
+    """Start dramatiq and wait until each of its worker processes has consumed from Redis once.
 
-    Stack.start_worker waits for dramatiq's "ready" log line, which LOG_LEVEL=WARNING hides,
-    so readiness is read from the broker's heartbeats instead.
+    Stack.start_worker waits for dramatiq's "ready" log line, which LOG_LEVEL=WARNING hides, so
+    readiness is read from the broker's heartbeat set (one member per worker process) instead.
     """
-    from ops.stack import worker_command
+    # The main process logs this with its own handler, before any worker process exists.
+    process = stack.start("worker", worker_command(processes, threads), ready="is booting up")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        deadline = time.monotonic() + timeout
+        while client.zcard("dramatiq:__heartbeats__") < processes:
+            if process.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dramatiq not consuming after {timeout}s:\n{process.log()[-3000:]}")
+            time.sleep(0.2)
+    finally:
+        client.close()
 
-    stack.start("worker", worker_command(processes, threads), timeout=0.5) if False else None
-    process = stack.start("worker", worker_command(processes, threads), ready="\x00never\x00", timeout=0) if False else None
-    del process
-    _start_and_wait_for_heartbeats(stack, worker_command(processes, threads), processes)
 
+def start_clock(stack: Stack) -> None:
+    """Start workers.clock; like the worker's, its "clock started" line is INFO and hidden at WARNING.
 
-def _start_and_wait_for_heartbeats(stack: Stack, command: list[str], processes: int, timeout: float = 60) -> None:
-    raise NotImplementedError
+    The marker is printed just before clock.main(), which connects lazily, so a clock that
+    cannot reach MariaDB or Redis shows up as warnings in its log (scanned after the run).
+    """
+    code = "print('bench: clock starting', flush=True); from workers.clock import main; main()"
+    process = stack.start("clock", [sys.executable, "-c", code], ready="bench: clock starting")
+    time.sleep(1)
+    if process.popen.poll() is not None:
+        raise RuntimeError(f"clock exited with {process.popen.returncode}:\n{process.log()[-3000:]}")
 
 
 def flush_redis() -> None:

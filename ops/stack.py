@@ -65,7 +65,9 @@ class Process:
 
     def stop(self, timeout: float = 15) -> None:
         if self.popen.poll() is None:
-            self.kill(signal.SIGTERM)
+            # Only the leader: dramatiq forwards SIGTERM to its children itself, and a second
+            # one from the group signal makes them skip the clean shutdown.
+            self.popen.send_signal(signal.SIGTERM)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:

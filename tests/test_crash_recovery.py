@@ -30,7 +30,7 @@ def assert_each_charged_once(loket: LoketStack, reseller_id: int, ended: dict[in
     assert loket.db.value("SELECT COUNT(*) FROM outbox") == 0
 
 
-async def test_worker_killed_mid_purchase_the_purchases_still_end_charged_once(make_stack, private_redis, admin_token):
+async def test_worker_killed_mid_purchase_the_purchases_still_end_charged_once(private_redis, make_stack, admin_token):
     loket: LoketStack = make_stack(private_redis.url, worker_threads=8)
     await loket.reset_sim(latency_ms=2000)  # every provider call is in flight for 2 s
     async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
@@ -58,7 +58,7 @@ async def test_worker_killed_mid_purchase_the_purchases_still_end_charged_once(m
         assert refs == {r["provider_ref"] for r in loket.db.rows("SELECT provider_ref FROM purchase")}
 
 
-async def test_redis_lost_while_accepting_then_back_nothing_is_lost(make_stack, private_redis, admin_token):
+async def test_redis_lost_while_accepting_then_back_nothing_is_lost(private_redis, make_stack, admin_token):
     loket: LoketStack = make_stack(private_redis.url)
     async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
         reseller = await register(api, admin_token, saldo=1_000_000)
@@ -83,7 +83,7 @@ async def test_redis_lost_while_accepting_then_back_nothing_is_lost(make_stack, 
         assert_each_charged_once(loket, reseller.id, ended)
 
 
-async def test_crash_between_commit_and_enqueue_is_covered_by_the_relay(make_stack, private_redis, admin_token):
+async def test_crash_between_commit_and_enqueue_is_covered_by_the_relay(private_redis, make_stack, admin_token):
     """A purchase committed with no message anywhere (as if the web process died right after COMMIT)."""
     loket: LoketStack = make_stack(private_redis.url)
     async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:

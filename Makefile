@@ -1,0 +1,33 @@
+# Loket: `make run` sets up and runs everything locally; `make test` runs the tests.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test db venv bench token clean
+
+$(VENV)/.installed: requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON))"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+db: venv
+	$(PY) -m db.apply
+
+run: db
+	$(PY) -m ops.run
+
+test: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: db
+	$(PY) -m bench.run
+
+token: venv
+	@$(PY) -m ops.token $(ARGS)
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache

@@ -1,0 +1,148 @@
+"""The accept path's transaction without the web layer: the ceiling the /beli figures are set against.
+
+`python -m bench.raw_db --duration 10 --tasks 64 < keys.json` runs, in its own process, `tasks`
+concurrent loops of exactly what POST /beli does inside its transaction (SELECT reseller by
+api_key_hash, SELECT product, domain.purchases.accept: INSERT purchase, conditional saldo
+UPDATE, INSERT ledger_entry ... RETURNING, INSERT outbox, COMMIT) through an engine built by
+db/engine.py with the web's settings, and prints one JSON line. Not included: HTTP, JSON,
+validation, and the Redis push after commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import uvloop
+
+from bench.cpu import pid_cpu_seconds, pid_of
+from core.security import hash_api_key
+from core.settings import get_settings
+from db import products, resellers
+from db.engine import create_engine
+from domain import purchases
+
+
+@dataclass(frozen=True)
+class RawResult:
+    """Committed accept transactions per second, their latency, and the client's own CPU."""
+
+    commits: int
+    errors: int
+    seconds: float
+    latency_ms: dict[str, float]
+    pool: str
+    client_cpu_pct: float
+    mariadb_cpu_pct: float
+    first_error: str | None
+
+    @property
+    def per_second(self) -> float:
+        return self.commits / self.seconds
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _loop(engine, key_hash: bytes, tag: str, n: int, lease: int, stop_at: float, out: dict) -> None:  # noqa: ANN001
+    count = 0
+    while time.monotonic() < stop_at:
+        count += 1
+        started = time.perf_counter()
+        try:
+            async with engine.begin() as conn:
+                reseller = await resellers.by_api_key_hash(conn, key_hash)
+                product = await products.active_by_id(conn, 1)
+                assert reseller is not None and product is not None
+                await purchases.accept(
+                    conn,
+                    reseller_id=reseller.id,
+                    product=product,
+                    nomor_tujuan=f"0813{n}{count:07d}0",
+                    nominal=None,
+                    ref_id=f"{tag}-{n}-{count}",
+                    lease_seconds=lease,
+                )
+        except Exception as error:  # a failed transaction is counted and shown, not fatal
+            out["errors"] += 1
+            out["first_error"] = out["first_error"] or repr(error)[:300]
+            continue
+        out["latencies"].append(time.perf_counter() - started)
+
+
+async def run(keys: list[str], tasks: int, duration: float, tag: str) -> dict:
+    """Run `tasks` loops for `duration` seconds; task i uses keys[i % len(keys)]."""
+    settings = get_settings()
+    engine = create_engine(settings)
+    out: dict = {"errors": 0, "first_error": None, "latencies": []}
+    hashes = [hash_api_key(key) for key in keys]
+    try:
+        # Open the pool's connections first so that connecting is not part of the measurement.
+        warm = [await engine.connect() for _ in range(min(tasks, settings.db_pool_size))]
+        for conn in warm:
+            await conn.close()
+        mariadb = pid_of("mariadbd", "mysqld")
+        cpu_before, db_before = _own_cpu_seconds(), pid_cpu_seconds(mariadb)
+        started = time.monotonic()
+        stop_at = started + duration
+        await asyncio.gather(
+            *(_loop(engine, hashes[i % len(hashes)], tag, i, settings.outbox_lease_seconds, stop_at, out) for i in range(tasks))
+        )
+        elapsed = time.monotonic() - started
+        cpu, db_cpu = _own_cpu_seconds() - cpu_before, pid_cpu_seconds(mariadb) - db_before
+        pool = f"{engine.pool.size()}+{engine.pool._max_overflow}"  # noqa: SLF001 (reporting only)
+    finally:
+        await engine.dispose()
+    lat = sorted(out["latencies"])
+
+    def pct(p: float) -> float:
+        return 1000 * lat[min(len(lat) - 1, int(p * len(lat)))] if lat else 0.0
+
+    return {
+        "commits": len(lat), "errors": out["errors"], "seconds": elapsed, "cpu_s": cpu, "db_cpu_s": db_cpu, "pool": pool, "first_error": out["first_error"],
+        "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": 1000 * lat[-1] if lat else 0.0},
+    }  # fmt: skip
+
+
+def run_process(keys: list[str], tasks: int, duration: float, tag: str, env: dict[str, str]) -> RawResult:
+    """Run this module in a child process (so its CPU is its own) and read its JSON line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.raw_db", "--tasks", str(tasks), "--duration", str(duration), "--tag", tag],
+        input=json.dumps(keys), capture_output=True, text=True, env={**os.environ, **env}, timeout=duration + 120,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"raw_db exited with {done.returncode}:\n{done.stderr[-3000:]}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return RawResult(
+        commits=data["commits"],
+        errors=data["errors"],
+        seconds=data["seconds"],
+        latency_ms=data["latency_ms"],
+        pool=data["pool"],
+        client_cpu_pct=100 * data["cpu_s"] / data["seconds"],
+        mariadb_cpu_pct=100 * data["db_cpu_s"] / data["seconds"],
+        first_error=data["first_error"],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--tag", default="raw")
+    args = parser.parse_args()
+    keys = json.loads(sys.stdin.read())
+    print(json.dumps(uvloop.run(run(keys, args.tasks, args.duration, args.tag))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""The summary: one markdown table per run, printed and written to bench/results/latest.md."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.drain import Completion
+from bench.load import LoadResult
+from bench.raw_db import RawResult
+
+CPU_ORDER = ("wrk", "web", "worker", "clock", "sim", "mariadb", "redis")
+
+
+@dataclass(frozen=True)
+class WebPhase:
+    """One wrk run against POST /beli and the completion of what it bought."""
+
+    label: str
+    load: LoadResult
+    completion: Completion
+    cpu_accept: dict[str, float]
+    cpu_drain: dict[str, float]
+
+
+@dataclass
+class Run:
+    """Everything the summary shows."""
+
+    settings: dict[str, str]
+    web: list[WebPhase] = field(default_factory=list)
+    raw: list[tuple[str, RawResult]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def machine() -> dict[str, str]:
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")),
+        platform.processor() or "unknown",
+    )
+    now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    return {"nproc": str(os.cpu_count()), "cpu": model, "date": now}
+
+
+def _share(value: float, limit: float | None) -> str:
+    return f" ({100 * value / limit:.0f}% of raw)" if limit else ""
+
+
+def _cpu(shares: dict[str, float]) -> str:
+    names = [n for n in CPU_ORDER if n in shares] + sorted(n for n in shares if n not in CPU_ORDER)
+    return " · ".join(f"{n} {shares[n]:.0f}" for n in names)
+
+
+def _ms(values: dict[str, float], keys: tuple[str, ...]) -> str:
+    return " / ".join(f"{values[k]:.1f}" for k in keys)
+
+
+def _raw_limit(run: Run, phase: WebPhase) -> RawResult | None:
+    """The raw figure that matches a web phase: the hot row against the hot row, else the spread one."""
+    hot = "hot" in phase.label
+    return next((r for label, r in run.raw if ("hot" in label) == hot), None)
+
+
+def render(run: Run) -> str:
+    """The summary as markdown: machine, settings, the table, then every problem seen."""
+    info = machine()
+    lines = [
+        "# Loket benchmark: POST /beli",
+        "",
+        f"Machine: {info['nproc']} cores, {info['cpu']}; {info['date']}. Load generator, web, workers, MariaDB "
+        "and Redis all share these cores.",
+        "",
+        "Settings: " + ", ".join(f"{k}={v}" for k, v in run.settings.items()),
+        "",
+    ]
+    header = ["figure"] + [p.label for p in run.web]
+    rows: list[list[str]] = []
+
+    def row(name: str, cells: list[str]) -> None:
+        rows.append([name, *cells])
+
+    limits = [_raw_limit(run, p) for p in run.web]
+    limit_tps = [lim.per_second if lim else None for lim in limits]
+    row("accepted /s (HTTP 200)", [f"{p.load.ok_per_second:.1f}{_share(p.load.ok_per_second, t)}" for p, t in zip(run.web, limit_tps)])
+    row("HTTP 200 / non-200 / socket errors", [f"{p.load.ok} / {p.load.not_ok} / {sum(p.load.socket_errors.values())}" for p in run.web])
+    row("accept latency p50 / p90 / p99 / max ms", [_ms(p.load.latency_ms, ("p50", "p90", "p99", "max")) for p in run.web])
+    row(
+        "completed /s (first accept -> last final)",
+        [f"{p.completion.completed_per_second:.1f}{_share(p.completion.completed_per_second, t)}" for p, t in zip(run.web, limit_tps)],
+    )
+    row(
+        "worker drain /s after accepts stopped",
+        [f"{p.completion.drain_per_second:.1f} ({p.completion.drained} in {p.completion.drain_s:.1f}s)" for p in run.web],
+    )
+    row("accept -> final p50 / p99 / max ms", [_ms(p.completion.latency_ms, ("p50", "p99", "max")) for p in run.web])
+    row(
+        "purchases final / in DB (sukses, gagal)",
+        [f"{c.final} / {c.rows} ({c.sukses}, {c.gagal})" + (" TIMED OUT" if c.timed_out else "") for c in (p.completion for p in run.web)],
+    )
+    row("raw DB commits /s, same transaction, no web", [f"{lim.per_second:.1f}" if lim else "-" for lim in limits])
+    row("raw DB latency p50 / p99 / max ms", [_ms(lim.latency_ms, ("p50", "p99", "max")) if lim else "-" for lim in limits])
+    row("CPU % of one core, accept phase", [_cpu(p.cpu_accept) for p in run.web])
+    row("CPU % of one core, drain phase", [_cpu(p.cpu_drain) for p in run.web])
+    row(
+        "CPU % of one core, raw phase",
+        [f"raw client {lim.client_cpu_pct:.0f} · mariadb {lim.mariadb_cpu_pct:.0f}" if lim else "-" for lim in limits],
+    )
+    table = [header, ["---"] * len(header), *rows]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table]
+    lines += ["", "Raw runs (no web layer; the web stack was stopped):", ""]
+    for label, raw in run.raw:
+        lines.append(
+            f"- {label}: {raw.per_second:.1f} commits/s ({raw.commits} in {raw.seconds:.1f}s, {raw.errors} errors, "
+            f"pool {raw.pool}), latency p50/p90/p99/max {_ms(raw.latency_ms, ('p50', 'p90', 'p99', 'max'))} ms"
+            + (f"; first error: {raw.first_error}" if raw.first_error else "")
+        )
+    lines += ["", "Problems seen:" if run.problems else "Problems seen: none.", ""]
+    lines += [f"- {p}" for p in run.problems]
+    return "\n".join(lines) + "\n"
+
+
+def write(run: Run, path: Path) -> None:
+    """Write the markdown summary and, next to it, the same figures as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(run))
+    figures = {
+        "machine": machine(),
+        "settings": run.settings,
+        "web": [
+            {"label": p.label, "accepted_per_s": p.load.ok_per_second, "statuses": p.load.statuses,
+             "accept_latency_ms": p.load.latency_ms, "completed_per_s": p.completion.completed_per_second,
+             "drain_per_s": p.completion.drain_per_second, "final_latency_ms": p.completion.latency_ms,
+             "rows": p.completion.rows, "final": p.completion.final, "cpu_accept": p.cpu_accept, "cpu_drain": p.cpu_drain}
+            for p in run.web
+        ],
+        "raw": [{"label": label, "per_s": r.per_second, "latency_ms": r.latency_ms, "errors": r.errors} for label, r in run.raw],
+        "problems": run.problems,
+    }  # fmt: skip
+    path.with_suffix(".json").write_text(json.dumps(figures, indent=2))

@@ -1,0 +1,199 @@
+"""Benchmark POST /beli end to end: `python -m bench.run [--duration 15] [--connections 64] ...`.
+
+Phases: start a private stack (loket_bench, Redis db 5); a short warm-up; wrk with one reseller
+per connection; wrk with every connection on ONE reseller (the hot saldo row); each followed by
+waiting until all its purchases are final. Then the stack is stopped and the same transaction is
+run straight against MariaDB (bench.raw_db) for the ceiling. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import redis
+
+from bench import drain, report
+from bench.cpu import CpuMeter, pid_of
+from bench.env import DATABASE_URL, REDIS_URL, BenchStack, Database, Options, flush_redis
+from bench.load import run_wrk, wrk_available, write_script
+from bench.raw_db import run_process
+from core.settings import get_settings
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+WARMUP_SECONDS = 2
+LOG_LINES_SHOWN = 5
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Benchmark Loket's POST /beli (accept and completion).")
+    p.add_argument("--duration", type=float, default=15, help="seconds of each load phase (default 15)")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections, also raw-DB tasks (default 64)")
+    p.add_argument("--provider-latency-ms", type=int, default=0, help="simulator delay per provider call")
+    p.add_argument("--workers", type=int, default=2, help="dramatiq worker processes (default 2)")
+    p.add_argument("--threads", type=int, default=32, help="threads per dramatiq process (default 32)")
+    p.add_argument("--web-workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    p.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2, one per core)")
+    p.add_argument("--drain-timeout", type=float, default=600, help="max seconds to wait for purchases to end")
+    p.add_argument("--no-hot", action="store_true", help="skip the one-reseller (hot row) phases")
+    p.add_argument("--keep", action="store_true", help="keep loket_bench and Redis db 5 afterwards")
+    return p.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: list[str], tag: str, label: str,
+              duration: float, log_dir: Path) -> report.WebPhase:  # fmt: skip
+    """One wrk run, then wait until everything it bought is final."""
+    threads = max(1, min(args.wrk_threads, args.connections))
+    after = drain.last_purchase_id(db)
+    script = write_script(log_dir / f"{tag}.lua", keys, tag, threads)
+    meter = CpuMeter(groups=bench.pgids(), pids={"mariadb": pid_of("mariadbd", "mysqld") or 0, "redis": pid_of("redis-server") or 0})
+    say(f"[{label}] wrk -c {args.connections} -t {threads} for {duration:.0f}s over {len(keys)} reseller key(s)")
+    meter.start()
+    load = run_wrk(bench.web_url, script, connections=args.connections, threads=threads, duration=duration, log=log_dir / f"{tag}.wrk.txt")
+    cpu_accept = meter.stop("wrk")
+    say(f"  {load.ok} x 200 ({load.ok_per_second:.1f}/s), {load.not_ok} non-200 {load.statuses}, "
+        f"latency p50/p90/p99/max {load.latency_ms['p50']:.1f}/{load.latency_ms['p90']:.1f}/"
+        f"{load.latency_ms['p99']:.1f}/{load.latency_ms['max']:.1f} ms")  # fmt: skip
+    for sample in load.samples:
+        say(f"  non-200: {sample}")
+    meter.start()
+    waited, timed_out = drain.wait_final(db, after, args.drain_timeout, progress=say)
+    cpu_drain = meter.stop("wrk")
+    completion = drain.measure(db, after, waited, timed_out)
+    say(f"  {completion.final}/{completion.rows} final in {completion.span_s:.1f}s from first accept "
+        f"({completion.completed_per_second:.1f}/s); accept->final p50/p99 "
+        f"{completion.latency_ms['p50']:.0f}/{completion.latency_ms['p99']:.0f} ms")  # fmt: skip
+    return report.WebPhase(label, load, completion, cpu_accept, cpu_drain)
+
+
+def phase_problems(phase: report.WebPhase, connections: int) -> list[str]:
+    """What looked wrong in one web phase."""
+    found: list[str] = []
+    load, done = phase.load, phase.completion
+    if load.not_ok:
+        found.append(f"{phase.label}: {load.not_ok} non-200 responses {load.statuses}; samples: {load.samples}")
+    if any(load.socket_errors.values()):
+        found.append(f"{phase.label}: wrk socket errors {load.socket_errors}")
+    # wrk drops the requests in flight when its time is up; the server may still commit those.
+    if not load.ok <= done.rows <= load.ok + connections:
+        found.append(f"{phase.label}: {done.rows} purchases in the database for {load.ok} HTTP 200s")
+    if done.timed_out or done.open_by_status:
+        found.append(f"{phase.label}: not final after {done.waited_s:.0f}s: {done.open_by_status}")
+    if done.gagal:
+        found.append(f"{phase.label}: {done.gagal} purchases ended gagal (the sim should answer Sukses)")
+    return found
+
+
+def queue_problems(db: Database) -> list[str]:
+    """Outbox rows left behind, jobs the relay had to push again, dead-lettered messages."""
+    found: list[str] = []
+    row = db.one("SELECT COUNT(*) AS n, COALESCE(SUM(attempts > 0), 0) AS relayed FROM outbox")
+    if int(row["n"]):
+        found.append(f"{row['n']} outbox row(s) left after every purchase ended ({row['relayed']} relayed again)")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        dead = client.zcard("dramatiq:purchases.XQ")
+    finally:
+        client.close()
+    if dead:
+        found.append(f"{dead} message(s) in the dead-letter queue dramatiq:purchases.XQ")
+    return found
+
+
+def log_problems(log_dir: Path) -> list[str]:
+    """Warnings, errors and tracebacks in the processes' logs (LOG_LEVEL=WARNING keeps only those)."""
+    found: list[str] = []
+    for path in sorted(log_dir.glob("*.log")):
+        bad = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                level = json.loads(line).get("level", "")
+            except ValueError:
+                level = "ERROR" if ("Traceback" in line or "Error" in line) else ""
+            if level in ("WARNING", "ERROR", "CRITICAL"):
+                bad.append(line[:400])
+        if bad:
+            found.append(f"{path.name}: {len(bad)} warning/error line(s), first ones:\n    " + "\n    ".join(bad[:LOG_LINES_SHOWN]))
+    return found
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not wrk_available():
+        say("wrk is not installed: apt-get install -y wrk")
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt)
+    log_dir = RESULTS / "logs" / time.strftime("%Y%m%d-%H%M%S")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    options = Options(workers=args.workers, threads=args.threads, web_workers=args.web_workers,
+                      provider_latency_ms=args.provider_latency_ms)  # fmt: skip
+    db = Database(DATABASE_URL)
+    settings = get_settings()
+    variables = db.server_variables("version", "innodb_flush_log_at_trx_commit", "innodb_buffer_pool_size", "max_connections")
+    run = report.Run(settings={
+        "duration": f"{args.duration:g}s", "connections": str(args.connections), "wrk threads": str(args.wrk_threads),
+        "web workers": str(args.web_workers), "dramatiq": f"{args.workers}x{args.threads} threads",
+        "provider latency": f"{args.provider_latency_ms} ms", "DB pool per process": f"{settings.db_pool_size}+10",
+        "PPOB_RECHECK_SECONDS": "60", "OUTBOX_LEASE_SECONDS": "60", "LOG_LEVEL": "WARNING",
+        "MariaDB": variables.get("version", "?"), "innodb_flush_log_at_trx_commit": variables.get("innodb_flush_log_at_trx_commit", "?"),
+    })  # fmt: skip
+    bench: BenchStack | None = None
+    say(f"logs: {log_dir}")
+    try:
+        bench = BenchStack.start(options, log_dir)
+        say(f"stack up: web {bench.web_url}, sim {bench.sim_url}")
+        spread = max(1, args.connections)
+        keys = bench.register(spread + 1)
+        spread_keys, hot_keys = keys[:spread], keys[spread:]
+        web_phase(bench, db, args, spread_keys, "warm", "warm-up", WARMUP_SECONDS, log_dir)
+        run.web.append(web_phase(bench, db, args, spread_keys, "spread", f"{spread} resellers", args.duration, log_dir))
+        if not args.no_hot:
+            run.web.append(web_phase(bench, db, args, hot_keys, "hot", "1 reseller (hot row)", args.duration, log_dir))
+        for phase in run.web:
+            run.problems += phase_problems(phase, args.connections)
+        run.problems += queue_problems(db)
+        run.problems += log_problems(log_dir)
+        bench.stop()  # the raw runs get the machine to themselves
+        env = {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "LOG_LEVEL": "WARNING", "OUTBOX_LEASE_SECONDS": "60"}
+        raw_sets = [(f"raw, {spread} resellers", spread_keys)] + ([] if args.no_hot else [("raw, 1 reseller (hot row)", hot_keys)])
+        for label, raw_keys in raw_sets:
+            say(f"[{label}] {args.connections} tasks for {args.duration:.0f}s")
+            raw = run_process(raw_keys, args.connections, args.duration, f"raw{len(run.raw)}", env)
+            say(f"  {raw.per_second:.1f} commits/s, p50/p99 {raw.latency_ms['p50']:.1f}/{raw.latency_ms['p99']:.1f} ms, "
+                f"{raw.errors} errors, client CPU {raw.client_cpu_pct:.0f}%, mariadb CPU {raw.mariadb_cpu_pct:.0f}%")  # fmt: skip
+            run.raw.append((label, raw))
+            if raw.errors:
+                run.problems.append(f"{label}: {raw.errors} failed transactions, first: {raw.first_error}")
+        run.problems += drain.health_checks(db)
+        text = report.render(run)
+        report.write(run, RESULTS / "latest.md")
+        say("\n" + text)
+        say(f"written: {RESULTS / 'latest.md'}")
+        return 0
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    finally:
+        if bench is not None:
+            bench.stop()
+        if not args.keep:
+            db.drop()
+            flush_redis()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""`make run`: every Procfile process in the foreground, then a demo purchase, until Ctrl-C.
+
+The Procfile is the one list of commands: each line runs through bash, so ${VAR:-default}
+reads the environment exactly as a Procfile runner (honcho, foreman, a PaaS) would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from core.security import issue_staff_token
+from core.settings import get_settings
+from ops.stack import BIN, ROOT, Stack
+
+DEMO_NUMBERS = {"081234567890": "sukses", "087800001232": "gagal (refunded)", "087800001233": "pending, then sukses"}
+
+
+def procfile() -> list[tuple[str, str]]:
+    entries = []
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            entries.append((name.strip(), command.strip()))
+    return entries
+
+
+def start_all(stack: Stack, web_url: str) -> None:
+    readiness = {"web": dict(url=f"{web_url}/health"), "sim": dict(url="http://127.0.0.1:{}/health".format(os.environ.get("SIM_PORT", "8100")))}
+    order = sorted(procfile(), key=lambda entry: entry[0] != "sim")  # the provider first, as in production
+    for name, command in order:
+        wait = readiness.get(name, {"ready": "Worker process is ready" if "dramatiq" in command else "clock started"})
+        stack.start(name, ["bash", "-c", f"exec {command}"], **wait)
+        print(f"  started {name}")
+
+
+def demo(web_url: str) -> None:
+    settings = get_settings()
+    token = issue_staff_token(settings.jwt_secret, "make-run-demo", 100)
+    with httpx.Client(base_url=web_url, timeout=10) as api:
+        email = f"demo{int(time.time())}@loket.local"
+        account = api.post("/register", json={"nama": "Toko Demo", "email": email, "saldo": 100_000}, headers={"authorization": f"Bearer {token}"}).json()
+        headers = {"x-api-key": account["api_key"]}
+        print(f"\nreseller {account['id']} registered with saldo 100000 (api key {account['api_key'][:8]}...)")
+        ids = {}
+        for number, expected in DEMO_NUMBERS.items():
+            accepted = api.post("/beli", json={"produk_id": 1, "nomor_tujuan": number}, headers=headers).json()
+            ids[accepted["id"]] = expected
+            print(f"POST /beli {number} -> {accepted}  (expect {expected})")
+        deadline = time.monotonic() + 120
+        pending = set(ids)
+        while pending and time.monotonic() < deadline:
+            time.sleep(1)
+            for purchase_id in sorted(pending):
+                status = api.get(f"/status/{purchase_id}", headers=headers).json()
+                if status["status"] in ("sukses", "gagal"):
+                    pending.discard(purchase_id)
+                    print(f"GET /status/{purchase_id} -> {status['status']} sn={status['sn']} ({status['hasil_eksekusi']})")
+        print(f"GET /saldo -> {api.get('/saldo', headers=headers).json()}  (100000 - 2 x 12000: the gagal one was refunded)")
+
+
+def main() -> None:
+    settings = get_settings()
+    web_url = f"http://127.0.0.1:{settings.port}"
+    os.environ["PATH"] = f"{BIN}:{os.environ['PATH']}"
+    stack = Stack(env={}, log_dir=Path(ROOT / ".run" / "logs"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        print("starting the Procfile's processes (logs in .run/logs/)")
+        start_all(stack, web_url)
+        demo(web_url)
+        print(f"\nLoket is running on {web_url}; Ctrl-C stops everything.")
+        while all(p.popen.poll() is None for p in stack.processes):
+            time.sleep(1)
+        print("a process exited; stopping:", [p.name for p in stack.processes if p.popen.poll() is not None])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

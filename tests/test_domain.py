@@ -1,0 +1,111 @@
+"""The domain layer against the real database: money moves and transitions, each once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import get_settings
+from db import purchases as purchase_queries
+from db import resellers
+from db.engine import create_engine
+from db.products import Product
+from domain import purchases
+from domain.ledger import InsufficientSaldo, post_entry
+from provider.digiflazz import ProviderAnswer
+from tests.harness import MariaDB
+
+PULSA10 = Product(id=1, kode="pulsa10", nama="Pulsa 10k", kategori="pulsa", harga=12000, nominal=10000, deskripsi="")
+
+
+@pytest.fixture
+async def engine(db: MariaDB) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(get_settings(), pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+async def new_reseller(engine: AsyncEngine, saldo: int) -> int:
+    async with engine.begin() as conn:
+        reseller_id = await resellers.insert(
+            conn, nama="Uji", email=f"{uuid.uuid4().hex}@uji.id", hp=None, callback_url=None,
+            api_key_hash=uuid.uuid4().bytes * 2, private_key_enc=b"x",
+        )  # fmt: skip
+        if saldo:
+            await post_entry(conn, reseller_id, "saldo_awal", saldo)
+    return reseller_id
+
+
+async def accept(engine: AsyncEngine, reseller_id: int, ref_id: str | None = None) -> int:
+    async with engine.begin() as conn:
+        accepted = await purchases.accept(
+            conn, reseller_id=reseller_id, product=PULSA10, nomor_tujuan="081234567890", nominal=None, ref_id=ref_id, lease_seconds=60
+        )
+    return accepted.purchase_id
+
+
+async def test_a_debit_never_overdraws_and_changes_nothing_when_refused(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 10_000)
+    outbox_before = db.value("SELECT MAX(id) FROM outbox")
+    with pytest.raises(InsufficientSaldo):
+        await accept(engine, reseller_id)
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 10_000
+    assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 0
+    assert db.value("SELECT MAX(id) FROM outbox") == outbox_before
+    assert db.ledger_matches_saldo(reseller_id)
+
+
+async def test_accept_writes_purchase_ledger_and_outbox_together(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 30_000)
+    purchase_id = await accept(engine, reseller_id, ref_id="R1")
+    [entry] = db.rows("SELECT jenis, jumlah, saldo_akhir FROM ledger_entry WHERE purchase_id = %s", purchase_id)
+    assert entry == {"jenis": "pembelian", "jumlah": -12000, "saldo_akhir": 18_000}
+    assert db.value("SELECT actor_name FROM outbox WHERE job_key = %s", f"purchase:{purchase_id}") == "execute_purchase"
+    with pytest.raises(purchases.DuplicateRefId):
+        await accept(engine, reseller_id, ref_id="R1")
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 18_000
+
+
+async def test_settle_gagal_refunds_once_however_often_it_is_called(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 12_000)
+    purchase_id = await accept(engine, reseller_id)
+    results = []
+    for _ in range(3):
+        async with engine.begin() as conn:
+            purchase = await purchase_queries.by_id(conn, purchase_id)
+            results.append(await purchases.settle(conn, purchase, sukses=False, sn=None, message="Transaksi Gagal", rc="02"))
+    assert results == [True, False, False]
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 12_000
+    assert db.value("SELECT COUNT(*) FROM ledger_entry WHERE purchase_id = %s AND jenis = 'refund'", purchase_id) == 1
+    assert db.value("SELECT COUNT(*) FROM outbox WHERE job_key = %s", f"purchase:{purchase_id}") == 0
+    # Even a bug that skipped the state guard could not refund twice: the schema refuses it.
+    with pytest.raises(IntegrityError):
+        async with engine.begin() as conn:
+            await post_entry(conn, reseller_id, "refund", 12_000, purchase_id=purchase_id)
+
+
+async def test_a_late_gagal_after_sukses_changes_nothing(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 12_000)
+    purchase_id = await accept(engine, reseller_id)
+    async with engine.begin() as conn:
+        purchase = await purchase_queries.by_id(conn, purchase_id)
+        assert await purchases.apply_provider_answer(conn, purchase, ProviderAnswer("Sukses", "00", "SN1", "ok"))
+        assert not await purchases.apply_provider_answer(conn, purchase, ProviderAnswer("Gagal", "02", None, "late"))
+    assert db.rows("SELECT status, sn FROM purchase WHERE id = %s", purchase_id) == [{"status": "sukses", "sn": "SN1"}]
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 0
+
+
+@pytest.mark.parametrize("rc", ["41", "45", "85", "99", "03"])
+async def test_rejections_and_pending_keep_the_purchase_open(engine, db: MariaDB, rc):
+    reseller_id = await new_reseller(engine, 12_000)
+    purchase_id = await accept(engine, reseller_id)
+    status = "Pending" if rc in ("99", "03") else "Gagal"
+    async with engine.begin() as conn:
+        purchase = await purchase_queries.by_id(conn, purchase_id)
+        assert not await purchases.apply_provider_answer(conn, purchase, ProviderAnswer(status, rc, None, "wait"))
+    assert db.value("SELECT status FROM purchase WHERE id = %s", purchase_id) == "pending"
+    assert db.value("SELECT COUNT(*) FROM ledger_entry WHERE purchase_id = %s AND jenis = 'refund'", purchase_id) == 0

@@ -1,0 +1,109 @@
+"""Jobs pushed from async code are what Dramatiq's Redis broker reads; the relay re-pushes lost ones."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+
+import pytest
+from dramatiq.brokers.redis import RedisBroker
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import get_settings
+from db import outbox
+from db.apply import apply_schema
+from db.engine import create_engine
+from db.outbox import Job
+from tests.harness import MariaDB
+from tests.servers import RedisServer
+from workers.enqueue import oldest_waiting_timestamp, push, push_after_commit
+from workers.relay import relay_once
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def relay_db() -> Iterator[MariaDB]:
+    """A database of its own, so that no other relay (the shared stack's clock) claims its rows."""
+    url = get_settings().database_url.rsplit("/", 1)[0] + "/loket_relay_test"
+    apply_schema(url, drop_first=True)
+    yield MariaDB(url)
+    MariaDB(url).drop()
+
+
+@pytest.fixture
+async def engine(relay_db: MariaDB) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(replace(get_settings(), database_url=relay_db.url), pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+def consume(url: str, queue: str, count: int) -> list:
+    broker = RedisBroker(url=url)
+    broker.declare_queue(queue)
+    consumer = broker.consume(queue, prefetch=count, timeout=500)
+    messages = []
+    deadline = time.monotonic() + 5
+    while len(messages) < count and time.monotonic() < deadline:
+        message = next(consumer)
+        if message is not None:
+            messages.append(message)
+            consumer.ack(message)
+    consumer.close()
+    return messages
+
+
+async def test_a_pushed_job_is_read_by_the_dramatiq_broker(redis, redis_server):
+    await push(redis, [Job("purchase:1", "purchases", "execute_purchase", [1]), Job("purchase:2", "purchases", "execute_purchase", [2])])
+    messages = consume(redis_server.url, "purchases", 2)
+    assert [(m.actor_name, m.args) for m in messages] == [("execute_purchase", (1,)), ("execute_purchase", (2,))]
+
+
+async def test_a_delayed_job_waits_in_the_delay_queue(redis):
+    await push(redis, [Job("purchase:3", "purchases", "execute_purchase", [3])], delay_ms=60_000)
+    [payload] = (await redis.hgetall("dramatiq:purchases.DQ.msgs")).values()
+    assert json.loads(payload)["options"]["eta"] > time.time() * 1000 + 50_000
+    assert await redis.llen("dramatiq:purchases") == 0
+
+
+async def test_push_after_commit_survives_a_dead_redis(redis_server):
+    client = Redis.from_url(redis_server.url, socket_timeout=1, socket_connect_timeout=1)
+    redis_server.stop()
+    assert await push_after_commit(client, [Job("purchase:4", "purchases", "execute_purchase", [4])]) is False
+    await client.aclose()
+
+
+async def test_the_relay_pushes_due_jobs_and_leaves_waiting_ones(engine, redis, redis_server, relay_db: MariaDB):
+    queue = f"relaytest{time.time_ns()}"
+    async with engine.begin() as conn:
+        await outbox.add(conn, Job(f"{queue}:lost", queue, "execute_purchase", [10]), lease_seconds=0)
+    assert await relay_once(engine, redis, lease_seconds=30) == 1
+    assert [m.args for m in consume(redis_server.url, queue, 1)] == [(10,)]
+    row = relay_db.rows("SELECT attempts, due_at > NOW(6) AS later FROM outbox WHERE job_key = %s", f"{queue}:lost")[0]
+    assert row == {"attempts": 1, "later": 1}
+
+    # A message older than the row's last push still waits at the head of its queue: a backlog, not a loss.
+    await push(redis, [Job("other", queue, "execute_purchase", [0])])
+    async with engine.begin() as conn:
+        await outbox.add(conn, Job(f"{queue}:waiting", queue, "execute_purchase", [11]), lease_seconds=0)
+    assert await oldest_waiting_timestamp(redis, queue) is not None
+    before = await redis.llen(f"dramatiq:{queue}")
+    await relay_once(engine, redis, lease_seconds=30)
+    assert await redis.llen(f"dramatiq:{queue}") == before
+    assert relay_db.value("SELECT attempts FROM outbox WHERE job_key = %s", f"{queue}:waiting") == 0
