@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import uvicorn
 
 from sim.app import create_app
@@ -9,9 +11,9 @@ from sim.settings import Settings
 
 
 def main() -> None:
-    """Serve the simulator on 127.0.0.1 until interrupted."""
+    """Serve the simulator on SIM_HOST (default 127.0.0.1) until interrupted."""
     settings = Settings.from_env()
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.port,
+    uvicorn.run(create_app(settings), host=os.environ.get("SIM_HOST", "127.0.0.1"), port=settings.port,
                 loop="uvloop", http="httptools", log_level="warning")
 
 

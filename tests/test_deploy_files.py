@@ -1,0 +1,25 @@
+"""The files users deploy with stay valid (no Docker engine runs here, so they are checked as data)."""
+
+from __future__ import annotations
+
+import yaml
+
+from ops.run import procfile
+from ops.stack import ROOT
+
+
+def test_compose_runs_every_procfile_process_with_the_same_program():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"mariadb", "redis"} <= set(services)
+    for name, command in procfile():
+        assert name in services, name
+        declared = services[name]["command"]
+        program = declared if isinstance(declared, str) else " ".join(declared)
+        assert command.split()[0] in program, (name, program)
+        assert services[name]["environment"]["DATABASE_URL"].startswith("mysql+aiomysql://")
+    assert "schema.sql" in " ".join(services["mariadb"]["volumes"])
+
+
+def test_procfile_names_the_processes_of_the_design():
+    assert [name for name, _ in procfile()] == ["web", "worker", "webhook_worker", "clock", "sim"]
