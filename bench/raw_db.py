@@ -1,7 +1,7 @@
 """The accept path's transaction without the web layer: the ceiling the /beli figures are set against.
 
 `python -m bench.raw_db --duration 10 --tasks 64 < keys.json` runs, in its own process, `tasks`
-concurrent loops of exactly what POST /beli does inside its transaction (SELECT reseller by
+concurrent asyncio loops of exactly what POST /beli does inside its transaction (SELECT reseller by
 api_key_hash, SELECT product, domain.purchases.accept: INSERT purchase, conditional saldo
 UPDATE, INSERT ledger_entry ... RETURNING, INSERT outbox, COMMIT) through an engine built by
 db/engine.py with the web's settings, and prints one JSON line. Not included: HTTP, JSON,
@@ -79,8 +79,8 @@ async def _loop(engine, key_hash: bytes, tag: str, n: int, lease: int, stop_at: 
         out["latencies"].append(time.perf_counter() - started)
 
 
-async def run(keys: list[str], tasks: int, duration: float, tag: str) -> dict:
-    """Run `tasks` loops for `duration` seconds; task i uses keys[i % len(keys)]."""
+async def run(keys: list[str], tasks: int, first: int, start_at: float, duration: float, tag: str) -> dict:
+    """Run loops first..first+tasks-1 from wall time `start_at` for `duration` s; loop i uses keys[i % len]."""
     settings = get_settings()
     engine = create_engine(settings)
     out: dict = {"errors": 0, "first_error": None, "latencies": []}
@@ -90,58 +90,78 @@ async def run(keys: list[str], tasks: int, duration: float, tag: str) -> dict:
         warm = [await engine.connect() for _ in range(min(tasks, settings.db_pool_size))]
         for conn in warm:
             await conn.close()
+        await asyncio.sleep(max(0.0, start_at - time.time()))
         mariadb = pid_of("mariadbd", "mysqld")
         cpu_before, db_before = _own_cpu_seconds(), pid_cpu_seconds(mariadb)
         started = time.monotonic()
         stop_at = started + duration
-        await asyncio.gather(
-            *(_loop(engine, hashes[i % len(hashes)], tag, i, settings.outbox_lease_seconds, stop_at, out) for i in range(tasks))
-        )
+        lease = settings.outbox_lease_seconds
+        await asyncio.gather(*(_loop(engine, hashes[i % len(hashes)], tag, i, lease, stop_at, out) for i in range(first, first + tasks)))
         elapsed = time.monotonic() - started
         cpu, db_cpu = _own_cpu_seconds() - cpu_before, pid_cpu_seconds(mariadb) - db_before
         pool = f"{engine.pool.size()}+{engine.pool._max_overflow}"  # noqa: SLF001 (reporting only)
     finally:
         await engine.dispose()
-    lat = sorted(out["latencies"])
-
-    def pct(p: float) -> float:
-        return 1000 * lat[min(len(lat) - 1, int(p * len(lat)))] if lat else 0.0
-
     return {
-        "commits": len(lat), "errors": out["errors"], "seconds": elapsed, "cpu_s": cpu, "db_cpu_s": db_cpu, "pool": pool, "first_error": out["first_error"],
-        "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": 1000 * lat[-1] if lat else 0.0},
+        "errors": out["errors"], "seconds": elapsed, "cpu_s": cpu, "db_cpu_s": db_cpu, "pool": pool,
+        "first_error": out["first_error"], "latencies_ms": [round(1000 * x, 3) for x in out["latencies"]],
     }  # fmt: skip
 
 
-def run_process(keys: list[str], tasks: int, duration: float, tag: str, env: dict[str, str]) -> RawResult:
-    """Run this module in a child process (so its CPU is its own) and read its JSON line."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.raw_db", "--tasks", str(tasks), "--duration", str(duration), "--tag", tag],
-        input=json.dumps(keys), capture_output=True, text=True, env={**os.environ, **env}, timeout=duration + 120,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"raw_db exited with {done.returncode}:\n{done.stderr[-3000:]}")
-    data = json.loads(done.stdout.strip().splitlines()[-1])
+def run_processes(keys: list[str], tasks: int, duration: float, tag: str, env: dict[str, str], processes: int = 1) -> RawResult:
+    """Run `tasks` loops split over `processes` children of this module, started in step; merge their results.
+
+    Children, so that the client's CPU is its own and can use more than one core.
+    """
+    start_at = time.time() + 3  # time for the children to import and open their pools
+    share = [tasks // processes + (1 if i < tasks % processes else 0) for i in range(processes)]
+    children = []
+    for i, count in enumerate(share):
+        command = [sys.executable, "-m", "bench.raw_db", "--tasks", str(count), "--first", str(sum(share[:i])),
+                   "--start-at", str(start_at), "--duration", str(duration), "--tag", f"{tag}p{i}"]  # fmt: skip
+        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, **env})  # fmt: skip
+        children.append(child)
+    results = []
+    try:
+        for child in children:
+            stdout, stderr = child.communicate(json.dumps(keys), timeout=duration + 120)
+            if child.returncode != 0:
+                raise RuntimeError(f"raw_db exited with {child.returncode}:\n{stderr[-3000:]}")
+            results.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    lat = sorted(x for r in results for x in r["latencies_ms"])
+    seconds = max(r["seconds"] for r in results)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else 0.0
+
     return RawResult(
-        commits=data["commits"],
-        errors=data["errors"],
-        seconds=data["seconds"],
-        latency_ms=data["latency_ms"],
-        pool=data["pool"],
-        client_cpu_pct=100 * data["cpu_s"] / data["seconds"],
-        mariadb_cpu_pct=100 * data["db_cpu_s"] / data["seconds"],
-        first_error=data["first_error"],
+        commits=len(lat),
+        errors=sum(r["errors"] for r in results),
+        seconds=seconds,
+        latency_ms={"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": lat[-1] if lat else 0.0},
+        pool=f"{processes} x {results[0]['pool']}",
+        client_cpu_pct=100 * sum(r["cpu_s"] for r in results) / seconds,
+        mariadb_cpu_pct=100 * max(r["db_cpu_s"] for r in results) / seconds,
+        first_error=next((r["first_error"] for r in results if r["first_error"]), None),
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=64)
+    parser.add_argument("--first", type=int, default=0, help="index of this process's first loop")
+    parser.add_argument("--start-at", type=float, default=0.0, help="wall-clock time to start the measured loops")
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--tag", default="raw")
     args = parser.parse_args()
     keys = json.loads(sys.stdin.read())
-    print(json.dumps(uvloop.run(run(keys, args.tasks, args.duration, args.tag))))
+    print(json.dumps(uvloop.run(run(keys, args.tasks, args.first, args.start_at, args.duration, args.tag))))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from bench import drain, report
 from bench.cpu import CpuMeter, pid_of
 from bench.env import DATABASE_URL, REDIS_URL, BenchStack, Database, Options, flush_redis
 from bench.load import run_wrk, wrk_available, write_script
-from bench.raw_db import run_process
+from bench.raw_db import run_processes
 from core.settings import get_settings
 
 HERE = Path(__file__).resolve().parent
@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=32, help="threads per dramatiq process (default 32)")
     p.add_argument("--web-workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     p.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2, one per core)")
+    p.add_argument("--raw-processes", type=int, default=1, help="client processes of the raw-DB run (default 1)")
     p.add_argument("--drain-timeout", type=float, default=600, help="max seconds to wait for purchases to end")
     p.add_argument("--no-hot", action="store_true", help="skip the one-reseller (hot row) phases")
     p.add_argument("--keep", action="store_true", help="keep loket_bench and Redis db 5 afterwards")
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     run = report.Run(settings={
         "duration": f"{args.duration:g}s", "connections": str(args.connections), "wrk threads": str(args.wrk_threads),
         "web workers": str(args.web_workers), "dramatiq": f"{args.workers}x{args.threads} threads",
-        "provider latency": f"{args.provider_latency_ms} ms", "DB pool per process": f"{settings.db_pool_size}+10",
+        "provider latency": f"{args.provider_latency_ms} ms", "DB pool per process": f"{settings.db_pool_size}+10", "raw client processes": str(args.raw_processes),
         "PPOB_RECHECK_SECONDS": "60", "OUTBOX_LEASE_SECONDS": "60", "LOG_LEVEL": "WARNING",
         "MariaDB": variables.get("version", "?"), "innodb_flush_log_at_trx_commit": variables.get("innodb_flush_log_at_trx_commit", "?"),
     })  # fmt: skip
@@ -171,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         env = {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "LOG_LEVEL": "WARNING", "OUTBOX_LEASE_SECONDS": "60"}
         raw_sets = [(f"raw, {spread} resellers", spread_keys)] + ([] if args.no_hot else [("raw, 1 reseller (hot row)", hot_keys)])
         for label, raw_keys in raw_sets:
-            say(f"[{label}] {args.connections} tasks for {args.duration:.0f}s")
-            raw = run_process(raw_keys, args.connections, args.duration, f"raw{len(run.raw)}", env)
+            say(f"[{label}] {args.connections} tasks in {args.raw_processes} process(es) for {args.duration:.0f}s")
+            raw = run_processes(raw_keys, args.connections, args.duration, f"raw{len(run.raw)}", env, args.raw_processes)
             say(f"  {raw.per_second:.1f} commits/s, p50/p99 {raw.latency_ms['p50']:.1f}/{raw.latency_ms['p99']:.1f} ms, "
                 f"{raw.errors} errors, client CPU {raw.client_cpu_pct:.0f}%, mariadb CPU {raw.mariadb_cpu_pct:.0f}%")  # fmt: skip
             run.raw.append((label, raw))
