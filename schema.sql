@@ -103,6 +103,64 @@ CREATE TABLE IF NOT EXISTS webhook_event (
   KEY ix_webhook_outcome (outcome, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Photobox kiosks (photobox-api.md): locations, prices, QRIS transactions, photo deliveries.
+CREATE TABLE IF NOT EXISTS location (
+  ml_id          INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  ml_name        VARCHAR(100) NOT NULL,
+  ml_address     VARCHAR(255) NULL,
+  ml_created_at  DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  UNIQUE KEY uq_location_name (ml_name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS price (
+  mp_id          INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  mp_name        VARCHAR(100) NOT NULL,
+  mp_amount      INT UNSIGNED NOT NULL,
+  mp_location_id INT UNSIGNED NULL,                  -- NULL: valid at every location
+  mp_quota       INT UNSIGNED NULL,                  -- NULL: unlimited
+  mp_used        INT UNSIGNED NOT NULL DEFAULT 0,    -- open or paid transactions holding a slot
+  mp_created_at  DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  CONSTRAINT ck_price_amount CHECK (mp_amount > 0),
+  CONSTRAINT ck_price_quota CHECK (mp_quota IS NULL OR mp_used <= mp_quota),
+  CONSTRAINT fk_price_location FOREIGN KEY (mp_location_id) REFERENCES location (ml_id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS qris_transaction (
+  tr_id             BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  tr_external_id    VARCHAR(64)  NOT NULL,
+  tr_location_id    INT UNSIGNED NOT NULL,
+  tr_price_id       INT UNSIGNED NULL,
+  tr_amount         INT UNSIGNED NOT NULL,
+  tr_status         ENUM('PENDING','COMPLETED','FAILED','EXPIRED') NOT NULL DEFAULT 'PENDING',
+  tr_qris_string    TEXT         NULL,
+  tr_qris_url       VARCHAR(255) NULL,
+  tr_xendit_id      VARCHAR(64)  NULL,               -- the gateway's QR code id
+  tr_payment_id     VARCHAR(64)  NULL,               -- the gateway's id of the payment that completed it
+  tr_failure_reason VARCHAR(255) NULL,
+  tr_expired_at     DATETIME(6)  NOT NULL,
+  tr_paid_at        DATETIME(6)  NULL,
+  tr_created_at     DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  tr_updated_at     DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+  UNIQUE KEY uq_qris_external (tr_external_id),
+  KEY ix_qris_expiry (tr_status, tr_expired_at),
+  KEY ix_qris_created (tr_created_at),
+  CONSTRAINT fk_qris_location FOREIGN KEY (tr_location_id) REFERENCES location (ml_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- One photo delivery per paid session: the gallery, its e-mail, and its purge.
+CREATE TABLE IF NOT EXISTS photo_delivery (
+  pd_tr_id          BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  pd_email          VARCHAR(190) NOT NULL,
+  pd_photos         JSON         NOT NULL,
+  pd_photo_count    INT UNSIGNED NOT NULL,
+  pd_email_sent_at  DATETIME(6)  NULL,
+  pd_expires_at     DATETIME(6)  NULL,               -- email_sent_at + PHOTO_RETENTION_DAYS
+  pd_purged_at      DATETIME(6)  NULL,
+  pd_created_at     DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  KEY ix_photo_expiry (pd_purged_at, pd_expires_at),
+  CONSTRAINT fk_photo_transaction FOREIGN KEY (pd_tr_id) REFERENCES qris_transaction (tr_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 -- The demo products of ppob-api.md, with the codes the provider (and the simulator) knows.
 INSERT INTO produk (id, kode, nama, kategori, harga, nominal, deskripsi) VALUES
   (1, 'pulsa10', 'Pulsa 10k', 'pulsa', 12000, 10000, 'Pulsa Reguler 10.000'),

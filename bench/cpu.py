@@ -52,6 +52,13 @@ def pid_of(*names: str) -> int | None:
     return None
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (first line of /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values[:8]) - idle) / _TICK
+
+
 def children_cpu_seconds() -> float:
     """CPU of this process's reaped children (wrk, the raw-DB client): read before and after."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -71,6 +78,7 @@ class CpuMeter:
     pids: dict[str, int] = field(default_factory=dict)
     _start: dict[str, float] = field(default_factory=dict)
     _children: float = 0.0
+    _busy: float = 0.0
     _t0: float = 0.0
 
     def _sample(self) -> dict[str, float]:
@@ -82,15 +90,20 @@ class CpuMeter:
     def start(self) -> None:
         self._start = self._sample()
         self._children = children_cpu_seconds()
+        self._busy = machine_busy_seconds()
         self._t0 = time.monotonic()
 
-    def stop(self, child_name: str) -> dict[str, float]:
+    def stop(self, child_name: str | None = None) -> dict[str, float]:
         """Per-process CPU over the phase as a percentage of one core (the machine has nproc*100%).
 
-        child_name: what to call the reaped child that ran during the phase (wrk, raw client).
+        child_name: what to call the child reaped during the phase (wrk), if any.
+        "other" is every other process on the machine, this benchmark's own driver included.
         """
         wall = max(time.monotonic() - self._t0, 1e-9)
         end = self._sample()
         shares = {name: 100 * (end[name] - self._start.get(name, 0.0)) / wall for name in end}
-        shares[child_name] = 100 * (children_cpu_seconds() - self._children) / wall
+        if child_name is not None:
+            shares[child_name] = 100 * (children_cpu_seconds() - self._children) / wall
+        busy = 100 * (machine_busy_seconds() - self._busy) / wall
+        shares["other"] = max(0.0, busy - sum(shares.values()))
         return shares

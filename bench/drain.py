@@ -53,19 +53,25 @@ def last_purchase_id(db: Database) -> int:
 
 def wait_final(
     db: Database, after_id: int, timeout: float, every: float = 0.5, progress: Callable[[str], None] | None = None
-) -> tuple[float, bool]:
-    """Poll until every purchase with id > after_id is sukses/gagal; (seconds waited, timed out)."""
+) -> tuple[float, bool, int]:
+    """Poll until every purchase with id > after_id is sukses/gagal.
+
+    Returns (seconds waited, timed out, outbox rows seen relayed). Rows are deleted when their
+    purchase ends, so a relayed push is visible only while it is in flight: hence the sampling.
+    """
     started = time.monotonic()
     last_report = started
+    relayed: set[int] = set()
     while True:
+        relayed.update(r["id"] for r in db.rows("SELECT id FROM outbox WHERE attempts > 0"))
         row = db.one(
             f"SELECT COUNT(*) AS n, COALESCE(SUM(status IN {FINAL}), 0) AS done FROM purchase WHERE id > %s", after_id
         )
         waited = time.monotonic() - started
         if int(row["done"]) >= int(row["n"]):
-            return waited, False
+            return waited, False, len(relayed)
         if waited > timeout:
-            return waited, True
+            return waited, True, len(relayed)
         if progress is not None and time.monotonic() - last_report >= 5:
             progress(f"  draining: {int(row['done'])}/{int(row['n'])} final after {waited:.0f}s")
             last_report = time.monotonic()

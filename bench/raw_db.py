@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import uvloop
 
-from bench.cpu import pid_cpu_seconds, pid_of
+from bench.cpu import machine_busy_seconds, pid_cpu_seconds, pid_of
 from core.security import hash_api_key
 from core.settings import get_settings
 from db import products, resellers
@@ -41,6 +41,8 @@ class RawResult:
     pool: str
     client_cpu_pct: float
     mariadb_cpu_pct: float
+    other_cpu_pct: float
+    """Processes outside this run (other users of the machine) over the same window."""
     first_error: str | None
 
     @property
@@ -92,18 +94,19 @@ async def run(keys: list[str], tasks: int, first: int, start_at: float, duration
             await conn.close()
         await asyncio.sleep(max(0.0, start_at - time.time()))
         mariadb = pid_of("mariadbd", "mysqld")
-        cpu_before, db_before = _own_cpu_seconds(), pid_cpu_seconds(mariadb)
+        cpu_before, db_before, busy_before = _own_cpu_seconds(), pid_cpu_seconds(mariadb), machine_busy_seconds()
         started = time.monotonic()
         stop_at = started + duration
         lease = settings.outbox_lease_seconds
         await asyncio.gather(*(_loop(engine, hashes[i % len(hashes)], tag, i, lease, stop_at, out) for i in range(first, first + tasks)))
         elapsed = time.monotonic() - started
         cpu, db_cpu = _own_cpu_seconds() - cpu_before, pid_cpu_seconds(mariadb) - db_before
+        busy = machine_busy_seconds() - busy_before
         pool = f"{engine.pool.size()}+{engine.pool._max_overflow}"  # noqa: SLF001 (reporting only)
     finally:
         await engine.dispose()
     return {
-        "errors": out["errors"], "seconds": elapsed, "cpu_s": cpu, "db_cpu_s": db_cpu, "pool": pool,
+        "errors": out["errors"], "seconds": elapsed, "cpu_s": cpu, "db_cpu_s": db_cpu, "busy_s": busy, "pool": pool,
         "first_error": out["first_error"], "latencies_ms": [round(1000 * x, 3) for x in out["latencies"]],
     }  # fmt: skip
 
@@ -148,6 +151,8 @@ def run_processes(keys: list[str], tasks: int, duration: float, tag: str, env: d
         pool=f"{processes} x {results[0]['pool']}",
         client_cpu_pct=100 * sum(r["cpu_s"] for r in results) / seconds,
         mariadb_cpu_pct=100 * max(r["db_cpu_s"] for r in results) / seconds,
+        other_cpu_pct=max(0.0, 100 * (max(r["busy_s"] for r in results) - sum(r["cpu_s"] for r in results)
+                                      - max(r["db_cpu_s"] for r in results)) / seconds),
         first_error=next((r["first_error"] for r in results if r["first_error"]), None),
     )
 

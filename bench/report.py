@@ -13,7 +13,7 @@ from bench.drain import Completion
 from bench.load import LoadResult
 from bench.raw_db import RawResult
 
-CPU_ORDER = ("wrk", "web", "worker", "clock", "sim", "mariadb", "redis")
+CPU_ORDER = ("wrk", "web", "worker", "clock", "sim", "mariadb", "redis", "other")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,10 @@ class WebPhase:
     completion: Completion
     cpu_accept: dict[str, float]
     cpu_drain: dict[str, float]
+    provider_calls: int
+    """Requests the sim received for this phase's purchases (one per purchase when nothing repeats)."""
+    relayed: int
+    """Outbox rows seen with attempts > 0 while draining: jobs the relay pushed a second time."""
 
 
 @dataclass
@@ -35,6 +39,8 @@ class Run:
     web: list[WebPhase] = field(default_factory=list)
     raw: list[tuple[str, RawResult]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Caveats about the measurement itself (e.g. other processes competing for the cores)."""
 
 
 def machine() -> dict[str, str]:
@@ -101,13 +107,18 @@ def render(run: Run) -> str:
         "purchases final / in DB (sukses, gagal)",
         [f"{c.final} / {c.rows} ({c.sukses}, {c.gagal})" + (" TIMED OUT" if c.timed_out else "") for c in (p.completion for p in run.web)],
     )
+    row(
+        "provider calls / relayed outbox rows",
+        [f"{p.provider_calls} / {p.relayed}" for p in run.web],
+    )
     row("raw DB commits /s, same transaction, no web", [f"{lim.per_second:.1f}" if lim else "-" for lim in limits])
     row("raw DB latency p50 / p99 / max ms", [_ms(lim.latency_ms, ("p50", "p99", "max")) if lim else "-" for lim in limits])
     row("CPU % of one core, accept phase", [_cpu(p.cpu_accept) for p in run.web])
     row("CPU % of one core, drain phase", [_cpu(p.cpu_drain) for p in run.web])
     row(
         "CPU % of one core, raw phase",
-        [f"raw client {lim.client_cpu_pct:.0f} · mariadb {lim.mariadb_cpu_pct:.0f}" if lim else "-" for lim in limits],
+        [f"raw client {lim.client_cpu_pct:.0f} · mariadb {lim.mariadb_cpu_pct:.0f} · other {lim.other_cpu_pct:.0f}" if lim else "-"
+         for lim in limits],
     )
     table = [header, ["---"] * len(header), *rows]
     lines += ["| " + " | ".join(cells) + " |" for cells in table]
@@ -118,6 +129,8 @@ def render(run: Run) -> str:
             f"pool {raw.pool}), latency p50/p90/p99/max {_ms(raw.latency_ms, ('p50', 'p90', 'p99', 'max'))} ms"
             + (f"; first error: {raw.first_error}" if raw.first_error else "")
         )
+    if run.notes:
+        lines += ["", "Measurement notes:", ""] + [f"- {n}" for n in run.notes]
     lines += ["", "Problems seen:" if run.problems else "Problems seen: none.", ""]
     lines += [f"- {p}" for p in run.problems]
     return "\n".join(lines) + "\n"
@@ -134,10 +147,12 @@ def write(run: Run, path: Path) -> None:
             {"label": p.label, "accepted_per_s": p.load.ok_per_second, "statuses": p.load.statuses,
              "accept_latency_ms": p.load.latency_ms, "completed_per_s": p.completion.completed_per_second,
              "drain_per_s": p.completion.drain_per_second, "final_latency_ms": p.completion.latency_ms,
-             "rows": p.completion.rows, "final": p.completion.final, "cpu_accept": p.cpu_accept, "cpu_drain": p.cpu_drain}
+             "rows": p.completion.rows, "final": p.completion.final,
+             "provider_calls": p.provider_calls, "relayed": p.relayed, "cpu_accept": p.cpu_accept, "cpu_drain": p.cpu_drain}
             for p in run.web
         ],
         "raw": [{"label": label, "per_s": r.per_second, "latency_ms": r.latency_ms, "errors": r.errors} for label, r in run.raw],
         "problems": run.problems,
+        "notes": run.notes,
     }  # fmt: skip
     path.with_suffix(".json").write_text(json.dumps(figures, indent=2))

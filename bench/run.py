@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import httpx
 import redis
 
 from bench import drain, report
@@ -29,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 WARMUP_SECONDS = 2
 LOG_LINES_SHOWN = 5
+OTHER_CPU_NOTE = 10  # % of one core used by processes outside the benchmark worth a note
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,6 +60,7 @@ def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: l
     after = drain.last_purchase_id(db)
     script = write_script(log_dir / f"{tag}.lua", keys, tag, threads)
     meter = CpuMeter(groups=bench.pgids(), pids={"mariadb": pid_of("mariadbd", "mysqld") or 0, "redis": pid_of("redis-server") or 0})
+    calls_before = provider_calls(bench.sim_url)  # the previous phase has drained: nothing in flight
     say(f"[{label}] wrk -c {args.connections} -t {threads} for {duration:.0f}s over {len(keys)} reseller key(s)")
     meter.start()
     load = run_wrk(bench.web_url, script, connections=args.connections, threads=threads, duration=duration, log=log_dir / f"{tag}.wrk.txt")
@@ -68,13 +71,19 @@ def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: l
     for sample in load.samples:
         say(f"  non-200: {sample}")
     meter.start()
-    waited, timed_out = drain.wait_final(db, after, args.drain_timeout, progress=say)
-    cpu_drain = meter.stop("wrk")
+    waited, timed_out, relayed = drain.wait_final(db, after, args.drain_timeout, progress=say)
+    cpu_drain = meter.stop()
     completion = drain.measure(db, after, waited, timed_out)
+    calls = provider_calls(bench.sim_url) - calls_before
     say(f"  {completion.final}/{completion.rows} final in {completion.span_s:.1f}s from first accept "
         f"({completion.completed_per_second:.1f}/s); accept->final p50/p99 "
         f"{completion.latency_ms['p50']:.0f}/{completion.latency_ms['p99']:.0f} ms")  # fmt: skip
-    return report.WebPhase(label, load, completion, cpu_accept, cpu_drain)
+    return report.WebPhase(label, load, completion, cpu_accept, cpu_drain, calls, relayed)
+
+
+def provider_calls(sim_url: str) -> int:
+    """Requests the simulator has received for all its transactions so far."""
+    return sum(t["calls"] for t in httpx.get(f"{sim_url}/_sim/transactions", timeout=30).json())
 
 
 def phase_problems(phase: report.WebPhase, connections: int) -> list[str]:
@@ -90,6 +99,10 @@ def phase_problems(phase: report.WebPhase, connections: int) -> list[str]:
         found.append(f"{phase.label}: {done.rows} purchases in the database for {load.ok} HTTP 200s")
     if done.timed_out or done.open_by_status:
         found.append(f"{phase.label}: not final after {done.waited_s:.0f}s: {done.open_by_status}")
+    if phase.provider_calls != done.rows:
+        found.append(f"{phase.label}: {phase.provider_calls} provider calls for {done.rows} purchases")
+    if phase.relayed:
+        found.append(f"{phase.label}: the relay pushed {phase.relayed} job(s) a second time (outbox attempts > 0)")
     if done.gagal:
         found.append(f"{phase.label}: {done.gagal} purchases ended gagal (the sim should answer Sukses)")
     return found
@@ -166,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             run.web.append(web_phase(bench, db, args, hot_keys, "hot", "1 reseller (hot row)", args.duration, log_dir))
         for phase in run.web:
             run.problems += phase_problems(phase, args.connections)
+            for name, cpu in (("accept", phase.cpu_accept), ("drain", phase.cpu_drain)):
+                if cpu["other"] > OTHER_CPU_NOTE:
+                    run.notes.append(f"{phase.label}, {name} phase: processes outside this benchmark used "
+                                     f"{cpu['other']:.0f}% of a core; its figures are lower than on an idle machine")  # fmt: skip
         run.problems += queue_problems(db)
         run.problems += log_problems(log_dir)
         bench.stop()  # the raw runs get the machine to themselves
@@ -175,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
             say(f"[{label}] {args.connections} tasks in {args.raw_processes} process(es) for {args.duration:.0f}s")
             raw = run_processes(raw_keys, args.connections, args.duration, f"raw{len(run.raw)}", env, args.raw_processes)
             say(f"  {raw.per_second:.1f} commits/s, p50/p99 {raw.latency_ms['p50']:.1f}/{raw.latency_ms['p99']:.1f} ms, "
-                f"{raw.errors} errors, client CPU {raw.client_cpu_pct:.0f}%, mariadb CPU {raw.mariadb_cpu_pct:.0f}%")  # fmt: skip
+                f"{raw.errors} errors, CPU: client {raw.client_cpu_pct:.0f}%, mariadb {raw.mariadb_cpu_pct:.0f}%, "
+                f"other {raw.other_cpu_pct:.0f}%")  # fmt: skip
             run.raw.append((label, raw))
+            if raw.other_cpu_pct > OTHER_CPU_NOTE:
+                run.notes.append(f"{label}: processes outside this benchmark used {raw.other_cpu_pct:.0f}% of a core")
             if raw.errors:
                 run.problems.append(f"{label}: {raw.errors} failed transactions, first: {raw.first_error}")
         run.problems += drain.health_checks(db)

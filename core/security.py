@@ -75,3 +75,24 @@ def verify_staff_token(secret: str, token: str) -> StaffClaims | None:
         return StaffClaims(sub=str(claims["sub"]), role_level=int(claims.get("role_level", 0)))
     except (jwt.PyJWTError, ValueError, TypeError):
         return None
+
+
+class ResponseCipher:
+    """Encrypts public kiosk responses: AES-256-GCM, a fresh 96-bit nonce per response.
+
+    Wire format: base64(nonce(12) || ciphertext || tag(16)) of the UTF-8 JSON, no associated data.
+    """
+
+    def __init__(self, key_b64: str) -> None:
+        key = base64.b64decode(key_b64)
+        if len(key) != 32:
+            raise ValueError("RESPONSE_ENCRYPTION_KEY must be base64 of exactly 32 bytes")
+        self._aead = AESGCM(key)
+
+    def seal(self, plaintext: bytes) -> str:
+        nonce = os.urandom(12)
+        return base64.b64encode(nonce + self._aead.encrypt(nonce, plaintext, None)).decode()
+
+    def open(self, sealed: str) -> bytes:
+        raw = base64.b64decode(sealed)
+        return self._aead.decrypt(raw[:12], raw[12:], None)

@@ -49,6 +49,32 @@ class Settings:
     worker_processes: int
     worker_threads: int
     log_level: str
+    xendit_base_url: str
+    xendit_secret_key: str
+    xendit_api_version: str
+    xendit_callback_token: str
+    xendit_timeout_seconds: float
+    qris_ttl_seconds: int
+    """How long a QRIS code may be paid (the expiry of a kiosk transaction)."""
+    qris_create_wait_ms: int
+    """How long POST /api/v1/transactions waits for the QR string before answering without it."""
+    qris_create_deadline_seconds: int
+    """How long the gateway may keep failing before the transaction ends FAILED."""
+    photobox_default_amount: int
+    photo_retention_days: int
+    qris_sweep_interval_seconds: float
+    photo_purge_interval_seconds: float
+    gallery_url: str
+    """The gallery link in the photo e-mail; {external_id} is replaced."""
+    smtp_host: str
+    smtp_port: int
+    smtp_sender: str
+    smtp_tls: str
+    """none, starttls or tls."""
+    smtp_username: str
+    smtp_password: str
+    response_encryption_key: str
+    """Base64 of 32 bytes enables AES-256-GCM on the public kiosk endpoints; empty disables it."""
 
 
 @lru_cache(maxsize=1)
@@ -73,4 +99,24 @@ def get_settings() -> Settings:
         worker_processes=_int("WORKER_PROCESSES", 2),
         worker_threads=_int("WORKER_THREADS", 32),
         log_level=_str("LOG_LEVEL", "INFO"),
+        xendit_base_url=_str("XENDIT_BASE_URL", "http://127.0.0.1:8100"),
+        xendit_secret_key=_str("XENDIT_SECRET_KEY", "xnd_development_loket"),
+        xendit_api_version=_str("XENDIT_API_VERSION", "2022-07-31"),
+        xendit_callback_token=_str("XENDIT_CALLBACK_TOKEN", "dev-callback-token"),
+        xendit_timeout_seconds=_float("XENDIT_TIMEOUT_SECONDS", 10.0),
+        qris_ttl_seconds=_int("QRIS_TTL_SECONDS", 900),
+        qris_create_wait_ms=_int("QRIS_CREATE_WAIT_MS", 2000),
+        qris_create_deadline_seconds=_int("QRIS_CREATE_DEADLINE_SECONDS", 120),
+        photobox_default_amount=_int("PHOTOBOX_DEFAULT_AMOUNT", 40000),
+        photo_retention_days=_int("PHOTO_RETENTION_DAYS", 14),
+        qris_sweep_interval_seconds=_float("QRIS_SWEEP_INTERVAL_SECONDS", 5.0),
+        photo_purge_interval_seconds=_float("PHOTO_PURGE_INTERVAL_SECONDS", 60.0),
+        gallery_url=_str("GALLERY_URL", "http://127.0.0.1:8000/api/v1/transactions/{external_id}/photos"),
+        smtp_host=_str("SMTP_HOST", "127.0.0.1"),
+        smtp_port=_int("SMTP_PORT", 8025),
+        smtp_sender=_str("SMTP_SENDER", "Photobox <photobox@loket.local>"),
+        smtp_tls=_str("SMTP_TLS", "none"),
+        smtp_username=_str("SMTP_USERNAME", ""),
+        smtp_password=_str("SMTP_PASSWORD", ""),
+        response_encryption_key=_str("RESPONSE_ENCRYPTION_KEY", ""),
     )

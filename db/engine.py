@@ -24,4 +24,6 @@ def create_engine(settings: Settings, pool_size: int | None = None) -> AsyncEngi
         # Every unit of work ends in COMMIT or ROLLBACK (engine.begin()), so the pool's own
         # ROLLBACK on return would be a wasted round trip per request.
         pool_reset_on_return=None,
+        # Every timestamp Loket writes or compares (NOW(6), DEFAULT CURRENT_TIMESTAMP) is UTC.
+        connect_args={"init_command": "SET time_zone = '+00:00'"},
     )

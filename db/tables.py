@@ -108,3 +108,57 @@ webhook_event = Table(
     Column("received_at", DateTime),
     Column("handled_at", DateTime),
 )
+
+location = Table(
+    "location",
+    metadata,
+    Column("ml_id", Integer, primary_key=True),
+    Column("ml_name", String(100)),
+    Column("ml_address", String(255)),
+    Column("ml_created_at", DateTime),
+)
+
+price = Table(
+    "price",
+    metadata,
+    Column("mp_id", Integer, primary_key=True),
+    Column("mp_name", String(100)),
+    Column("mp_amount", Integer),
+    Column("mp_location_id", Integer),
+    Column("mp_quota", Integer),
+    Column("mp_used", Integer),
+    Column("mp_created_at", DateTime),
+)
+
+qris_transaction = Table(
+    "qris_transaction",
+    metadata,
+    Column("tr_id", BigInteger, primary_key=True),
+    Column("tr_external_id", String(64)),
+    Column("tr_location_id", Integer),
+    Column("tr_price_id", Integer),
+    Column("tr_amount", Integer),
+    Column("tr_status", String(10)),
+    Column("tr_qris_string", String),
+    Column("tr_qris_url", String(255)),
+    Column("tr_xendit_id", String(64)),
+    Column("tr_payment_id", String(64)),
+    Column("tr_failure_reason", String(255)),
+    Column("tr_expired_at", DateTime),
+    Column("tr_paid_at", DateTime),
+    Column("tr_created_at", DateTime),
+    Column("tr_updated_at", DateTime),
+)
+
+photo_delivery = Table(
+    "photo_delivery",
+    metadata,
+    Column("pd_tr_id", BigInteger, primary_key=True),
+    Column("pd_email", String(190)),
+    Column("pd_photos", JSON),
+    Column("pd_photo_count", Integer),
+    Column("pd_email_sent_at", DateTime),
+    Column("pd_expires_at", DateTime),
+    Column("pd_purged_at", DateTime),
+    Column("pd_created_at", DateTime),
+)

@@ -1,18 +1,62 @@
-"""Applying stored webhook events, once each."""
+"""Applying stored webhook events, once each, by source."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import dramatiq
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import purchases as purchase_queries
+from db import qris as qris_queries
 from db import webhook_events as event_queries
-from domain import purchases, webhook_events
+from db.webhook_events import WebhookEvent
+from domain import purchases, qris, webhook_events
 from provider.digiflazz import answer_from
+from provider.xendit import parse_payment_webhook
 from workers import resources
 
 log = logging.getLogger(__name__)
+Result = tuple[str, str]  # (outcome, note)
+
+
+async def _digiflazz(conn: AsyncConnection, event: WebhookEvent) -> Result:
+    answer = answer_from(event.payload["data"])
+    purchase = await purchase_queries.by_provider_ref(conn, event.reference or "")
+    if purchase is None:
+        return "unmatched", "no purchase with this ref_id"
+    if purchase.is_final:
+        return "ignored", f"purchase already {purchase.status}"
+    if await purchases.apply_provider_answer(conn, purchase, answer):
+        return "applied", f"purchase {purchase.id} -> {answer.outcome.value}"
+    return "ignored", f"provider says {answer.status} ({answer.rc}); purchase stays open"
+
+
+async def _xendit(conn: AsyncConnection, event: WebhookEvent) -> Result:
+    payment = parse_payment_webhook(event.payload)
+    transaction = await qris_queries.by_external_id(conn, payment.reference)
+    if transaction is None:
+        return "unmatched", "no transaction with this external_id"
+    tr_id, status = transaction["tr_id"], transaction["tr_status"]
+    if payment.kind == "paid":
+        if status == "COMPLETED" and transaction["tr_payment_id"] == payment.payment_id:
+            return "ignored", "payment already applied"
+        if status != "PENDING":
+            # Money arrived for a session that is over (or paid twice): an operator decides.
+            return "unmatched", f"payment for a {status} transaction: refund or honour it"
+        if payment.amount is not None and payment.amount != transaction["tr_amount"]:
+            return "unmatched", f"paid {payment.amount:g}, expected {transaction['tr_amount']}: not completed"
+        if payment.qr_id and transaction["tr_xendit_id"] and payment.qr_id != transaction["tr_xendit_id"]:
+            return "unmatched", "payment for another QR code than this transaction's"
+        if await qris.complete(conn, tr_id, payment.payment_id):
+            return "applied", f"transaction {tr_id} -> COMPLETED"
+        return "ignored", "transaction already ended"
+    ended = await (qris.fail(conn, tr_id, "gateway reported FAILED") if payment.kind == "failed" else qris.expire(conn, tr_id, forced=True))
+    return ("applied", f"transaction {tr_id} -> {payment.kind.upper()}") if ended else ("ignored", f"transaction already {status}")
+
+
+HANDLERS: dict[str, Callable[[AsyncConnection, WebhookEvent], Awaitable[Result]]] = {"digiflazz": _digiflazz, "xendit": _xendit}
 
 
 async def apply(event_id: int) -> None:
@@ -23,24 +67,10 @@ async def apply(event_id: int) -> None:
         if event is None or event.outcome != "received":
             await webhook_events.finish_job_only(conn, event_id)
             return
-        if event.source != "digiflazz":
-            await webhook_events.finish(conn, event_id, "ignored", f"no handler for source {event.source}")
-            return
-        answer = answer_from(event.payload["data"])
-        purchase = await purchase_queries.by_provider_ref(conn, event.reference or "")
-        if purchase is None:
-            await webhook_events.finish(conn, event_id, "unmatched", "no purchase with this ref_id")
-            return
-        if purchase.is_final:
-            await webhook_events.finish(conn, event_id, "ignored", f"purchase already {purchase.status}")
-            return
-        ended = await purchases.apply_provider_answer(conn, purchase, answer)
-        outcome, note = ("applied", f"purchase {purchase.id} -> {answer.outcome.value}") if ended else (
-            "ignored",
-            f"provider says {answer.status} ({answer.rc}); purchase stays open",
-        )
+        handler = HANDLERS.get(event.source)
+        outcome, note = await handler(conn, event) if handler else ("ignored", f"no handler for source {event.source}")
         await webhook_events.finish(conn, event_id, outcome, note)
-    log.info("webhook event %s: %s", event_id, outcome)
+    log.info("webhook event %s (%s): %s, %s", event_id, event.source, outcome, note)
 
 
 @dramatiq.actor(actor_name=webhook_events.APPLY_ACTOR, queue_name=webhook_events.WEBHOOK_QUEUE)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sim.gateway import Answer, XenditGateway
 from sim.provider import DigiflazzProvider
 from sim.settings import ConfigError, Settings
 
@@ -20,6 +21,15 @@ from sim.settings import ConfigError, Settings
 def _provider(request: Request) -> DigiflazzProvider:
     provider: DigiflazzProvider = request.app.state.provider
     return provider
+
+
+def _gateway(request: Request) -> XenditGateway:
+    gateway: XenditGateway = request.app.state.gateway
+    return gateway
+
+
+def _config(request: Request) -> dict[str, Any]:
+    return {**_provider(request).config.model_dump(), **_gateway(request).config.model_dump()}
 
 
 async def health(request: Request) -> Response:
@@ -35,31 +45,72 @@ async def digiflazz_transaction(request: Request) -> Response:
     return JSONResponse(answer.body, status_code=answer.status_code, background=background)
 
 
+def _gateway_response(gateway: XenditGateway, answer: Answer) -> Response:
+    background = BackgroundTask(gateway.send_webhook, answer) if answer.webhook else None
+    return JSONResponse(answer.body, status_code=answer.status_code, background=background)
+
+
+async def create_qr_code(request: Request) -> Response:
+    """Xendit create QR code (POST /qr_codes)."""
+    gateway = _gateway(request)
+    return _gateway_response(gateway, await gateway.create_qr(request.headers, await request.body()))
+
+
+async def get_qr_code(request: Request) -> Response:
+    """Xendit get QR code by id (GET /qr_codes/{qr_id})."""
+    gateway = _gateway(request)
+    return _gateway_response(gateway, await gateway.get_qr(request.headers, request.path_params["qr_id"]))
+
+
+async def simulate_qr_payment(request: Request) -> Response:
+    """Xendit simulate payment (POST /qr_codes/{qr_id}/payments/simulate); the webhook follows the response."""
+    gateway = _gateway(request)
+    answer = await gateway.simulate_payment(request.headers, request.path_params["qr_id"], await request.body())
+    return _gateway_response(gateway, answer)
+
+
 async def get_config(request: Request) -> Response:
-    """Current runtime config."""
-    return JSONResponse(_provider(request).config.model_dump())
+    """Current runtime config (provider and gateway keys)."""
+    return JSONResponse(_config(request))
 
 
 async def post_config(request: Request) -> Response:
-    """Merge a JSON object of config keys into the runtime config; 400 on unknown keys or bad values."""
+    """Merge a JSON object of config keys into the runtime config; 400 on unknown keys or bad values.
+
+    Answers with the config of each side (provider, gateway) the patch named, or all of it for {}.
+    """
     try:
         patch: Any = json.loads(await request.body())
     except ValueError:
         return JSONResponse({"error": "body must be JSON"}, status_code=400)
     if not isinstance(patch, dict):
         return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
+    provider, gateway = _provider(request), _gateway(request)
+    provider_patch = {k: v for k, v in patch.items() if k in type(provider.config).model_fields}
+    gateway_patch = {k: v for k, v in patch.items() if k in type(gateway.config).model_fields}
+    unknown = sorted(set(patch) - set(provider_patch) - set(gateway_patch))
+    if unknown:
+        return JSONResponse({"error": f"unknown config keys: {', '.join(unknown)}"}, status_code=400)
     try:
-        config = _provider(request).update_config(patch)
+        # Validate both sides before changing either, so a rejected patch changes nothing.
+        provider_config = provider.config.merged(provider_patch)
+        gateway_config = gateway.config.merged(gateway_patch)
     except ConfigError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    return JSONResponse(config.model_dump())
+    provider.config, gateway.config = provider_config, gateway_config
+    answer: dict[str, Any] = {}
+    if provider_patch or not patch:
+        answer.update(provider_config.model_dump())
+    if gateway_patch or not patch:
+        answer.update(gateway_config.model_dump())
+    return JSONResponse(answer)
 
 
 async def reset(request: Request) -> Response:
     """Clear records, cancel pending work, restore the environment's config."""
-    provider = _provider(request)
-    await provider.reset()
-    return JSONResponse({"status": "ok", "config": provider.config.model_dump()})
+    await _provider(request).reset()
+    await _gateway(request).reset()
+    return JSONResponse({"status": "ok", "config": _config(request)})
 
 
 async def list_transactions(request: Request) -> Response:
@@ -75,14 +126,23 @@ async def get_transaction(request: Request) -> Response:
     return JSONResponse(found)
 
 
+async def list_qr_codes(request: Request) -> Response:
+    """All QR codes with their payments, oldest first."""
+    return JSONResponse([qr.summary() for qr in _gateway(request).qr_codes.values()])
+
+
 ROUTES: list[BaseRoute] = [
     Route("/health", health, methods=["GET"]),
     Route("/v1/transaction", digiflazz_transaction, methods=["POST"]),
+    Route("/qr_codes", create_qr_code, methods=["POST"]),
+    Route("/qr_codes/{qr_id}", get_qr_code, methods=["GET"]),
+    Route("/qr_codes/{qr_id}/payments/simulate", simulate_qr_payment, methods=["POST"]),
     Route("/_sim/config", get_config, methods=["GET"]),
     Route("/_sim/config", post_config, methods=["POST"]),
     Route("/_sim/reset", reset, methods=["POST"]),
     Route("/_sim/transactions", list_transactions, methods=["GET"]),
     Route("/_sim/transactions/{ref_id:path}", get_transaction, methods=["GET"]),
+    Route("/_sim/qr_codes", list_qr_codes, methods=["GET"]),
 ]
 
 
@@ -94,13 +154,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """
     settings = settings if settings is not None else Settings.from_env()
     provider = DigiflazzProvider(settings)
+    gateway = XenditGateway(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await provider.aclose()
+        await gateway.aclose()
 
     app = Starlette(routes=list(ROUTES), lifespan=lifespan)
     app.state.settings = settings
     app.state.provider = provider
+    app.state.gateway = gateway
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,6 +26,11 @@ class Settings:
         timeout_sleep_ms: how long a "hanging" call sleeps before answering.
         pending_ms: how long a Pending transaction takes to reach its final state.
         seed: seed of the random generator; None means non-deterministic.
+        xendit_secret_key: the Xendit secret API key the gateway accepts (Basic auth user, empty password).
+        xendit_callback_token: value of the x-callback-token header on outbound Xendit webhooks.
+        xendit_callback_url: where Xendit webhooks are POSTed; empty string disables them.
+        gateway_latency_ms: sleep before answering every /qr_codes call.
+        gateway_error_rate: probability (0..1) of a /qr_codes create or get answering HTTP 503.
     """
 
     port: int = 8100
@@ -39,6 +44,11 @@ class Settings:
     timeout_sleep_ms: int = 30000
     pending_ms: int = 3000
     seed: int | None = None
+    xendit_secret_key: str = "xnd_development_loket"
+    xendit_callback_token: str = "dev-callback-token"
+    xendit_callback_url: str = "http://127.0.0.1:8000/api/v1/webhooks/xendit"
+    gateway_latency_ms: int = 0
+    gateway_error_rate: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +78,11 @@ class Settings:
             timeout_sleep_ms=int(num("SIM_TIMEOUT_SLEEP_MS", d.timeout_sleep_ms, int)),
             pending_ms=int(num("SIM_PENDING_MS", d.pending_ms, int)),
             seed=int(seed_raw) if seed_raw else None,
+            xendit_secret_key=src.get("XENDIT_SECRET_KEY", d.xendit_secret_key),
+            xendit_callback_token=src.get("XENDIT_CALLBACK_TOKEN", d.xendit_callback_token),
+            xendit_callback_url=src.get("SIM_XENDIT_CALLBACK_URL", d.xendit_callback_url),
+            gateway_latency_ms=int(num("SIM_GATEWAY_LATENCY_MS", d.gateway_latency_ms, int)),
+            gateway_error_rate=float(num("SIM_GATEWAY_ERROR_RATE", d.gateway_error_rate, float)),
         )
 
 
@@ -75,7 +90,28 @@ class ConfigError(ValueError):
     """A runtime-config update named unknown keys or had invalid values."""
 
 
-class SimConfig(BaseModel):
+class _RuntimeConfig(BaseModel):
+    """A runtime-config model that can be patched key by key."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    def merged(self, patch: Mapping[str, Any]) -> Self:
+        """A copy with some keys replaced; raises ConfigError on unknown keys or invalid values.
+
+        Args:
+            patch: config keys and their new values.
+        """
+        unknown = sorted(set(patch) - set(type(self).model_fields))
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        try:
+            return type(self).model_validate({**self.model_dump(), **patch})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(problems) from exc
+
+
+class SimConfig(_RuntimeConfig):
     """Runtime config, changeable through POST /_sim/config.
 
     Attributes:
@@ -90,8 +126,6 @@ class SimConfig(BaseModel):
         callback_url: default callback target; empty disables (a request's cb_url wins).
         callback_on_create: also send an event 'create' callback for every new record.
     """
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     latency_ms: int = Field(0, ge=0)
     error_rate: float = Field(0.0, ge=0.0, le=1.0)
@@ -120,17 +154,42 @@ class SimConfig(BaseModel):
             callback_url=settings.callback_url,
         )
 
-    def merged(self, patch: Mapping[str, Any]) -> SimConfig:
-        """A copy with some keys replaced; raises ConfigError on unknown keys or invalid values.
+
+class GatewayConfig(_RuntimeConfig):
+    """Runtime config of the Xendit QR gateway, changeable through POST /_sim/config.
+
+    Attributes:
+        webhook_format: payment webhook body: "v2" (api-version 2022-07-31), "legacy" (QR Codes v1)
+            or "seed" (the minimal {external_id, status, xendit_id} shape).
+        webhook_retry_delay_ms: pause between webhook delivery attempts.
+        xendit_callback_url: webhook target; empty disables webhooks.
+        allow_expired_payment: let a simulated payment go through on an expired QR code.
+        gateway_latency_ms: sleep before answering every /qr_codes call.
+        gateway_error_rate: probability of a create or get answering 503 without creating anything.
+        gateway_fail_next: the next N create calls get the 503.
+        gateway_timeout_next: the next N create calls create the QR code, then hang.
+        gateway_timeout_sleep_ms: how long a hanging create sleeps before answering.
+    """
+
+    webhook_format: Literal["v2", "legacy", "seed"] = "v2"
+    webhook_retry_delay_ms: int = Field(1000, ge=0)
+    xendit_callback_url: str = ""
+    allow_expired_payment: bool = False
+    gateway_latency_ms: int = Field(0, ge=0)
+    gateway_error_rate: float = Field(0.0, ge=0.0, le=1.0)
+    gateway_fail_next: int = Field(0, ge=0)
+    gateway_timeout_next: int = Field(0, ge=0)
+    gateway_timeout_sleep_ms: int = Field(30000, ge=0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatewayConfig:
+        """Initial config.
 
         Args:
-            patch: config keys and their new values.
+            settings: environment settings that supply the defaults.
         """
-        unknown = sorted(set(patch) - set(SimConfig.model_fields))
-        if unknown:
-            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
-        try:
-            return SimConfig.model_validate({**self.model_dump(), **patch})
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(problems) from exc
+        return cls(
+            xendit_callback_url=settings.xendit_callback_url,
+            gateway_latency_ms=settings.gateway_latency_ms,
+            gateway_error_rate=settings.gateway_error_rate,
+        )

@@ -23,6 +23,7 @@ import redis as sync_redis
 from core.security import issue_staff_token
 from db.apply import apply_schema
 from ops.stack import free_port
+from sim.mailbox import Mailbox, serve
 from tests.harness import LoketStack, MariaDB, fast_env
 
 LOG_ROOT = pathlib.Path(__file__).resolve().parent.parent / ".run" / "tests"
@@ -37,12 +38,26 @@ def db() -> MariaDB:
 
 
 @pytest.fixture(scope="session")
-def stack(db: MariaDB) -> Iterator[LoketStack]:
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a spare port: where the shared stack's workers send e-mail."""
+    box = Mailbox()
+    controller = serve("127.0.0.1", free_port(), box)
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(db: MariaDB, mailbox: Mailbox) -> Iterator[LoketStack]:
     """One shared stack (sim, web, worker, clock) on the machine's Redis (database 9)."""
     redis_url = os.environ["REDIS_URL"]
     sync_redis.Redis.from_url(redis_url).flushdb()
     loket = LoketStack.start(
-        name="shared", database_url=db.url, redis_url=redis_url, log_dir=LOG_ROOT / "shared", apply=False
+        name="shared",
+        database_url=db.url,
+        redis_url=redis_url,
+        log_dir=LOG_ROOT / "shared",
+        apply=False,
+        extra_env={"SMTP_PORT": str(mailbox.port)},
     )
     yield loket
     loket.stop()

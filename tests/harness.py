@@ -29,6 +29,13 @@ def fast_env() -> dict[str, str]:
         "BROKER_MAINTENANCE_CHANCE": "100000",
         "SIM_PENDING_MS": "800",
         "LOG_LEVEL": "INFO",
+        "XENDIT_CALLBACK_TOKEN": "test-callback-token",
+        "QRIS_TTL_SECONDS": "10",
+        "QRIS_CREATE_WAIT_MS": "3000",
+        "QRIS_CREATE_DEADLINE_SECONDS": "6",
+        "XENDIT_TIMEOUT_SECONDS": "1.5",
+        "QRIS_SWEEP_INTERVAL_SECONDS": "1",
+        "PHOTO_PURGE_INTERVAL_SECONDS": "1",
     }
 
 
@@ -104,6 +111,9 @@ class LoketStack:
             "PPOB_BASE_URL": f"http://127.0.0.1:{sim_port}/v1",
             "SIM_PORT": str(sim_port),
             "SIM_CALLBACK_URL": f"http://127.0.0.1:{web_port}/webhooks/digiflazz",
+            "XENDIT_BASE_URL": f"http://127.0.0.1:{sim_port}",
+            "SIM_XENDIT_CALLBACK_URL": f"http://127.0.0.1:{web_port}/api/v1/webhooks/xendit",
+            "GALLERY_URL": "https://galeri.loket.test/{external_id}",
             **(extra_env or {}),
         }
         processes = Stack(env=env, log_dir=log_dir)
@@ -132,6 +142,21 @@ class LoketStack:
     async def configure_sim(self, **config: Any) -> None:
         async with httpx.AsyncClient(base_url=self.sim_url) as sim:
             (await sim.post("/_sim/config", json=config)).raise_for_status()
+
+    async def qr_codes(self, reference_id: str) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=self.sim_url) as sim:
+            return [qr for qr in (await sim.get("/_sim/qr_codes")).json() if qr["reference_id"] == reference_id]
+
+    async def pay(self, reference_id: str, amount: int | None = None) -> httpx.Response:
+        """The customer scans and pays: the simulator sends Loket the gateway's webhook."""
+        [qr] = await self.qr_codes(reference_id)
+        async with httpx.AsyncClient(base_url=self.sim_url) as sim:
+            return await sim.post(
+                f"/qr_codes/{qr['id']}/payments/simulate",
+                json={} if amount is None else {"amount": amount},
+                auth=("xnd_development_loket", ""),
+                headers={"api-version": "2022-07-31"},
+            )
 
     async def sim_transactions(self) -> list[dict[str, Any]]:
         async with httpx.AsyncClient(base_url=self.sim_url) as sim:

@@ -17,9 +17,10 @@ def test_compose_runs_every_procfile_process_with_the_same_program():
         declared = services[name]["command"]
         program = declared if isinstance(declared, str) else " ".join(declared)
         assert command.split()[0] in program, (name, program)
-        assert services[name]["environment"]["DATABASE_URL"].startswith("mysql+aiomysql://")
+        if name != "mail":
+            assert services[name]["environment"]["DATABASE_URL"].startswith("mysql+aiomysql://")
     assert "schema.sql" in " ".join(services["mariadb"]["volumes"])
 
 
 def test_procfile_names_the_processes_of_the_design():
-    assert [name for name, _ in procfile()] == ["web", "worker", "webhook_worker", "clock", "sim"]
+    assert [name for name, _ in procfile()] == ["web", "worker", "qris_worker", "webhook_worker", "clock", "sim", "mail"]

@@ -9,10 +9,10 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from core.security import PrivateKeyBox
+from core.security import PrivateKeyBox, ResponseCipher
 from core.settings import Settings
 from db.engine import create_engine
-from web import accounts, health, purchases, webhooks
+from web import accounts, health, kiosk, masters, purchases, webhooks
 from web.errors import EXCEPTION_HANDLERS
 
 ROUTES = [
@@ -31,6 +31,26 @@ ROUTES = [
     Route("/riwayat", purchases.history, methods=["GET"]),
     # webhooks in
     Route("/webhooks/digiflazz", webhooks.digiflazz, methods=["POST"]),
+    Route("/api/v1/webhooks/xendit", webhooks.xendit, methods=["POST"]),
+    # kiosk API (photobox-api.md)
+    Route("/api/v1/transactions", kiosk.create, methods=["POST"]),
+    Route("/api/v1/transactions", kiosk.listing, methods=["GET"]),
+    Route("/api/v1/transactions/count", kiosk.count, methods=["GET"]),
+    Route("/api/v1/transactions/external/{external_id}", kiosk.by_external_id, methods=["GET"]),
+    Route("/api/v1/transactions/{external_id}/photos", kiosk.add_photos, methods=["POST"]),
+    Route("/api/v1/transactions/{external_id}/photos", kiosk.get_photos, methods=["GET"]),
+    Route("/api/v1/locations", masters.list_locations, methods=["GET"]),
+    Route("/api/v1/locations", masters.create_location, methods=["POST"]),
+    Route("/api/v1/locations/{id:int}", masters.get_location, methods=["GET"]),
+    Route("/api/v1/locations/{id:int}", masters.update_location, methods=["PUT"]),
+    Route("/api/v1/locations/{id:int}", masters.delete_location, methods=["DELETE"]),
+    Route("/api/v1/prices", masters.list_prices, methods=["GET"]),
+    Route("/api/v1/prices", masters.create_price, methods=["POST"]),
+    Route("/api/v1/prices/{id:int}", masters.get_price, methods=["GET"]),
+    Route("/api/v1/prices/{id:int}", masters.update_price, methods=["PUT"]),
+    Route("/api/v1/prices/{id:int}", masters.delete_price, methods=["DELETE"]),
+    # operators
+    Route("/api/v1/webhook-events", masters.list_webhook_events, methods=["GET"]),
 ]
 
 
@@ -39,9 +59,12 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.key_box = PrivateKeyBox(settings.master_key)
+        app.state.response_cipher = ResponseCipher(settings.response_encryption_key) if settings.response_encryption_key else None
         app.state.engine = create_engine(settings)
         # Short timeouts: a stuck Redis must not hold requests; the outbox covers a failed push.
-        app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+        app.state.redis = Redis.from_url(
+            settings.redis_url, socket_timeout=settings.qris_create_wait_ms / 1000 + 1, socket_connect_timeout=1
+        )
         try:
             yield
         finally:

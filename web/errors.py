@@ -31,24 +31,29 @@ class ApiError(Exception):
         return cls(422, "invalid_input", f"{where}: {first.get('msg', 'invalid value')}")
 
 
-def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+def error_response(
+    request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body: dict[str, object] = {"detail": detail, "code": code}
+    if request.url.path.startswith("/api/v1/"):
+        body = {"success": False, "message": detail, **body}  # the kiosk API's envelope
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.detail, exc.headers)
+    return error_response(request, exc.status, exc.code, exc.detail, exc.headers)
 
 
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), exc.headers)
+    return error_response(request, exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), exc.headers)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", "internal error; nothing was lost, try again")
+    return error_response(request, 500, "internal_error", "internal error; nothing was lost, try again")
 
 
 EXCEPTION_HANDLERS = {ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected}

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from core.security import hmac_sha1_hex, same_secret
 from domain import webhook_events
+from provider.xendit import parse_payment_webhook
 from web.errors import ApiError
 from web.requests import read_body
 from workers.enqueue import push_after_commit
@@ -30,6 +31,23 @@ def _digiflazz_data(raw: bytes) -> dict[str, Any]:
     return body
 
 
+async def _store(request: Request, source: str, identity: str, reference: str, payload: dict[str, Any]) -> JSONResponse:
+    """Store a verified event once and hand it to a worker; the 2xx comes after the COMMIT."""
+    state = request.app.state
+    async with state.engine.begin() as conn:
+        job = await webhook_events.receive(
+            conn,
+            source=source,
+            event_key=hashlib.sha256(identity.encode()).hexdigest(),
+            reference=reference,
+            payload=payload,
+            lease_seconds=state.settings.outbox_lease_seconds,
+        )
+    if job is not None:
+        await push_after_commit(state.redis, [job])
+    return JSONResponse({"received": True, "duplicate": job is None})
+
+
 async def digiflazz(request: Request) -> JSONResponse:
     raw = await read_body(request)
     secret = request.app.state.settings.ppob_webhook_secret
@@ -42,16 +60,20 @@ async def digiflazz(request: Request) -> JSONResponse:
     data = body["data"]
     # Digiflazz sends no event id: the same ref_id reporting the same result is the same event.
     identity = "|".join(str(data.get(k) or "") for k in ("ref_id", "status", "rc", "sn"))
-    state = request.app.state
-    async with state.engine.begin() as conn:
-        job = await webhook_events.receive(
-            conn,
-            source="digiflazz",
-            event_key=hashlib.sha256(identity.encode()).hexdigest(),
-            reference=data["ref_id"],
-            payload=body,
-            lease_seconds=state.settings.outbox_lease_seconds,
-        )
-    if job is not None:
-        await push_after_commit(state.redis, [job])
-    return JSONResponse({"received": True, "duplicate": job is None})
+    return await _store(request, "digiflazz", identity, data["ref_id"], body)
+
+
+async def xendit(request: Request) -> JSONResponse:
+    """Xendit's QR payment webhook (v2, legacy) or the seed's body; x-callback-token is a shared token."""
+    raw = await read_body(request)
+    token = request.headers.get("x-callback-token")
+    if not token:
+        raise ApiError(401, "missing_token", "header x-callback-token is required")
+    if not same_secret(token, request.app.state.settings.xendit_callback_token):
+        raise ApiError(403, "bad_token", "x-callback-token is not valid")
+    try:
+        body = json.loads(raw)
+        payment = parse_payment_webhook(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, "invalid_event", f"not a QR payment event: {error}") from None
+    return await _store(request, "xendit", payment.event_key, payment.reference, body)

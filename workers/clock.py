@@ -1,4 +1,4 @@
-"""The clock process: the outbox relay (and, later, sweepers and scheduled jobs).
+"""The clock process: the outbox relay, the QRIS expiry sweeper and the photo purge.
 
 `python -m workers.clock`. Safe to run more than one: rows are claimed with SKIP LOCKED.
 """
@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from core.logs import setup_logging
 from core.settings import Settings, get_settings
 from db.engine import create_engine
+from workers import sweepers
 from workers.relay import relay_once
 
 log = logging.getLogger("loket.clock")
@@ -24,14 +25,22 @@ log = logging.getLogger("loket.clock")
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(settings, pool_size=2)
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    next_sweep = next_purge = 0.0
+    loop = asyncio.get_running_loop()
     try:
         while not stop.is_set():
             pushed = 0
             try:
                 pushed = await relay_once(engine, redis, settings.outbox_lease_seconds)
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + settings.qris_sweep_interval_seconds
+                    await sweepers.expire_overdue_transactions(engine)
+                if loop.time() >= next_purge:
+                    next_purge = loop.time() + settings.photo_purge_interval_seconds
+                    await sweepers.purge_photos(engine)
             except (RedisError, OSError, DBAPIError) as error:
                 # An outage of either store: the rows stay due and the next round tries again.
-                log.warning("relay round failed: %s", type(error).__name__)
+                log.warning("clock round failed: %s", type(error).__name__)
             if pushed == 0:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=settings.outbox_relay_interval)

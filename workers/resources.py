@@ -1,4 +1,4 @@
-"""Per-process clients for async actors: the database engine, Redis and the provider client.
+"""Per-process clients for async actors: the database engine, Redis, the provider and gateway clients.
 
 They are made on first use inside the worker's event loop thread (where every async actor runs)
 and closed before the loop stops.
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import Settings, get_settings
 from db.engine import create_engine
 from provider.digiflazz import DigiflazzClient
+from provider.xendit import XenditClient
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Resources:
     redis: Redis
     http: httpx.AsyncClient
     provider: DigiflazzClient
+    gateway: XenditClient
 
     @classmethod
     def create(cls, settings: Settings) -> "Resources":
@@ -41,6 +43,13 @@ class Resources:
                 settings.ppob_username,
                 settings.ppob_api_key,
                 settings.ppob_timeout_seconds,
+            ),
+            gateway=XenditClient(
+                http,
+                settings.xendit_base_url,
+                settings.xendit_secret_key,
+                settings.xendit_api_version,
+                settings.xendit_timeout_seconds,
             ),
         )
 

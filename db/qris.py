@@ -1,0 +1,60 @@
+"""Queries on kiosk QRIS transactions (tr_*). Status changes live in domain.qris."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import location, qris_transaction as tr
+
+Row = dict[str, Any]
+
+
+async def by_external_id(conn: AsyncConnection, external_id: str) -> Row | None:
+    row = (await conn.execute(select(tr).where(tr.c.tr_external_id == external_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def by_id(conn: AsyncConnection, tr_id: int) -> Row | None:
+    row = (await conn.execute(select(tr).where(tr.c.tr_id == tr_id))).first()
+    return dict(row._mapping) if row else None
+
+
+def _filters(search: str | None, statuses: list[str] | None) -> list:
+    filters = []
+    if search:
+        filters.append(or_(tr.c.tr_external_id.contains(search, autoescape=True), location.c.ml_name.contains(search, autoescape=True)))
+    if statuses:
+        filters.append(tr.c.tr_status.in_(statuses))
+    return filters
+
+
+async def page(conn: AsyncConnection, search: str | None, statuses: list[str] | None, skip: int, limit: int) -> tuple[list[Row], int]:
+    joined = tr.join(location, location.c.ml_id == tr.c.tr_location_id)
+    filters = _filters(search, statuses)
+    total = (await conn.execute(select(func.count()).select_from(joined).where(*filters))).scalar_one()
+    rows = await conn.execute(
+        select(tr, location.c.ml_name).select_from(joined).where(*filters).order_by(tr.c.tr_id.desc()).offset(skip).limit(limit)
+    )
+    return [dict(r._mapping) for r in rows], int(total)
+
+
+async def count(conn: AsyncConnection, statuses: list[str] | None) -> int:
+    query = select(func.count()).select_from(tr)
+    if statuses:
+        query = query.where(tr.c.tr_status.in_(statuses))
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def overdue_pending_ids(conn: AsyncConnection, grace_seconds: int, limit: int) -> list[int]:
+    """PENDING transactions whose expiry passed more than grace_seconds ago (missed timers)."""
+    rows = await conn.execute(_OVERDUE, {"grace": grace_seconds, "limit": limit})
+    return [r.tr_id for r in rows]
+
+
+_OVERDUE = text(
+    "SELECT tr_id FROM qris_transaction WHERE tr_status = 'PENDING' "
+    "AND tr_expired_at < NOW(6) - INTERVAL :grace SECOND ORDER BY tr_expired_at LIMIT :limit"
+)

@@ -1,0 +1,37 @@
+"""E-mailing a session's photo gallery."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from db import outbox
+from db import photos as photo_queries
+from db import qris as qris_queries
+from domain import photos
+from provider import mailer
+from workers import resources
+
+log = logging.getLogger(__name__)
+
+
+async def send(tr_id: int) -> None:
+    """Send the gallery e-mail once; an SMTP failure propagates so Dramatiq retries with backoff."""
+    res = resources.current()
+    async with res.engine.begin() as conn:
+        delivery = await photo_queries.of_transaction(conn, tr_id)
+        transaction = await qris_queries.by_id(conn, tr_id)
+        if delivery is None or transaction is None or delivery["pd_email_sent_at"] is not None:
+            await outbox.complete(conn, photos.send_job(tr_id).job_key)  # nothing (more) to send
+            return
+    message = mailer.photo_email(res.settings, delivery["pd_email"], transaction["tr_external_id"], delivery["pd_photo_count"])
+    await mailer.send(res.settings, message)
+    async with res.engine.begin() as conn:
+        await photos.mark_sent(conn, tr_id, res.settings.photo_retention_days)
+    log.info("photo e-mail sent for transaction %s", tr_id)
+
+
+@dramatiq.actor(actor_name=photos.SEND_ACTOR, queue_name=photos.PHOTO_QUEUE)
+async def send_photo_email(tr_id: int) -> None:
+    await send(tr_id)

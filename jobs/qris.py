@@ -1,0 +1,85 @@
+"""Creating QR codes at the gateway and expiring unpaid transactions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from db import outbox
+from db import qris as qris_queries
+from domain import qris
+from provider.xendit import GatewayRejected, GatewayUnavailable
+from workers import qr_ready, resources
+from workers.enqueue import push_after_commit
+
+log = logging.getLogger(__name__)
+
+
+async def create(tr_id: int) -> None:
+    """Ask the gateway for the transaction's QR code; idempotent by the gateway's idempotency-key.
+
+    A gateway that refuses (4xx), or keeps failing past QRIS_CREATE_DEADLINE_SECONDS, ends the
+    transaction FAILED; a shorter outage is retried with backoff (dramatiq.Retry).
+    """
+    res = resources.current()
+    job = qris.create_qr_job(tr_id)
+    async with res.engine.begin() as conn:
+        transaction = await qris_queries.by_id(conn, tr_id)
+        if transaction is None or transaction["tr_status"] != "PENDING" or transaction["tr_qris_string"]:
+            await outbox.complete(conn, job.job_key)
+            return
+        await outbox.reschedule(conn, job.job_key, res.settings.outbox_lease_seconds)
+    try:
+        qr = await res.gateway.create_qr(transaction["tr_external_id"], transaction["tr_amount"], transaction["tr_expired_at"])
+    except GatewayRejected as rejected:
+        async with res.engine.begin() as conn:
+            await qris.fail(conn, tr_id, f"gateway refused: {rejected}")
+        log.warning("qris %s failed: gateway refused", tr_id)
+        return
+    except GatewayUnavailable as unavailable:
+        async with res.engine.begin() as conn:
+            gave_up = await qris.fail(
+                conn, tr_id, f"gateway unavailable: {unavailable}", only_after_seconds=res.settings.qris_create_deadline_seconds
+            )
+        if gave_up:
+            log.warning("qris %s failed: gateway unavailable past the deadline", tr_id)
+            return
+        raise dramatiq.Retry(f"gateway unavailable: {unavailable}", delay=_retry_delay_ms(transaction, res.settings.qris_create_deadline_seconds)) from None
+    async with res.engine.begin() as conn:
+        attached = await qris.attach_qr(conn, tr_id, qr.id, qr.qr_string, qr.url)
+    if attached:
+        await qr_ready.announce(res.redis, transaction["tr_external_id"], qr.qr_string)
+        # The timer is a delayed message; the clock's sweeper expires whatever a lost timer misses.
+        remaining = transaction["tr_expired_at"] - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        await push_after_commit(res.redis, [qris.expire_job(tr_id)], delay_ms=max(0, int(remaining.total_seconds() * 1000)) + 200)
+
+
+def _retry_delay_ms(transaction: dict, deadline_seconds: int) -> int:
+    """Exponential backoff (0.5 s doubling, at most 30 s), but never past the deadline: the last
+    attempt comes right at it, so a gateway that is down for good fails the kiosk's session promptly."""
+    message = CurrentMessage.get_current_message()
+    retries = message.options.get("retries", 0) if message else 0
+    backoff = min(500 * 2**retries, 30_000)
+    deadline = transaction["tr_created_at"] + dt.timedelta(seconds=deadline_seconds)
+    until_deadline = (deadline - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)).total_seconds() * 1000
+    return int(max(100, min(backoff, until_deadline + 100)))
+
+
+async def expire(tr_id: int) -> None:
+    res = resources.current()
+    async with res.engine.begin() as conn:
+        if await qris.expire(conn, tr_id):
+            log.info("qris %s expired", tr_id)
+
+
+@dramatiq.actor(actor_name=qris.CREATE_QR_ACTOR, queue_name=qris.QRIS_QUEUE)
+async def create_qr(tr_id: int) -> None:
+    await create(tr_id)
+
+
+@dramatiq.actor(actor_name=qris.EXPIRE_ACTOR, queue_name=qris.QRIS_QUEUE)
+async def expire_qris(tr_id: int) -> None:
+    await expire(tr_id)

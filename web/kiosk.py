@@ -1,0 +1,134 @@
+"""Kiosk QRIS transactions and their photos (/api/v1/transactions...)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from db import photos as photo_queries
+from db import qris as qris_queries
+from domain import photos, qris
+from web.envelope import ok, page, public
+from web.errors import ApiError
+from web.kiosk_schemas import CountQuery, CreateTransaction, PhotoRequest, TransactionListQuery, status_list
+from web.requests import parse_body, parse_query
+from web.staff import require_staff
+from workers import qr_ready
+from workers.enqueue import push_after_commit
+
+EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+_VIEW_FIELDS = (
+    "tr_id", "tr_external_id", "tr_location_id", "tr_price_id", "tr_amount", "tr_status", "tr_qris_string",
+    "tr_qris_url", "tr_expired_at", "tr_paid_at", "tr_created_at",
+)  # fmt: skip
+
+
+def transaction_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: row[name] for name in _VIEW_FIELDS}
+
+
+async def _transaction(request: Request) -> dict[str, Any]:
+    external_id = request.path_params["external_id"]
+    if not EXTERNAL_ID.match(external_id):
+        raise ApiError(404, "not_found", "transaction not found")
+    async with request.app.state.engine.begin() as conn:
+        found = await qris_queries.by_external_id(conn, external_id)
+    if found is None:
+        raise ApiError(404, "not_found", "transaction not found")
+    return found
+
+
+async def create(request: Request) -> Response:
+    require_staff(request)
+    body = await parse_body(request, CreateTransaction)
+    state = request.app.state
+    settings = state.settings
+    try:
+        async with state.engine.begin() as conn:
+            created = await qris.create(
+                conn,
+                location_id=body.location_id,
+                price_id=body.price_id,
+                default_amount=settings.photobox_default_amount,
+                ttl_seconds=settings.qris_ttl_seconds,
+                lease_seconds=settings.outbox_lease_seconds,
+                now=dt.datetime.now(dt.timezone.utc),
+            )
+    except qris.LocationNotFound:
+        raise ApiError(404, "unknown_location", f"location {body.location_id} not found") from None
+    except qris.PriceNotFound:
+        raise ApiError(404, "unknown_price", f"price {body.price_id} not found") from None
+    except qris.PriceNotForLocation:
+        raise ApiError(422, "price_not_for_location", f"price {body.price_id} is not valid at location {body.location_id}") from None
+    except qris.QuotaExhausted:
+        raise ApiError(409, "quota_exhausted", f"price {body.price_id} has no quota left") from None
+    if await push_after_commit(state.redis, [created.job]):
+        await qr_ready.wait(state.redis, created.external_id, settings.qris_create_wait_ms)
+    async with state.engine.begin() as conn:
+        row = await qris_queries.by_id(conn, created.tr_id)
+    assert row is not None
+    return ok(transaction_view(row), "Transaction created successfully", status=201)
+
+
+async def by_external_id(request: Request) -> Response:
+    row = await _transaction(request)
+    return public(request, {"success": True, "message": "Transaction retrieved successfully", "data": transaction_view(row)})
+
+
+async def listing(request: Request) -> Response:
+    require_staff(request)
+    query = parse_query(request, TransactionListQuery)
+    async with request.app.state.engine.begin() as conn:
+        rows, total = await qris_queries.page(conn, query.search, status_list(query.status), query.skip, query.limit)
+    data = [{**transaction_view(r), "location": {"ml_id": r["tr_location_id"], "ml_name": r["ml_name"]}} for r in rows]
+    return page(data, "Transactions retrieved successfully", total=total, skip=query.skip, limit=query.limit)
+
+
+async def count(request: Request) -> Response:
+    require_staff(request)
+    query = parse_query(request, CountQuery)
+    async with request.app.state.engine.begin() as conn:
+        total = await qris_queries.count(conn, status_list(query.status))
+    return ok({"count": total}, "Transaction count retrieved successfully")
+
+
+async def add_photos(request: Request) -> Response:
+    require_staff(request)
+    body = await parse_body(request, PhotoRequest)
+    row = await _transaction(request)
+    if row["tr_status"] != "COMPLETED":
+        raise ApiError(409, "not_paid", f"transaction is {row['tr_status']}; photos are for paid sessions")
+    state = request.app.state
+    try:
+        async with state.engine.begin() as conn:
+            job = await photos.request_delivery(conn, row["tr_id"], body.email, [p.url for p in body.photos], state.settings.outbox_lease_seconds)
+    except photos.AlreadyRequested:
+        raise ApiError(409, "photos_exist", "photos for this transaction were already sent") from None
+    await push_after_commit(state.redis, [job])
+    return ok({"external_id": row["tr_external_id"], "photo_count": len(body.photos)}, "Photos accepted; the e-mail is on its way", status=202)
+
+
+async def get_photos(request: Request) -> Response:
+    row = await _transaction(request)
+    async with request.app.state.engine.begin() as conn:
+        delivery = await photo_queries.of_transaction(conn, row["tr_id"])
+    if delivery is None:
+        raise ApiError(404, "no_photos", "no photos uploaded for this transaction")
+    if delivery["pd_purged_at"] is not None:
+        raise ApiError(410, "photos_expired", f"photos expired on {delivery['pd_expires_at']:%Y-%m-%d}")
+    return public(
+        request,
+        {
+            "external_id": row["tr_external_id"],
+            "photo_count": delivery["pd_photo_count"],
+            "email_sent_at": delivery["pd_email_sent_at"],
+            "expiry_date": delivery["pd_expires_at"],
+            "photos": delivery["pd_photos"],
+        },
+    )
+
