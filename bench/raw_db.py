@@ -1,6 +1,6 @@
 """The accept path's transaction without the web layer: the ceiling the /beli figures are set against.
 
-`python -m bench.raw_db --duration 10 --tasks 64 < keys.json` runs, in its own process, `tasks`
+`python -m bench.raw_db --keys-file keys.json --duration 10 --tasks 64` runs, in its own process, `tasks`
 concurrent asyncio loops of exactly what POST /beli does inside its transaction (SELECT reseller by
 api_key_hash, SELECT product, domain.purchases.accept: INSERT purchase, conditional saldo
 UPDATE, INSERT ledger_entry ... RETURNING, INSERT outbox, COMMIT) through an engine built by
@@ -17,10 +17,13 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import uvloop
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.cpu import machine_busy_seconds, pid_cpu_seconds, pid_of
 from core.security import hash_api_key
@@ -55,7 +58,8 @@ def _own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _loop(engine, key_hash: bytes, tag: str, n: int, lease: int, stop_at: float, out: dict) -> None:  # noqa: ANN001
+async def _loop(engine: AsyncEngine, key_hash: bytes, tag: str, n: int, lease: int, stop_at: float, out: dict[str, Any]) -> None:
+    """Accept purchases for one reseller, one transaction at a time, until `stop_at`; record into `out`."""
     count = 0
     while time.monotonic() < stop_at:
         count += 1
@@ -81,11 +85,11 @@ async def _loop(engine, key_hash: bytes, tag: str, n: int, lease: int, stop_at: 
         out["latencies"].append(time.perf_counter() - started)
 
 
-async def run(keys: list[str], tasks: int, first: int, start_at: float, duration: float, tag: str) -> dict:
+async def run(keys: list[str], tasks: int, first: int, start_at: float, duration: float, tag: str) -> dict[str, Any]:
     """Run loops first..first+tasks-1 from wall time `start_at` for `duration` s; loop i uses keys[i % len]."""
     settings = get_settings()
     engine = create_engine(settings)
-    out: dict = {"errors": 0, "first_error": None, "latencies": []}
+    out: dict[str, Any] = {"errors": 0, "first_error": None, "latencies": []}
     hashes = [hash_api_key(key) for key in keys]
     try:
         # Open the pool's connections first so that connecting is not part of the measurement.
@@ -118,25 +122,28 @@ def run_processes(keys: list[str], tasks: int, duration: float, tag: str, env: d
     """
     start_at = time.time() + 3  # time for the children to import and open their pools
     share = [tasks // processes + (1 if i < tasks % processes else 0) for i in range(processes)]
-    children = []
-    for i, count in enumerate(share):
-        command = [sys.executable, "-m", "bench.raw_db", "--tasks", str(count), "--first", str(sum(share[:i])),
-                   "--start-at", str(start_at), "--duration", str(duration), "--tag", f"{tag}p{i}"]  # fmt: skip
-        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env={**os.environ, **env})  # fmt: skip
-        children.append(child)
+    children: list[subprocess.Popen[str]] = []
     results = []
-    try:
-        for child in children:
-            stdout, stderr = child.communicate(json.dumps(keys), timeout=duration + 120)
-            if child.returncode != 0:
-                raise RuntimeError(f"raw_db exited with {child.returncode}:\n{stderr[-3000:]}")
-            results.append(json.loads(stdout.strip().splitlines()[-1]))
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as keys_file:
+        json.dump(keys, keys_file)
+        keys_file.flush()
+        try:
+            for i, count in enumerate(share):
+                command = [sys.executable, "-m", "bench.raw_db", "--keys-file", keys_file.name, "--tasks", str(count),
+                           "--first", str(sum(share[:i])), "--start-at", str(start_at), "--duration", str(duration),
+                           "--tag", f"{tag}p{i}"]  # fmt: skip
+                children.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                                 env={**os.environ, **env}))  # fmt: skip
+            for child in children:
+                stdout, stderr = child.communicate(timeout=duration + 120)
+                if child.returncode != 0:
+                    raise RuntimeError(f"raw_db exited with {child.returncode}:\n{stderr[-3000:]}")
+                results.append(json.loads(stdout.strip().splitlines()[-1]))
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
     lat = sorted(x for r in results for x in r["latencies_ms"])
     seconds = max(r["seconds"] for r in results)
 
@@ -159,13 +166,14 @@ def run_processes(keys: list[str], tasks: int, duration: float, tag: str, env: d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys-file", required=True, help="JSON list of reseller API keys")
     parser.add_argument("--tasks", type=int, default=64)
     parser.add_argument("--first", type=int, default=0, help="index of this process's first loop")
     parser.add_argument("--start-at", type=float, default=0.0, help="wall-clock time to start the measured loops")
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--tag", default="raw")
     args = parser.parse_args()
-    keys = json.loads(sys.stdin.read())
+    keys = json.loads(open(args.keys_file).read())
     print(json.dumps(uvloop.run(run(keys, args.tasks, args.first, args.start_at, args.duration, args.tag))))
 
 

@@ -20,7 +20,7 @@ import httpx
 import redis
 
 from bench import drain, report
-from bench.cpu import CpuMeter, pid_of
+from bench.cpu import CpuMeter, machine_busy_seconds, pid_of
 from bench.env import DATABASE_URL, REDIS_URL, BenchStack, Database, Options, flush_redis
 from bench.load import run_wrk, wrk_available, write_script
 from bench.raw_db import run_processes
@@ -165,8 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         "PPOB_RECHECK_SECONDS": "60", "OUTBOX_LEASE_SECONDS": "60", "LOG_LEVEL": "WARNING",
         "MariaDB": variables.get("version", "?"), "innodb_flush_log_at_trx_commit": variables.get("innodb_flush_log_at_trx_commit", "?"),
     })  # fmt: skip
+    busy = machine_busy_seconds()
+    time.sleep(1)
+    busy = 100 * (machine_busy_seconds() - busy)
+    if busy > OTHER_CPU_NOTE:
+        run.notes.append(f"before the run, processes outside this benchmark used {busy:.0f}% of a core")
     bench: BenchStack | None = None
-    say(f"logs: {log_dir}")
+    say(f"logs: {log_dir}; machine busy before start: {busy:.0f}% of a core")
     try:
         bench = BenchStack.start(options, log_dir)
         say(f"stack up: web {bench.web_url}, sim {bench.sim_url}")

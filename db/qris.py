@@ -12,8 +12,9 @@ from db.tables import location, qris_transaction as tr
 Row = dict[str, Any]
 
 
-async def by_external_id(conn: AsyncConnection, external_id: str) -> Row | None:
-    row = (await conn.execute(select(tr).where(tr.c.tr_external_id == external_id))).first()
+async def by_external_id(conn: AsyncConnection, external_id: str, *, for_update: bool = False) -> Row | None:
+    query = select(tr).where(tr.c.tr_external_id == external_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     return dict(row._mapping) if row else None
 
 

@@ -14,7 +14,7 @@ from db import webhook_events as event_queries
 from db.webhook_events import WebhookEvent
 from domain import purchases, qris, webhook_events
 from provider.digiflazz import answer_from
-from provider.xendit import parse_payment_webhook
+from provider.xendit import PaymentEvent, parse_payment_webhook
 from workers import resources
 
 log = logging.getLogger(__name__)
@@ -35,12 +35,13 @@ async def _digiflazz(conn: AsyncConnection, event: WebhookEvent) -> Result:
 
 async def _xendit(conn: AsyncConnection, event: WebhookEvent) -> Result:
     payment = parse_payment_webhook(event.payload)
-    transaction = await qris_queries.by_external_id(conn, payment.reference)
+    # Locked: events of one transaction applied by parallel workers decide on its current state.
+    transaction = await qris_queries.by_external_id(conn, payment.reference, for_update=True)
     if transaction is None:
         return "unmatched", "no transaction with this external_id"
     tr_id, status = transaction["tr_id"], transaction["tr_status"]
     if payment.kind == "paid":
-        if status == "COMPLETED" and transaction["tr_payment_id"] == payment.payment_id:
+        if status == "COMPLETED" and _same_payment(transaction, payment):
             return "ignored", "payment already applied"
         if status != "PENDING":
             # Money arrived for a session that is over (or paid twice): an operator decides.
@@ -51,9 +52,16 @@ async def _xendit(conn: AsyncConnection, event: WebhookEvent) -> Result:
             return "unmatched", "payment for another QR code than this transaction's"
         if await qris.complete(conn, tr_id, payment.payment_id):
             return "applied", f"transaction {tr_id} -> COMPLETED"
-        return "ignored", "transaction already ended"
+        return "unmatched", "transaction ended while this payment was applied: reconcile it"
     ended = await (qris.fail(conn, tr_id, "gateway reported FAILED") if payment.kind == "failed" else qris.expire(conn, tr_id, forced=True))
     return ("applied", f"transaction {tr_id} -> {payment.kind.upper()}") if ended else ("ignored", f"transaction already {status}")
+
+
+def _same_payment(transaction: dict, payment: PaymentEvent) -> bool:
+    """The seed's form carries no payment id: it is the same payment when it names the same QR code."""
+    if payment.payment_id is not None and transaction["tr_payment_id"] is not None:
+        return payment.payment_id == transaction["tr_payment_id"]
+    return payment.qr_id is not None and payment.qr_id == transaction["tr_xendit_id"]
 
 
 HANDLERS: dict[str, Callable[[AsyncConnection, WebhookEvent], Awaitable[Result]]] = {"digiflazz": _digiflazz, "xendit": _xendit}

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.harness import LoketStack, final_statuses, register, wait_until
+from core.security import issue_staff_token
+from tests.harness import LoketStack, fast_env, final_statuses, register, wait_until
 from tests.servers import RedisServer
 
 
@@ -100,3 +101,29 @@ async def test_crash_between_commit_and_enqueue_is_covered_by_the_relay(private_
         await wait_until(ended, timeout=30)
         assert loket.db.value("SELECT saldo FROM reseller WHERE id = %s", reseller.id) == 78_000
         assert loket.db.ledger_matches_saldo(reseller.id)
+
+
+async def test_kiosk_transactions_never_stay_pending_past_expiry_through_a_worker_kill_and_a_lost_redis(private_redis, make_stack):
+    """The expiry timers are delayed messages: killing the worker that holds them and wiping Redis
+    loses them all; the sweeper in clock still expires every transaction."""
+    from tests.test_kiosk_flow import new_location
+
+    loket: LoketStack = make_stack(private_redis.url)
+    admin = {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "ops", 50)}
+    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
+        location_id = await new_location(api, admin)
+        created = await asyncio.gather(*(api.post("/api/v1/transactions", json={"location_id": location_id}, headers=admin) for _ in range(8)))
+        assert [c.status_code for c in created] == [201] * 8
+        assert all(c.json()["data"]["tr_qris_string"] for c in created)
+        loket.process("worker").kill(signal.SIGKILL)  # it held the prefetched timers in memory
+        private_redis.stop()
+        private_redis.start()  # and Redis comes back empty
+        assert loket.db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_status = 'PENDING'") == 8
+
+        async def none_pending() -> bool:
+            return loket.db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_status = 'PENDING'") == 0
+
+        await wait_until(none_pending, timeout=30)
+        late = loket.db.value("SELECT MAX(TIMESTAMPDIFF(MICROSECOND, tr_expired_at, tr_updated_at)) FROM qris_transaction") / 1e6
+        assert loket.db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_status = 'EXPIRED'") == 8
+        assert late < 5  # the sweeper (every second here, 2 s grace) caught them shortly after expiry

@@ -1,0 +1,224 @@
+"""Kiosk webhooks against each other and against expiry; photos; the masters; bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+
+import httpx
+import pytest
+
+from core.security import ResponseCipher, issue_staff_token
+from tests.harness import LoketStack, fast_env, wait_until
+from tests.test_kiosk_flow import new_location, poll
+
+TOKEN = {"x-callback-token": fast_env()["XENDIT_CALLBACK_TOKEN"]}
+
+
+@pytest.fixture(scope="module")
+def admin() -> dict[str, str]:
+    return {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "ops", 50)}
+
+
+@pytest.fixture(scope="module")
+def kiosk() -> dict[str, str]:
+    return {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "kiosk-7", 1)}
+
+
+def v2_payment(external_id: str, qr_id: str, amount: int, payment_id: str) -> dict:
+    return {
+        "event": "qr.payment",
+        "api_version": "2022-07-31",
+        "business_id": "biz",
+        "created": "2026-11-22T10:00:00Z",
+        "data": {"id": payment_id, "qr_id": qr_id, "reference_id": external_id, "amount": amount, "currency": "IDR", "status": "SUCCEEDED"},
+    }
+
+
+async def create_with_qr(api: httpx.AsyncClient, stack: LoketStack, admin, kiosk, **body) -> dict:
+    location_id = await new_location(api, admin)
+    data = (await api.post("/api/v1/transactions", json={"location_id": location_id, **body}, headers=kiosk)).json()["data"]
+    assert data["tr_qris_string"], data
+    data["qr_id"] = stack.db.value("SELECT tr_xendit_id FROM qris_transaction WHERE tr_id = %s", data["tr_id"])
+    return data
+
+
+async def test_the_same_payment_five_times_concurrently_completes_once(api, stack: LoketStack, admin, kiosk):
+    data = await create_with_qr(api, stack, admin, kiosk)
+    event = v2_payment(data["tr_external_id"], data["qr_id"], 40_000, "qrpy_five")
+    answers = await asyncio.gather(*(api.post("/api/v1/webhooks/xendit", json=event, headers=TOKEN) for _ in range(5)))
+    assert [a.status_code for a in answers] == [200] * 5
+    assert sorted(a.json()["duplicate"] for a in answers) == [False, True, True, True, True]
+    first = await poll(api, data["tr_external_id"], ("COMPLETED",))
+    await asyncio.sleep(1)
+    assert (await api.post("/api/v1/webhooks/xendit", json=event, headers=TOKEN)).json()["duplicate"] is True
+    again = (await api.get(f"/api/v1/transactions/external/{data['tr_external_id']}")).json()["data"]
+    assert again["tr_paid_at"] == first["tr_paid_at"]  # paid_at is set once
+    assert stack.db.value("SELECT COUNT(*) FROM webhook_event WHERE reference = %s", data["tr_external_id"]) == 1
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["v2", "legacy", "seed", "expired"])), ids=lambda o: "-".join(o))
+async def test_every_order_of_payment_forms_and_expiry_gives_one_outcome(api, stack: LoketStack, admin, kiosk, order):
+    """Three forms of one payment and the gateway's EXPIRED, in every order, applied by parallel workers:
+    whichever decisive event is applied first wins, and everything after it changes nothing."""
+    data = await create_with_qr(api, stack, admin, kiosk)
+    external_id, qr_id = data["tr_external_id"], data["qr_id"]
+    bodies = {
+        "v2": v2_payment(external_id, qr_id, 40_000, f"qrpy_{external_id}"),
+        "legacy": {"event": "qr.payment", "id": f"qrpy_{external_id}", "amount": 40_000, "status": "COMPLETED", "qr_code": {"id": qr_id, "external_id": external_id}},
+        "seed": {"external_id": external_id, "status": "COMPLETED", "xendit_id": qr_id},
+        "expired": {"external_id": external_id, "status": "EXPIRED", "xendit_id": qr_id},
+    }
+    for name in order:
+        assert (await api.post("/api/v1/webhooks/xendit", json=bodies[name], headers=TOKEN)).status_code == 200
+
+    async def all_handled() -> bool:
+        outcomes = [r["outcome"] for r in stack.db.rows("SELECT outcome FROM webhook_event WHERE reference = %s", external_id)]
+        return len(outcomes) == 4 and "received" not in outcomes
+
+    await wait_until(all_handled, timeout=15)
+    final = (await api.get(f"/api/v1/transactions/external/{external_id}")).json()["data"]
+    outcomes = {r["event_key"]: r["outcome"] for r in stack.db.rows("SELECT event_key, outcome FROM webhook_event WHERE reference = %s", external_id)}
+    assert sorted(outcomes.values()).count("applied") == 1
+    if final["tr_status"] == "COMPLETED":
+        assert final["tr_paid_at"] is not None
+        assert sorted(outcomes.values()) == ["applied", "ignored", "ignored", "ignored"]
+    else:
+        assert final["tr_status"] == "EXPIRED" and final["tr_paid_at"] is None
+        assert sorted(outcomes.values()) == ["applied", "unmatched", "unmatched", "unmatched"]  # to reconcile
+
+
+async def test_payments_racing_the_expiry_timer_end_one_way_each(api, stack: LoketStack, admin, kiosk):
+    location_id = await new_location(api, admin)
+    price = (await api.post("/api/v1/prices", json={"mp_name": "Race", "mp_amount": 40_000, "mp_quota": 20}, headers=admin)).json()["data"]
+    created = [
+        (await api.post("/api/v1/transactions", json={"location_id": location_id, "price_id": price["mp_id"]}, headers=kiosk)).json()["data"]
+        for _ in range(6)
+    ]
+    # Pay each one close to its expiry, some just before and some just after.
+    expiry = stack.db.value("SELECT MAX(tr_expired_at) FROM qris_transaction WHERE tr_price_id = %s", price["mp_id"])
+    now = stack.db.value("SELECT UTC_TIMESTAMP(6)")
+    await asyncio.sleep(max(0.0, (expiry - now).total_seconds() - 0.3))
+    for i, data in enumerate(created):
+        qr_id = stack.db.value("SELECT tr_xendit_id FROM qris_transaction WHERE tr_id = %s", data["tr_id"])
+        event = v2_payment(data["tr_external_id"], qr_id, 40_000, f"qrpy_race_{data['tr_id']}")
+        assert (await api.post("/api/v1/webhooks/xendit", json=event, headers=TOKEN)).status_code == 200
+        await asyncio.sleep(0.15 * i)
+    ended = [await poll(api, d["tr_external_id"], ("COMPLETED", "EXPIRED")) for d in created]
+    for data in ended:
+        outcome = stack.db.value("SELECT outcome FROM webhook_event WHERE reference = %s", data["tr_external_id"])
+        if data["tr_status"] == "COMPLETED":
+            assert data["tr_paid_at"] is not None and outcome == "applied"
+        else:
+            assert data["tr_paid_at"] is None and outcome == "unmatched"  # money to reconcile, never lost
+    completed = sum(d["tr_status"] == "COMPLETED" for d in ended)
+    assert stack.db.value("SELECT mp_used FROM price WHERE mp_id = %s", price["mp_id"]) == completed
+
+
+async def test_photos_are_emailed_with_the_gallery_link_and_purged_later(api, stack: LoketStack, admin, kiosk, mailbox):
+    data = await create_with_qr(api, stack, admin, kiosk)
+    external_id = data["tr_external_id"]
+    early = await api.post(f"/api/v1/transactions/{external_id}/photos", json={"email": "a@b.id", "photos": [{"url": "https://cdn.test/1.jpg"}]}, headers=kiosk)
+    assert early.status_code == 409 and early.json()["code"] == "not_paid"
+    await stack.pay(external_id)
+    await poll(api, external_id, ("COMPLETED",))
+    photos = [{"url": f"https://cdn.test/{external_id}/{i}.jpg"} for i in range(12)]
+    before = len(mailbox.messages)
+    accepted = await api.post(f"/api/v1/transactions/{external_id}/photos", json={"email": "pelanggan@mail.id", "photos": photos}, headers=kiosk)
+    assert accepted.status_code == 202, accepted.text
+    twice = await api.post(f"/api/v1/transactions/{external_id}/photos", json={"email": "pelanggan@mail.id", "photos": photos}, headers=kiosk)
+    assert twice.status_code == 409
+
+    messages = await asyncio.to_thread(mailbox.wait_for, before + 1, 15)
+    [mail] = [m for m in messages[before:] if m["To"] == "pelanggan@mail.id"]
+    assert f"https://galeri.loket.test/{external_id}" in mail.get_payload(decode=True).decode()
+
+    async def sent() -> bool:
+        return (await api.get(f"/api/v1/transactions/{external_id}/photos")).json().get("email_sent_at") is not None
+
+    await wait_until(sent, timeout=10)
+    gallery = (await api.get(f"/api/v1/transactions/{external_id}/photos")).json()
+    assert gallery["photo_count"] == 12 and gallery["photos"] == photos and gallery["expiry_date"] > gallery["email_sent_at"]
+
+    # Fourteen days pass (PHOTO_RETENTION_DAYS); the clock's purge removes the links.
+    stack.db.rows("UPDATE photo_delivery SET pd_expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND WHERE pd_tr_id = %s", data["tr_id"])
+
+    async def purged() -> bool:
+        return (await api.get(f"/api/v1/transactions/{external_id}/photos")).status_code == 410
+
+    await wait_until(purged, timeout=10)
+    assert stack.db.value("SELECT JSON_LENGTH(pd_photos) FROM photo_delivery WHERE pd_tr_id = %s", data["tr_id"]) == 0
+
+
+async def test_locations_and_prices_crud_with_roles(api, stack: LoketStack, admin, kiosk):
+    name = f"Mall CRUD {id(stack)}"
+    assert (await api.post("/api/v1/locations", json={"ml_name": name}, headers=kiosk)).status_code == 403
+    assert (await api.post("/api/v1/locations", json={"ml_name": name})).status_code == 401
+    created = await api.post("/api/v1/locations", json={"ml_name": name, "ml_address": "Jl. A"}, headers=admin)
+    assert created.status_code == 201
+    location_id = created.json()["data"]["ml_id"]
+    assert (await api.post("/api/v1/locations", json={"ml_name": name}, headers=admin)).status_code == 409
+    listed = (await api.get("/api/v1/locations", params={"search": "CRUD", "limit": 1}, headers=kiosk)).json()
+    assert listed["success"] and listed["total"] >= 1 and listed["size"] == 1 and listed["page"] == 1
+    changed = await api.put(f"/api/v1/locations/{location_id}", json={"ml_address": "Jl. B"}, headers=admin)
+    assert changed.json()["data"] == {**created.json()["data"], "ml_address": "Jl. B"}
+
+    for bad in ({"mp_name": "Nol", "mp_amount": 0}, {"mp_name": "Neg", "mp_amount": -5}, {"mp_name": "Str", "mp_amount": "40000"}):
+        assert (await api.post("/api/v1/prices", json=bad, headers=admin)).status_code == 422
+    assert (await api.post("/api/v1/prices", json={"mp_name": "X", "mp_amount": 1, "mp_location_id": 2**31 - 1}, headers=admin)).status_code == 422
+    price = (await api.post("/api/v1/prices", json={"mp_name": "Lokal", "mp_amount": 35_000, "mp_location_id": location_id, "mp_quota": 1}, headers=admin)).json()["data"]
+    other = await new_location(api, admin)
+    wrong_place = await api.post("/api/v1/transactions", json={"location_id": other, "price_id": price["mp_id"]}, headers=kiosk)
+    assert wrong_place.status_code == 422
+    taken = await api.post("/api/v1/transactions", json={"location_id": location_id, "price_id": price["mp_id"]}, headers=kiosk)
+    assert taken.status_code == 201
+    assert (await api.put(f"/api/v1/prices/{price['mp_id']}", json={"mp_quota": 0}, headers=admin)).status_code == 422
+    assert (await api.delete(f"/api/v1/locations/{location_id}", headers=admin)).status_code == 409  # it has transactions
+    assert (await api.delete(f"/api/v1/locations/{other}", headers=admin)).status_code == 200
+    assert (await api.get(f"/api/v1/locations/{other}", headers=kiosk)).status_code == 404
+
+
+async def test_bad_tokens_bodies_and_ids_are_4xx_and_change_nothing(api, stack: LoketStack, admin, kiosk):
+    before = stack.db.value("SELECT COUNT(*) FROM qris_transaction"), stack.db.value("SELECT COUNT(*) FROM webhook_event")
+    assert (await api.post("/api/v1/transactions", json={"location_id": 1})).status_code == 401
+    assert (await api.post("/api/v1/transactions", json={"location_id": 1}, headers={"authorization": "Bearer nope"})).status_code == 401
+    for body in (b"{", b"[]", b'{"location_id": "1"}', b'{"location_id": 0}', b'{"location_id": 1e99}', b'{"location_id": 1, "price_id": -1}'):
+        response = await api.post("/api/v1/transactions", content=body, headers={**kiosk, "content-type": "application/json"})
+        assert response.status_code in (400, 422), (body, response.text)
+        assert response.json()["success"] is False
+    assert (await api.post("/api/v1/transactions", json={"location_id": 2**31 - 1}, headers=kiosk)).status_code == 404
+    assert (await api.get("/api/v1/transactions/external/TRX-nope")).status_code == 404
+    assert (await api.get("/api/v1/transactions/external/" + "x" * 300)).status_code == 404
+    assert (await api.get("/api/v1/transactions/TRX-nope/photos")).status_code == 404
+    assert (await api.get("/api/v1/transactions", params={"limit": 0}, headers=kiosk)).status_code == 422
+    assert (await api.get("/api/v1/transactions", params={"limit": 1001}, headers=kiosk)).status_code == 422
+    assert (await api.get("/api/v1/transactions/count", params={"status": "PAID"}, headers=kiosk)).status_code == 422
+
+    event = v2_payment("TRX-1-20260101000000-AAAAAAAA", "qr_x", 40_000, "qrpy_bad")
+    assert (await api.post("/api/v1/webhooks/xendit", json=event)).status_code == 401
+    assert (await api.post("/api/v1/webhooks/xendit", json=event, headers={"x-callback-token": "wrong"})).status_code == 403
+    for garbage in (b"nope", b"[]", b'{"event": "qr.payment", "data": {"status": "SUCCEEDED"}}', b'{"external_id": "x", "status": "MAYBE"}'):
+        response = await api.post("/api/v1/webhooks/xendit", content=garbage, headers={**TOKEN, "content-type": "application/json"})
+        assert response.status_code == 400, garbage
+    after = stack.db.value("SELECT COUNT(*) FROM qris_transaction"), stack.db.value("SELECT COUNT(*) FROM webhook_event")
+    assert after == before
+
+
+async def test_counts_and_listing_by_status(api, stack: LoketStack, admin, kiosk):
+    total = (await api.get("/api/v1/transactions/count", headers=kiosk)).json()["data"]["count"]
+    pending_or_done = (await api.get("/api/v1/transactions/count", params={"status": "COMPLETED,PENDING"}, headers=kiosk)).json()["data"]["count"]
+    assert total == stack.db.value("SELECT COUNT(*) FROM qris_transaction")
+    assert pending_or_done == stack.db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_status IN ('COMPLETED', 'PENDING')")
+    listed = (await api.get("/api/v1/transactions", params={"status": "COMPLETED", "limit": 5}, headers=kiosk)).json()
+    assert all(t["tr_status"] == "COMPLETED" and t["location"]["ml_name"] for t in listed["data"])
+
+
+def test_public_responses_can_be_encrypted_with_a_fresh_nonce_each_time():
+    cipher = ResponseCipher(base64.b64encode(bytes(range(32))).decode())
+    payload = json.dumps({"success": True, "data": {"tr_status": "COMPLETED"}}).encode()
+    first, second = cipher.seal(payload), cipher.seal(payload)
+    assert first != second  # a fresh nonce per response
+    assert base64.b64decode(first)[:12] != base64.b64decode(second)[:12]
+    assert cipher.open(first) == payload == cipher.open(second)
