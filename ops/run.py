@@ -1,4 +1,4 @@
-"""`make run`: every Procfile process in the foreground, then a demo purchase, until Ctrl-C.
+"""`make run`: every Procfile process in the foreground, then demo purchases and a QRIS payment, until Ctrl-C.
 
 The Procfile is the one list of commands: each line runs through bash, so ${VAR:-default}
 reads the environment exactly as a Procfile runner (honcho, foreman, a PaaS) would.
@@ -65,6 +65,29 @@ def demo(web_url: str) -> None:
         print(f"GET /saldo -> {api.get('/saldo', headers=headers).json()}  (100000 - 2 x 12000: the gagal one was refunded)")
 
 
+def demo_qris(web_url: str) -> None:
+    """A kiosk session: location, QRIS transaction, the customer pays (simulated), photos e-mailed."""
+    settings = get_settings()
+    staff = {"authorization": "Bearer " + issue_staff_token(settings.jwt_secret, "make-run-demo", 50)}
+    sim_url = settings.xendit_base_url
+    with httpx.Client(base_url=web_url, timeout=10) as api, httpx.Client(base_url=sim_url, timeout=10) as gateway:
+        location = api.post("/api/v1/locations", json={"ml_name": f"Demo Mall {int(time.time())}"}, headers=staff).json()["data"]
+        data = api.post("/api/v1/transactions", json={"location_id": location["ml_id"]}, headers=staff).json()["data"]
+        external_id = data["tr_external_id"]
+        print(f"\nPOST /api/v1/transactions -> {external_id} {data['tr_status']} Rp{data['tr_amount']} qris={str(data['tr_qris_string'])[:24]}...")
+        qr = next(q for q in gateway.get("/_sim/qr_codes").json() if q["reference_id"] == external_id)
+        gateway.post(f"/qr_codes/{qr['id']}/payments/simulate", json={}, auth=(settings.xendit_secret_key, ""), headers={"api-version": "2022-07-31"})
+        print("the customer pays: the gateway simulator sends Loket its qr.payment webhook")
+        for _ in range(30):
+            status = api.get(f"/api/v1/transactions/external/{external_id}").json()["data"]
+            if status["tr_status"] != "PENDING":
+                break
+            time.sleep(0.5)
+        print(f"GET /api/v1/transactions/external/{external_id} -> {status['tr_status']} paid_at={status['tr_paid_at']}")
+        photos = {"email": "pelanggan@contoh.id", "photos": [{"url": f"https://cdn.example/{external_id}/{i}.jpg"} for i in range(3)]}
+        print(f"POST .../photos -> {api.post(f'/api/v1/transactions/{external_id}/photos', json=photos, headers=staff).status_code} (the mail process prints the e-mail)")
+
+
 def main() -> None:
     settings = get_settings()
     web_url = f"http://127.0.0.1:{settings.port}"
@@ -75,6 +98,7 @@ def main() -> None:
         print("starting the Procfile's processes (logs in .run/logs/)")
         start_all(stack, web_url)
         demo(web_url)
+        demo_qris(web_url)
         print(f"\nLoket is running on {web_url}; Ctrl-C stops everything.")
         while all(p.popen.poll() is None for p in stack.processes):
             time.sleep(1)
