@@ -80,7 +80,7 @@ class BenchStack:
     jwt_secret: str
 
     @classmethod
-    def start(cls, options: Options, log_dir: Path) -> "BenchStack":
+    def start(cls, options: Options, log_dir: Path) -> BenchStack:
         apply_schema(DATABASE_URL, drop_first=True)
         flush_redis()
         web_port, sim_port = free_port(), free_port()
@@ -100,6 +100,7 @@ class BenchStack:
             "OUTBOX_LEASE_SECONDS": "60",
             "WORKER_PROCESSES": str(options.workers),
             "WORKER_THREADS": str(options.threads),
+            "CLOCK_METRICS_PORT": str(free_port()),  # the default (9300) may belong to another stack
         }
         stack = Stack(env=env, log_dir=log_dir)
         bench = cls(stack, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sim_port}", jwt_secret)
@@ -141,7 +142,7 @@ def start_worker(stack: Stack, processes: int, threads: int, timeout: float = 60
     readiness is read from the broker's heartbeat set (one member per worker process) instead.
     """
     # The main process logs this with its own handler, before any worker process exists.
-    process = stack.start("worker", worker_command(processes, threads), ready="is booting up")
+    process = stack.start("worker", worker_command(processes, threads, free_port()), ready="is booting up")
     client = redis.Redis.from_url(REDIS_URL)
     try:
         deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ import redis
 from bench import drain, report
 from bench.cpu import CpuMeter, machine_busy_seconds, pid_of
 from bench.env import DATABASE_URL, REDIS_URL, BenchStack, Database, Options, flush_redis
-from bench.load import run_wrk, wrk_available, write_script
+from bench.load import run_wrk, write_script, wrk_available
 from bench.raw_db import run_processes
 from core.settings import get_settings
 
@@ -214,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         say("interrupted")
         return 130
     finally:
+        # A second Ctrl-C must not cut the cleanup short and leave processes or the database behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if bench is not None:
             bench.stop()
         if not args.keep:

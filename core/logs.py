@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from core import context
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -16,6 +18,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for name, var in (("request_id", context.request_id), ("subject", context.subject)):
+            value = var.get()
+            if value is not None:
+                entry[name] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

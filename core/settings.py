@@ -74,6 +74,9 @@ class Settings:
     smtp_username: str
     smtp_password: str
     response_encryption_key: str
+    clock_metrics_port: int
+    """Where the clock serves the queue and table gauges (0: not at all)."""
+    metrics_host: str
     """Base64 of 32 bytes enables AES-256-GCM on the public kiosk endpoints; empty disables it."""
 
 
@@ -119,4 +122,6 @@ def get_settings() -> Settings:
         smtp_username=_str("SMTP_USERNAME", ""),
         smtp_password=_str("SMTP_PASSWORD", ""),
         response_encryption_key=_str("RESPONSE_ENCRYPTION_KEY", ""),
+        clock_metrics_port=_int("CLOCK_METRICS_PORT", 9300),
+        metrics_host=_str("METRICS_HOST", "127.0.0.1"),
     )

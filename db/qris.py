@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.tables import location, qris_transaction as tr
+from db.tables import location
+from db.tables import qris_transaction as tr
 
 Row = dict[str, Any]
 

@@ -8,10 +8,9 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
-
-from db.errors import is_duplicate_key
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.errors import is_duplicate_key
 from db.tables import webhook_event
 
 

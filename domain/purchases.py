@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import outbox
-from db.errors import is_duplicate_key
 from db import purchases as purchase_queries
+from db.errors import is_duplicate_key
 from db.outbox import Job
 from db.products import Product
 from db.purchases import Purchase

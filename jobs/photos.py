@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import logging
 
-import dramatiq
-
+from core import context
 from db import outbox
 from db import photos as photo_queries
 from db import qris as qris_queries
 from domain import photos
 from provider import mailer
 from workers import resources
+from workers.actor import actor
 
 log = logging.getLogger(__name__)
 
 
 async def send(tr_id: int) -> None:
     """Send the gallery e-mail once; an SMTP failure propagates so Dramatiq retries with backoff."""
+    context.subject.set(f"qris:{tr_id}")
     res = resources.current()
     async with res.engine.begin() as conn:
         delivery = await photo_queries.of_transaction(conn, tr_id)
@@ -32,6 +33,6 @@ async def send(tr_id: int) -> None:
     log.info("photo e-mail sent for transaction %s", tr_id)
 
 
-@dramatiq.actor(actor_name=photos.SEND_ACTOR, queue_name=photos.PHOTO_QUEUE)
+@actor(actor_name=photos.SEND_ACTOR, queue_name=photos.PHOTO_QUEUE)
 async def send_photo_email(tr_id: int) -> None:
     await send(tr_id)

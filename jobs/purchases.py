@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-import dramatiq
-
+from core import context
 from db import outbox
 from db import purchases as purchase_queries
 from domain import purchases
 from provider.digiflazz import ProviderOutcomeUnknown
 from workers import resources
+from workers.actor import actor
 from workers.enqueue import push
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ async def execute(purchase_id: int) -> None:
     Idempotent: a purchase that has ended is left alone, and the provider never sells one ref_id
     twice. ProviderUnreachable propagates so Dramatiq retries with backoff.
     """
+    context.subject.set(f"purchase:{purchase_id}")
     res = resources.current()
     job = purchases.execute_job(purchase_id)
     async with res.engine.begin() as conn:
@@ -63,6 +64,6 @@ def _recheck_seconds() -> int:
     return resources.current().settings.ppob_recheck_seconds
 
 
-@dramatiq.actor(actor_name=purchases.EXECUTE_ACTOR, queue_name=purchases.PURCHASE_QUEUE)
+@actor(actor_name=purchases.EXECUTE_ACTOR, queue_name=purchases.PURCHASE_QUEUE)
 async def execute_purchase(purchase_id: int) -> None:
     await execute(purchase_id)

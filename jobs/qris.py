@@ -6,13 +6,14 @@ import datetime as dt
 import logging
 
 import dramatiq
-from dramatiq.middleware import CurrentMessage
 
+from core import context
 from db import outbox
 from db import qris as qris_queries
 from domain import qris
 from provider.xendit import GatewayRejected, GatewayUnavailable
 from workers import qr_ready, resources
+from workers.actor import actor, current_retries
 from workers.enqueue import push_after_commit
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ async def create(tr_id: int) -> None:
     A gateway that refuses (4xx), or keeps failing past QRIS_CREATE_DEADLINE_SECONDS, ends the
     transaction FAILED; a shorter outage is retried with backoff (dramatiq.Retry).
     """
+    context.subject.set(f"qris:{tr_id}")
     res = resources.current()
     job = qris.create_qr_job(tr_id)
     async with res.engine.begin() as conn:
@@ -53,33 +55,32 @@ async def create(tr_id: int) -> None:
     if attached:
         await qr_ready.announce(res.redis, transaction["tr_external_id"], qr.qr_string)
         # The timer is a delayed message; the clock's sweeper expires whatever a lost timer misses.
-        remaining = transaction["tr_expired_at"] - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        remaining = transaction["tr_expired_at"] - dt.datetime.now(dt.UTC).replace(tzinfo=None)
         await push_after_commit(res.redis, [qris.expire_job(tr_id)], delay_ms=max(0, int(remaining.total_seconds() * 1000)) + 200)
 
 
 def _retry_delay_ms(transaction: dict, deadline_seconds: int) -> int:
     """Exponential backoff (0.5 s doubling, at most 30 s), but never past the deadline: the last
     attempt comes right at it, so a gateway that is down for good fails the kiosk's session promptly."""
-    message = CurrentMessage.get_current_message()
-    retries = message.options.get("retries", 0) if message else 0
-    backoff = min(500 * 2**retries, 30_000)
+    backoff = min(500 * 2 ** current_retries(), 30_000)
     deadline = transaction["tr_created_at"] + dt.timedelta(seconds=deadline_seconds)
-    until_deadline = (deadline - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)).total_seconds() * 1000
+    until_deadline = (deadline - dt.datetime.now(dt.UTC).replace(tzinfo=None)).total_seconds() * 1000
     return int(max(100, min(backoff, until_deadline + 100)))
 
 
 async def expire(tr_id: int) -> None:
+    context.subject.set(f"qris:{tr_id}")
     res = resources.current()
     async with res.engine.begin() as conn:
         if await qris.expire(conn, tr_id):
             log.info("qris %s expired", tr_id)
 
 
-@dramatiq.actor(actor_name=qris.CREATE_QR_ACTOR, queue_name=qris.QRIS_QUEUE)
+@actor(actor_name=qris.CREATE_QR_ACTOR, queue_name=qris.QRIS_QUEUE)
 async def create_qr(tr_id: int) -> None:
     await create(tr_id)
 
 
-@dramatiq.actor(actor_name=qris.EXPIRE_ACTOR, queue_name=qris.QRIS_QUEUE)
+@actor(actor_name=qris.EXPIRE_ACTOR, queue_name=qris.QRIS_QUEUE)
 async def expire_qris(tr_id: int) -> None:
     await expire(tr_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import dramatiq
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core import context
 from db import purchases as purchase_queries
 from db import qris as qris_queries
 from db import webhook_events as event_queries
@@ -16,6 +16,7 @@ from domain import purchases, qris, webhook_events
 from provider.digiflazz import answer_from
 from provider.xendit import PaymentEvent, parse_payment_webhook
 from workers import resources
+from workers.actor import actor
 
 log = logging.getLogger(__name__)
 Result = tuple[str, str]  # (outcome, note)
@@ -69,6 +70,7 @@ HANDLERS: dict[str, Callable[[AsyncConnection, WebhookEvent], Awaitable[Result]]
 
 async def apply(event_id: int) -> None:
     """Apply one event; the event row is locked so two copies of this job run one after the other."""
+    context.subject.set(f"webhook_event:{event_id}")
     res = resources.current()
     async with res.engine.begin() as conn:
         event = await event_queries.by_id(conn, event_id, for_update=True)
@@ -81,6 +83,6 @@ async def apply(event_id: int) -> None:
     log.info("webhook event %s (%s): %s, %s", event_id, event.source, outcome, note)
 
 
-@dramatiq.actor(actor_name=webhook_events.APPLY_ACTOR, queue_name=webhook_events.WEBHOOK_QUEUE)
+@actor(actor_name=webhook_events.APPLY_ACTOR, queue_name=webhook_events.WEBHOOK_QUEUE)
 async def apply_webhook_event(event_id: int) -> None:
     await apply(event_id)

@@ -31,12 +31,11 @@ def procfile() -> list[tuple[str, str]]:
 
 
 def start_all(stack: Stack, web_url: str) -> None:
-    readiness = {"web": dict(url=f"{web_url}/health"), "sim": dict(url="http://127.0.0.1:{}/health".format(os.environ.get("SIM_PORT", "8100")))}
+    sim_health = "http://127.0.0.1:{}/health".format(os.environ.get("SIM_PORT", "8100"))
+    readiness = {"web": {"url": f"{web_url}/health"}, "sim": {"url": sim_health}, "mail": {"ready": "mailbox listening"}, "clock": {"ready": "clock started"}}
     order = sorted(procfile(), key=lambda entry: entry[0] != "sim")  # the provider first, as in production
     for name, command in order:
-        default_ready = "Worker process is ready" if "dramatiq" in command else "mailbox listening" if name == "mail" else "clock started"
-        wait = readiness.get(name, {"ready": default_ready})
-        stack.start(name, ["bash", "-c", f"exec {command}"], **wait)
+        stack.start(name, ["bash", "-c", f"exec {command}"], **readiness.get(name, {"ready": "Worker process is ready"}))
         print(f"  started {name}")
 
 

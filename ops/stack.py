@@ -27,16 +27,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def web_command(port: int, workers: int = 1) -> list[str]:
-    return [
-        str(BIN / "uvicorn"), "web.main:app", "--host", "127.0.0.1", "--port", str(port),
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--workers", str(workers),
-    ]  # fmt: skip
+def web_command() -> list[str]:
+    """The Procfile's web command; PORT and WEB_PROCESSES come from the environment."""
+    return [sys.executable, "-m", "web.serve"]
 
 
-def worker_command(processes: int, threads: int, queues: list[str] | None = None) -> list[str]:
-    command = [str(BIN / "dramatiq"), "workers.entry", "--processes", str(processes), "--threads", str(threads)]
-    return command + (["--queues", *queues] if queues else [])
+def worker_command(processes: int, threads: int, metrics_port: int, queues: list[str] | None = None) -> list[str]:
+    command = [sys.executable, "-m", "workers.run", "--metrics-port", str(metrics_port), "--processes", str(processes), "--threads", str(threads)]
+    return command + (queues or [])
 
 
 def clock_command() -> list[str]:
@@ -87,14 +85,25 @@ class Stack:
     log_dir: Path
     processes: list[Process] = field(default_factory=list)
 
-    def start(self, name: str, command: list[str], ready: str | None = None, url: str | None = None, timeout: float = 30) -> Process:
-        """Start a process; wait until its log shows `ready` or `url` answers 200."""
+    def start(
+        self,
+        name: str,
+        command: list[str],
+        ready: str | None = None,
+        url: str | None = None,
+        timeout: float = 30,
+        env: dict[str, str] | None = None,
+    ) -> Process:
+        """Start a process; wait until its log shows `ready` or `url` answers 200.
+
+        env: variables for this process only, on top of the stack's.
+        """
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         seen_before = log_path.read_text(errors="replace").count(ready) if ready and log_path.exists() else 0
         out = open(log_path, "ab")
         popen = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=ROOT, env={**os.environ, **self.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         process = Process(name, popen, log_path)
         self.processes.append(process)
@@ -117,13 +126,14 @@ class Stack:
         return self.start("sim", sim_command(), url=f"http://127.0.0.1:{port}/health")
 
     def start_web(self, port: int, workers: int = 1) -> Process:
-        return self.start("web", web_command(port, workers), url=f"http://127.0.0.1:{port}/health")
+        return self.start("web", web_command(), url=f"http://127.0.0.1:{port}/health", env={"PORT": str(port), "WEB_PROCESSES": str(workers)})
 
-    def start_worker(self, processes: int = 1, threads: int = 8, name: str = "worker") -> Process:
-        return self.start(name, worker_command(processes, threads), ready="Worker process is ready")
+    def start_worker(self, processes: int = 1, threads: int = 8, name: str = "worker", metrics_port: int | None = None) -> Process:
+        command = worker_command(processes, threads, metrics_port or free_port())
+        return self.start(name, command, ready="Worker process is ready")
 
-    def start_clock(self) -> Process:
-        return self.start("clock", clock_command(), ready="clock started")
+    def start_clock(self, metrics_port: int | None = None) -> Process:
+        return self.start("clock", clock_command(), ready="clock started", env={"CLOCK_METRICS_PORT": str(metrics_port or free_port())})
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -11,12 +11,15 @@ What a call can end in, and what Loket may do next:
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from core import metrics
 
 # Gagal answers that reject the request before any order lookup: the order (if an earlier call
 # created one) lives on, so these must never refund. Signature, username, IP, rate limits, a
@@ -25,7 +28,7 @@ REQUEST_REJECTED_RCS = frozenset({"40", "41", "42", "45", "49", "83", "85", "86"
 PENDING_RCS = frozenset({"03", "99"})
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     SUKSES = "sukses"
     GAGAL = "gagal"
     PENDING = "pending"
@@ -110,8 +113,21 @@ class DigiflazzClient:
             reraise=True,
         ):
             with attempt:
-                return await self._post(body)
+                return await self._timed_post(body)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _timed_post(self, body: dict[str, Any]) -> ProviderAnswer:
+        started = time.perf_counter()
+        outcome = "unknown"
+        try:
+            answer = await self._post(body)
+            outcome = answer.outcome.value
+            return answer
+        except ProviderUnreachable:
+            outcome = "unreachable"
+            raise
+        finally:
+            metrics.provider_calls.labels(outcome).observe(time.perf_counter() - started)
 
     async def _post(self, body: dict[str, Any]) -> ProviderAnswer:
         try:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from core import metrics
 
 
 class GatewayRejected(Exception):
@@ -57,9 +60,22 @@ class XenditClient:
             "type": "DYNAMIC",
             "currency": "IDR",
             "amount": amount,
-            "expires_at": expires_at.replace(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+            "expires_at": expires_at.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z"),
         }
         headers = {**self._headers, "idempotency-key": reference_id}
+        started = time.perf_counter()
+        outcome = "unavailable"
+        try:
+            qr = await self._post(body, headers)
+            outcome = "created"
+            return qr
+        except GatewayRejected:
+            outcome = "rejected"
+            raise
+        finally:
+            metrics.gateway_calls.labels(outcome).observe(time.perf_counter() - started)
+
+    async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> QrCode:
         try:
             response = await self._http.post(self._url, json=body, headers=headers, timeout=self._timeout)
         except httpx.HTTPError as error:

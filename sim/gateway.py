@@ -21,8 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 
 import httpx
-from pydantic import (BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, model_validator
 
 from sim.settings import GatewayConfig, Settings
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from sim.settings import ConfigError, Settings, SimConfig
+from sim.settings import Settings, SimConfig
 
 log = logging.getLogger("sim.provider")
 

@@ -86,6 +86,8 @@ class LoketStack:
     processes: Stack
     web_url: str
     sim_url: str
+    worker_metrics_url: str = ""
+    clock_metrics_url: str = ""
 
     @classmethod
     def start(
@@ -99,7 +101,7 @@ class LoketStack:
         worker_processes: int = 1,
         worker_threads: int = 8,
         extra_env: dict[str, str] | None = None,
-    ) -> "LoketStack":
+    ) -> LoketStack:
         if apply:
             apply_schema(database_url, drop_first=True)
         web_port, sim_port = free_port(), free_port()
@@ -117,15 +119,24 @@ class LoketStack:
             **(extra_env or {}),
         }
         processes = Stack(env=env, log_dir=log_dir)
+        worker_metrics, clock_metrics = free_port(), free_port()
         try:
             processes.start_sim(sim_port)
             processes.start_web(web_port)
-            processes.start_worker(worker_processes, worker_threads)
-            processes.start_clock()
+            processes.start_worker(worker_processes, worker_threads, metrics_port=worker_metrics)
+            processes.start_clock(metrics_port=clock_metrics)
         except Exception:
             processes.stop()
             raise
-        return cls(name, MariaDB(database_url), processes, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sim_port}")
+        return cls(
+            name,
+            MariaDB(database_url),
+            processes,
+            f"http://127.0.0.1:{web_port}",
+            f"http://127.0.0.1:{sim_port}",
+            f"http://127.0.0.1:{worker_metrics}/metrics",
+            f"http://127.0.0.1:{clock_metrics}/metrics",
+        )
 
     def process(self, name: str):
         return next(p for p in self.processes.processes if p.name == name and p.popen.poll() is None)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
-
-from db.errors import is_duplicate_key
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core.security import ADMIN_LEVEL, hash_api_key, new_api_key, new_private_key
 from db import ledger, resellers
+from db.errors import is_duplicate_key
 from domain.ledger import post_entry
 from web.auth import reseller_of, staff_of
 from web.errors import ApiError

@@ -7,17 +7,21 @@ from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from core.security import PrivateKeyBox, ResponseCipher
 from core.settings import Settings
 from db.engine import create_engine
-from web import accounts, health, kiosk, masters, purchases, webhooks
+from web import accounts, health, kiosk, masters, metrics, purchases, webhooks
 from web.errors import EXCEPTION_HANDLERS
+from web.middleware.metrics import RequestMetrics
+from web.middleware.request_context import RequestContext
 
 ROUTES = [
     Route("/health", health.health, methods=["GET"]),
     Route("/ready", health.ready, methods=["GET"]),
+    Route("/metrics", metrics.metrics, methods=["GET"]),
     # reseller API (ppob-api.md)
     Route("/register", accounts.register, methods=["POST"]),
     Route("/generate-key", accounts.generate_key, methods=["POST"]),
@@ -71,4 +75,9 @@ def create_app(settings: Settings) -> Starlette:
             await app.state.redis.aclose()
             await app.state.engine.dispose()
 
-    return Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    return Starlette(
+        routes=ROUTES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+        middleware=[Middleware(RequestContext), Middleware(RequestMetrics)],
+    )

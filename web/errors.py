@@ -23,7 +23,7 @@ class ApiError(Exception):
         self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
     @classmethod
-    def from_validation(cls, error: ValidationError) -> "ApiError":
+    def from_validation(cls, error: ValidationError) -> ApiError:
         first = error.errors(include_url=False, include_input=False)[0]
         if first.get("type") == "json_invalid":
             return cls(400, "invalid_json", "request body is not valid JSON")

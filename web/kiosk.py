@@ -57,7 +57,7 @@ async def create(request: Request) -> Response:
                 default_amount=settings.photobox_default_amount,
                 ttl_seconds=settings.qris_ttl_seconds,
                 lease_seconds=settings.outbox_lease_seconds,
-                now=dt.datetime.now(dt.timezone.utc),
+                now=dt.datetime.now(dt.UTC),
             )
     except qris.LocationNotFound:
         raise ApiError(404, "unknown_location", f"location {body.location_id} not found") from None

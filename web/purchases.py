@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from db import products, purchases as purchase_queries, resellers
+from db import products, resellers
+from db import purchases as purchase_queries
 from db.products import Product
 from domain import purchases
 from domain.ledger import InsufficientSaldo

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from core import metrics
 from core.security import hmac_sha1_hex, same_secret
 from domain import webhook_events
 from provider.xendit import parse_payment_webhook
@@ -45,6 +46,7 @@ async def _store(request: Request, source: str, identity: str, reference: str, p
         )
     if job is not None:
         await push_after_commit(state.redis, [job])
+    metrics.webhooks_received.labels(source, "stored" if job else "duplicate").inc()
     return JSONResponse({"received": True, "duplicate": job is None})
 
 

@@ -14,9 +14,11 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from dramatiq.middleware.prometheus import Prometheus
 
 from core.settings import Settings
-from workers.resources import ResourcesMiddleware
+from workers.middleware.log_context import LogContext
+from workers.middleware.resources import ResourcesMiddleware
 
 
 def build_broker(settings: Settings) -> RedisBroker:
@@ -40,6 +42,8 @@ def build_broker(settings: Settings) -> RedisBroker:
             Retries(max_retries=200, min_backoff=1_000, max_backoff=300_000),
             AsyncIO(),
             CurrentMessage(),
+            Prometheus(),
+            LogContext(),
             ResourcesMiddleware(),
         ],
     )

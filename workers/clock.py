@@ -1,4 +1,4 @@
-"""The clock process: the outbox relay, the QRIS expiry sweeper and the photo purge.
+"""The clock process: the outbox relay, the QRIS expiry sweeper, the photo purge and the queue exporter.
 
 `python -m workers.clock`. Safe to run more than one: rows are claimed with SKIP LOCKED.
 """
@@ -9,6 +9,7 @@ import asyncio
 import logging
 import signal
 
+from prometheus_client import start_http_server
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
@@ -17,15 +18,22 @@ from core.logs import setup_logging
 from core.settings import Settings, get_settings
 from db.engine import create_engine
 from workers import sweepers
+from workers.exporter import Exporter
 from workers.relay import relay_once
 
 log = logging.getLogger("loket.clock")
 
 
+EXPORT_EVERY_SECONDS = 5.0
+
+
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(settings, pool_size=2)
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    next_sweep = next_purge = 0.0
+    exporter = Exporter()
+    if settings.clock_metrics_port:
+        start_http_server(settings.clock_metrics_port, settings.metrics_host, registry=exporter.registry)
+    next_sweep = next_purge = next_export = 0.0
     loop = asyncio.get_running_loop()
     try:
         while not stop.is_set():
@@ -38,13 +46,16 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 if loop.time() >= next_purge:
                     next_purge = loop.time() + settings.photo_purge_interval_seconds
                     await sweepers.purge_photos(engine)
+                if loop.time() >= next_export:
+                    next_export = loop.time() + EXPORT_EVERY_SECONDS
+                    await exporter.refresh(engine, redis)
             except (RedisError, OSError, DBAPIError) as error:
                 # An outage of either store: the rows stay due and the next round tries again.
                 log.warning("clock round failed: %s", type(error).__name__)
             if pushed == 0:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=settings.outbox_relay_interval)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
     finally:
         await redis.aclose()

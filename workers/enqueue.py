@@ -15,6 +15,7 @@ import dramatiq
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core import context
 from db.outbox import Job
 
 NAMESPACE = "dramatiq"
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 def to_message(job: Job, delay_ms: int | None = None) -> dramatiq.Message:
     queue_name = job.queue_name
     options: dict[str, object] = {"redis_message_id": str(uuid.uuid4())}
+    request_id = context.request_id.get()
+    if request_id is not None:
+        options["request_id"] = request_id
     if delay_ms is not None:
         queue_name = f"{queue_name}.DQ"
         options["eta"] = int(time.time() * 1000) + delay_ms

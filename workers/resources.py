@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dramatiq
 import httpx
-from dramatiq.asyncio import get_event_loop_thread
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,7 +28,7 @@ class Resources:
     gateway: XenditClient
 
     @classmethod
-    def create(cls, settings: Settings) -> "Resources":
+    def create(cls, settings: Settings) -> Resources:
         http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
         return cls(
             settings=settings,
@@ -70,18 +68,8 @@ def current() -> Resources:
     return _resources
 
 
-def use(resources: Resources | None) -> None:
-    """Install resources made elsewhere (tests that run actors' bodies directly)."""
+def release() -> Resources | None:
+    """Hand over the process's resources for closing; the next current() makes new ones."""
     global _resources
-    _resources = resources
-
-
-class ResourcesMiddleware(dramatiq.Middleware):
-    """Closes the process's resources on its event loop before the loop stops."""
-
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        global _resources
-        loop_thread = get_event_loop_thread()
-        if _resources is not None and loop_thread is not None:
-            loop_thread.run_coroutine(_resources.close())
-        _resources = None
+    released, _resources = _resources, None
+    return released

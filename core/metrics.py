@@ -1,0 +1,28 @@
+"""Prometheus metrics recorded by Loket's own code (the queue and table gauges live in workers/exporter.py).
+
+In processes that share a host with siblings (dramatiq worker processes, uvicorn --workers),
+PROMETHEUS_MULTIPROC_DIR is set before this module is imported (workers/run.py, web/serve.py),
+so every process writes its own file and one scrape sums them.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+provider_calls = Histogram(
+    "loket_provider_call_seconds", "PPOB provider calls by outcome (sukses, gagal, pending, rejected, unreachable, unknown).",
+    ["outcome"], buckets=CALL_BUCKETS,
+)  # fmt: skip
+gateway_calls = Histogram(
+    "loket_gateway_call_seconds", "Payment gateway calls by outcome (created, rejected, unavailable).", ["outcome"], buckets=CALL_BUCKETS
+)
+webhooks_received = Counter(
+    "loket_webhooks_received_total", "Verified webhooks by source and result (stored, duplicate); refusals are loket_http_requests_total 4xx.", ["source", "result"]
+)
+http_requests = Counter("loket_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
+http_latency = Histogram(
+    "loket_http_request_seconds", "HTTP request latency by route.", ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)  # fmt: skip

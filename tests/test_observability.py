@@ -1,0 +1,107 @@
+"""What an operator watches: metrics from every process, the compose monitoring files, request ids in logs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import httpx
+import promql_parser
+import pytest
+import yaml
+
+from core.security import issue_staff_token
+from ops.stack import ROOT
+from tests.harness import LoketStack, fast_env, final_statuses, register, wait_until
+from tests.test_kiosk_flow import new_location
+
+PROMETHEUS = ROOT / "ops" / "prometheus"
+DASHBOARD = ROOT / "ops" / "grafana" / "dashboards" / "loket.json"
+METRIC = re.compile(r"\b(?:loket|dramatiq)_[a-z_]+\b")
+
+
+def alert_expressions() -> list[str]:
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+
+
+def dashboard_expressions() -> list[str]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [target["expr"] for panel in panels for target in panel.get("targets", [])]
+
+
+def scrape(url: str) -> set[str]:
+    text = httpx.get(url, timeout=5).text
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (.ci/run installs it)")
+def test_promtool_accepts_the_prometheus_config_and_rules():
+    for args in (["check", "config", str(PROMETHEUS / "prometheus.yml")], ["check", "rules", str(PROMETHEUS / "alerts.yml")]):
+        result = subprocess.run(["promtool", *args], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_and_panel_is_valid_promql_with_the_fields_grafana_and_prometheus_need():
+    for expr in alert_expressions() + dashboard_expressions():
+        promql_parser.parse(expr)  # raises on a syntax error
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} >= {"QueueGrowing", "OldestMessageOld", "DeadLetters", "ProviderFailing", "OutboxGrowing"}
+    assert all(r["annotations"]["summary"] and r["labels"]["severity"] for r in rules)
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] == "loket" and len([p for p in dashboard["panels"] if p["type"] == "timeseries"]) >= 15
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert "./ops/prometheus:/etc/prometheus:ro" in compose["services"]["prometheus"]["volumes"]
+    jobs = {job["job_name"] for job in yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]}
+    assert jobs == {"web", "worker", "qris_worker", "webhook_worker", "exporter"}
+
+
+async def test_every_metric_the_dashboard_and_alerts_use_is_served(api, stack: LoketStack, admin_token):
+    """After a purchase that meets a provider outage, then Pending and a callback, and a kiosk
+    transaction, the web, a worker and the clock serve every metric name used."""
+    await stack.configure_sim(fail_next=4, pending_ms=300)
+    reseller = await register(api, admin_token, saldo=100_000)
+    purchase = (await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": "087800001233"}, headers=reseller.headers)).json()
+    await final_statuses(api, reseller, [purchase["id"]])
+    staff = {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "ops", 50)}
+    location_id = await new_location(api, staff)
+    await api.post("/api/v1/transactions", json={"location_id": location_id}, headers=staff)
+
+    served: set[str] = set()
+
+    async def everything_served() -> bool:
+        served.clear()
+        for url in (f"{stack.web_url}/metrics", stack.worker_metrics_url, stack.clock_metrics_url):
+            served.update(scrape(url))
+        return used <= served
+
+    used = {name for expr in alert_expressions() + dashboard_expressions() for name in METRIC.findall(expr)}
+    try:
+        await wait_until(everything_served, timeout=15, every=1)
+    except AssertionError:
+        raise AssertionError(f"not served: {sorted(used - served)}") from None
+
+
+async def test_http_metrics_are_labelled_by_route_template(api, admin_token):
+    reseller = await register(api, admin_token)
+    await api.get("/status/123456", headers=reseller.headers)
+    text = (await api.get("/metrics")).text
+    assert 'loket_http_requests_total{method="GET",route="/status/{purchase_id:int}",status="404"}' in text
+    assert "/status/123456" not in text
+
+
+async def test_the_request_id_follows_a_purchase_into_its_job(api, stack: LoketStack, admin_token):
+    reseller = await register(api, admin_token, saldo=100_000)
+    response = await api.post(
+        "/beli", json={"produk_id": 1, "nomor_tujuan": "081288880000"}, headers={**reseller.headers, "x-request-id": "req-trace-4711"}
+    )
+    assert response.headers["x-request-id"] == "req-trace-4711"
+    purchase_id = response.json()["id"]
+    await final_statuses(api, reseller, [purchase_id])
+    worker_log = stack.process("worker").log()
+    lines = [json.loads(line) for line in worker_log.splitlines() if "req-trace-4711" in line]
+    assert lines and all(line["request_id"] == "req-trace-4711" and line["subject"] == f"purchase:{purchase_id}" for line in lines)
+    generated = await api.get("/saldo", headers=reseller.headers)
+    assert re.fullmatch(r"[0-9a-f]{16}", generated.headers["x-request-id"])

@@ -1,0 +1,1 @@
+"""ASGI middleware of the web process, one small class per module."""

@@ -1,0 +1,81 @@
+"""What Dramatiq's own metrics do not show, served by the clock process (CLOCK_METRICS_PORT).
+
+Per queue: waiting messages, delayed messages, dead letters, age of the oldest waiting message.
+From MySQL: the outbox backlog, purchases and QRIS transactions by status, the rupiah of
+purchases not yet final, webhook events by source and outcome.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Gauge
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain import photos, purchases, qris, webhook_events
+from workers.enqueue import NAMESPACE, oldest_waiting_timestamp
+
+QUEUES = (purchases.PURCHASE_QUEUE, qris.QRIS_QUEUE, photos.PHOTO_QUEUE, webhook_events.WEBHOOK_QUEUE)
+PURCHASE_STATUSES = ("pending", "proses", "sukses", "gagal")
+QRIS_STATUSES = ("PENDING", "COMPLETED", "FAILED", "EXPIRED")
+
+
+class Exporter:
+    """Gauges in their own registry, refreshed by the clock loop; the HTTP server reads them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.waiting = Gauge("loket_queue_messages", "Messages waiting in a queue.", ["queue"], registry=r)
+        self.delayed = Gauge("loket_queue_delayed_messages", "Delayed messages (timers, retries) of a queue.", ["queue"], registry=r)
+        self.dead = Gauge("loket_queue_dead_letters", "Dead-lettered messages of a queue.", ["queue"], registry=r)
+        self.oldest = Gauge("loket_queue_oldest_message_age_seconds", "Age of the oldest waiting message (0 when empty).", ["queue"], registry=r)
+        self.outbox = Gauge("loket_outbox_jobs", "Outbox rows: jobs not yet done.", registry=r)
+        self.outbox_overdue = Gauge("loket_outbox_overdue_jobs", "Outbox rows past their lease (the relay re-pushes them).", registry=r)
+        self.outbox_attempts = Gauge("loket_outbox_max_attempts", "The most re-pushes of any outbox row.", registry=r)
+        self.purchases = Gauge("loket_purchases", "Purchases by status.", ["status"], registry=r)
+        self.in_flight = Gauge("loket_purchases_in_flight_rupiah", "Rupiah debited for purchases not yet final.", registry=r)
+        self.qris = Gauge("loket_qris_transactions", "Kiosk QRIS transactions by status.", ["status"], registry=r)
+        self.events = Gauge("loket_webhook_events", "Stored webhook events by source and outcome.", ["source", "outcome"], registry=r)
+        self.refreshed = Gauge("loket_exporter_refreshed_timestamp_seconds", "When these gauges were last refreshed.", registry=r)
+
+    async def refresh(self, engine: AsyncEngine, redis: Redis) -> None:
+        await self._queues(redis)
+        await self._tables(engine)
+        self.refreshed.set(time.time())
+
+    async def _queues(self, redis: Redis) -> None:
+        now = time.time()
+        for queue in QUEUES:
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.llen(f"{NAMESPACE}:{queue}")
+                pipe.hlen(f"{NAMESPACE}:{queue}.DQ.msgs")
+                pipe.zcard(f"{NAMESPACE}:{queue}.XQ")
+                waiting, delayed, dead = await pipe.execute()
+            oldest = await oldest_waiting_timestamp(redis, queue)
+            self.waiting.labels(queue).set(waiting)
+            self.delayed.labels(queue).set(delayed)
+            self.dead.labels(queue).set(dead)
+            self.oldest.labels(queue).set(max(0.0, now - oldest) if oldest else 0)
+
+    async def _tables(self, engine: AsyncEngine) -> None:
+        async with engine.begin() as conn:
+            jobs, overdue, attempts = (
+                await conn.execute(text("SELECT COUNT(*), COALESCE(SUM(due_at <= NOW(6)), 0), COALESCE(MAX(attempts), 0) FROM outbox"))
+            ).one()
+            by_purchase_status = dict((await conn.execute(text("SELECT status, COUNT(*) FROM purchase GROUP BY status"))).all())
+            in_flight = (await conn.execute(text("SELECT COALESCE(SUM(harga), 0) FROM purchase WHERE status IN ('pending', 'proses')"))).scalar_one()
+            by_qris_status = dict((await conn.execute(text("SELECT tr_status, COUNT(*) FROM qris_transaction GROUP BY tr_status"))).all())
+            events = (await conn.execute(text("SELECT source, outcome, COUNT(*) FROM webhook_event GROUP BY source, outcome"))).all()
+        self.outbox.set(jobs)
+        self.outbox_overdue.set(overdue)
+        self.outbox_attempts.set(attempts)
+        for status in PURCHASE_STATUSES:
+            self.purchases.labels(status).set(by_purchase_status.get(status, 0))
+        self.in_flight.set(in_flight)
+        for status in QRIS_STATUSES:
+            self.qris.labels(status).set(by_qris_status.get(status, 0))
+        for source, outcome, count in events:
+            self.events.labels(source, outcome).set(count)

@@ -1,0 +1,1 @@
+"""Loket's Dramatiq middleware, one small class per module."""
