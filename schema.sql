@@ -103,6 +103,39 @@ CREATE TABLE IF NOT EXISTS webhook_event (
   KEY ix_webhook_outcome (outcome, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Reseller callbacks: one delivery per ended purchase, every attempt recorded.
+CREATE TABLE IF NOT EXISTS callback_delivery (
+  id               BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  delivery_id      CHAR(32)     NOT NULL,            -- X-Loket-Delivery: unique, the same on every attempt
+  reseller_id      INT UNSIGNED NOT NULL,
+  purchase_id      BIGINT UNSIGNED NOT NULL,
+  url              VARCHAR(500) NOT NULL,
+  payload          JSON         NULL,                -- fixed at the first attempt, so retries send the same body
+  status           ENUM('pending','delivered','failed') NOT NULL DEFAULT 'pending',
+  attempts         INT UNSIGNED NOT NULL DEFAULT 0,
+  last_status      SMALLINT UNSIGNED NULL,
+  last_error       VARCHAR(255) NULL,
+  next_attempt_at  DATETIME(6)  NULL,
+  created_at       DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  delivered_at     DATETIME(6)  NULL,
+  UNIQUE KEY uq_callback_delivery (delivery_id),
+  UNIQUE KEY uq_callback_purchase (purchase_id),
+  KEY ix_callback_reseller (reseller_id, id),
+  KEY ix_callback_status (status, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS callback_attempt (
+  id            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  delivery_id   BIGINT UNSIGNED NOT NULL,
+  attempt       INT UNSIGNED NOT NULL,
+  attempted_at  DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  status_code   SMALLINT UNSIGNED NULL,
+  error         VARCHAR(255) NULL,
+  duration_ms   INT UNSIGNED NOT NULL,
+  KEY ix_attempt_delivery (delivery_id, id),
+  CONSTRAINT fk_attempt_delivery FOREIGN KEY (delivery_id) REFERENCES callback_delivery (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 -- Photobox kiosks (photobox-api.md): locations, prices, QRIS transactions, photo deliveries.
 CREATE TABLE IF NOT EXISTS location (
   ml_id          INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,

@@ -64,9 +64,7 @@ def wait_final(
     relayed: set[int] = set()
     while True:
         relayed.update(r["id"] for r in db.rows("SELECT id FROM outbox WHERE attempts > 0"))
-        row = db.one(
-            f"SELECT COUNT(*) AS n, COALESCE(SUM(status IN {FINAL}), 0) AS done FROM purchase WHERE id > %s", after_id
-        )
+        row = db.one(f"SELECT COUNT(*) AS n, COALESCE(SUM(status IN {FINAL}), 0) AS done FROM purchase WHERE id > %s", after_id)
         waited = time.monotonic() - started
         if int(row["done"]) >= int(row["n"]):
             return waited, False, len(relayed)

@@ -40,7 +40,10 @@ class Database:
         parsed = make_url(url)
         self.name = parsed.database
         self._params: dict[str, Any] = dict(
-            host=parsed.host or "127.0.0.1", port=parsed.port or 3306, user=parsed.username or "root", password=parsed.password or ""
+            host=parsed.host or "127.0.0.1",
+            port=parsed.port or 3306,
+            user=parsed.username or "root",
+            password=parsed.password or "",
         )
 
     def rows(self, sql: str, *args: Any, in_database: bool = True) -> list[dict[str, Any]]:

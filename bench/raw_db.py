@@ -102,7 +102,9 @@ async def run(keys: list[str], tasks: int, first: int, start_at: float, duration
         started = time.monotonic()
         stop_at = started + duration
         lease = settings.outbox_lease_seconds
-        await asyncio.gather(*(_loop(engine, hashes[i % len(hashes)], tag, i, lease, stop_at, out) for i in range(first, first + tasks)))
+        await asyncio.gather(
+            *(_loop(engine, hashes[i % len(hashes)], tag, i, lease, stop_at, out) for i in range(first, first + tasks))
+        )
         elapsed = time.monotonic() - started
         cpu, db_cpu = _own_cpu_seconds() - cpu_before, pid_cpu_seconds(mariadb) - db_before
         busy = machine_busy_seconds() - busy_before
@@ -158,8 +160,12 @@ def run_processes(keys: list[str], tasks: int, duration: float, tag: str, env: d
         pool=f"{processes} x {results[0]['pool']}",
         client_cpu_pct=100 * sum(r["cpu_s"] for r in results) / seconds,
         mariadb_cpu_pct=100 * max(r["db_cpu_s"] for r in results) / seconds,
-        other_cpu_pct=max(0.0, 100 * (max(r["busy_s"] for r in results) - sum(r["cpu_s"] for r in results)
-                                      - max(r["db_cpu_s"] for r in results)) / seconds),
+        other_cpu_pct=max(
+            0.0,
+            100
+            * (max(r["busy_s"] for r in results) - sum(r["cpu_s"] for r in results) - max(r["db_cpu_s"] for r in results))
+            / seconds,
+        ),
         first_error=next((r["first_error"] for r in results if r["first_error"]), None),
     )
 

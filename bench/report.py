@@ -91,12 +91,21 @@ def render(run: Run) -> str:
 
     limits = [_raw_limit(run, p) for p in run.web]
     limit_tps = [lim.per_second if lim else None for lim in limits]
-    row("accepted /s (HTTP 200)", [f"{p.load.ok_per_second:.1f}{_share(p.load.ok_per_second, t)}" for p, t in zip(run.web, limit_tps)])
-    row("HTTP 200 / non-200 / socket errors", [f"{p.load.ok} / {p.load.not_ok} / {sum(p.load.socket_errors.values())}" for p in run.web])
+    row(
+        "accepted /s (HTTP 200)",
+        [f"{p.load.ok_per_second:.1f}{_share(p.load.ok_per_second, t)}" for p, t in zip(run.web, limit_tps, strict=True)],
+    )
+    row(
+        "HTTP 200 / non-200 / socket errors",
+        [f"{p.load.ok} / {p.load.not_ok} / {sum(p.load.socket_errors.values())}" for p in run.web],
+    )
     row("accept latency p50 / p90 / p99 / max ms", [_ms(p.load.latency_ms, ("p50", "p90", "p99", "max")) for p in run.web])
     row(
         "completed /s (first accept -> last final)",
-        [f"{p.completion.completed_per_second:.1f}{_share(p.completion.completed_per_second, t)}" for p, t in zip(run.web, limit_tps)],
+        [
+            f"{p.completion.completed_per_second:.1f}{_share(p.completion.completed_per_second, t)}"
+            for p, t in zip(run.web, limit_tps, strict=True)
+        ],
     )
     row(
         "worker drain /s after accepts stopped",
@@ -105,7 +114,10 @@ def render(run: Run) -> str:
     row("accept -> final p50 / p99 / max ms", [_ms(p.completion.latency_ms, ("p50", "p99", "max")) for p in run.web])
     row(
         "purchases final / in DB (sukses, gagal)",
-        [f"{c.final} / {c.rows} ({c.sukses}, {c.gagal})" + (" TIMED OUT" if c.timed_out else "") for c in (p.completion for p in run.web)],
+        [
+            f"{c.final} / {c.rows} ({c.sukses}, {c.gagal})" + (" TIMED OUT" if c.timed_out else "")
+            for c in (p.completion for p in run.web)
+        ],
     )
     row(
         "provider calls / relayed outbox rows",
@@ -117,8 +129,12 @@ def render(run: Run) -> str:
     row("CPU % of one core, drain phase", [_cpu(p.cpu_drain) for p in run.web])
     row(
         "CPU % of one core, raw phase",
-        [f"raw client {lim.client_cpu_pct:.0f} · mariadb {lim.mariadb_cpu_pct:.0f} · other {lim.other_cpu_pct:.0f}" if lim else "-"
-         for lim in limits],
+        [
+            f"raw client {lim.client_cpu_pct:.0f} · mariadb {lim.mariadb_cpu_pct:.0f} · other {lim.other_cpu_pct:.0f}"
+            if lim
+            else "-"
+            for lim in limits
+        ],
     )
     table = [header, ["---"] * len(header), *rows]
     lines += ["| " + " | ".join(cells) + " |" for cells in table]

@@ -59,11 +59,15 @@ def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: l
     threads = max(1, min(args.wrk_threads, args.connections))
     after = drain.last_purchase_id(db)
     script = write_script(log_dir / f"{tag}.lua", keys, tag, threads)
-    meter = CpuMeter(groups=bench.pgids(), pids={"mariadb": pid_of("mariadbd", "mysqld") or 0, "redis": pid_of("redis-server") or 0})
+    meter = CpuMeter(
+        groups=bench.pgids(), pids={"mariadb": pid_of("mariadbd", "mysqld") or 0, "redis": pid_of("redis-server") or 0}
+    )
     calls_before = provider_calls(bench.sim_url)  # the previous phase has drained: nothing in flight
     say(f"[{label}] wrk -c {args.connections} -t {threads} for {duration:.0f}s over {len(keys)} reseller key(s)")
     meter.start()
-    load = run_wrk(bench.web_url, script, connections=args.connections, threads=threads, duration=duration, log=log_dir / f"{tag}.wrk.txt")
+    load = run_wrk(
+        bench.web_url, script, connections=args.connections, threads=threads, duration=duration, log=log_dir / f"{tag}.wrk.txt"
+    )
     cpu_accept = meter.stop("wrk")
     say(f"  {load.ok} x 200 ({load.ok_per_second:.1f}/s), {load.not_ok} non-200 {load.statuses}, "
         f"latency p50/p90/p99/max {load.latency_ms['p50']:.1f}/{load.latency_ms['p90']:.1f}/"
@@ -108,6 +112,16 @@ def phase_problems(phase: report.WebPhase, connections: int) -> list[str]:
     return found
 
 
+def phase_notes(phase: report.WebPhase) -> list[str]:
+    """Notes on a web phase's measurement: CPU used by processes outside the benchmark."""
+    return [
+        f"{phase.label}, {name} phase: processes outside this benchmark used {cpu['other']:.0f}% of a core; "
+        "its figures are lower than on an idle machine"
+        for name, cpu in (("accept", phase.cpu_accept), ("drain", phase.cpu_drain))
+        if cpu["other"] > OTHER_CPU_NOTE
+    ]
+
+
 def queue_problems(db: Database) -> list[str]:
     """Outbox rows left behind, jobs the relay had to push again, dead-lettered messages."""
     found: list[str] = []
@@ -137,8 +151,45 @@ def log_problems(log_dir: Path) -> list[str]:
             if level in ("WARNING", "ERROR", "CRITICAL"):
                 bad.append(line[:400])
         if bad:
-            found.append(f"{path.name}: {len(bad)} warning/error line(s), first ones:\n    " + "\n    ".join(bad[:LOG_LINES_SHOWN]))
+            found.append(
+                f"{path.name}: {len(bad)} warning/error line(s), first ones:\n    " + "\n    ".join(bad[:LOG_LINES_SHOWN])
+            )
     return found
+
+
+def describe(args: argparse.Namespace, db: Database) -> dict[str, str]:
+    """The settings line of the summary: what ran, and how MariaDB is configured."""
+    variables = db.server_variables("version", "innodb_flush_log_at_trx_commit")
+    return {
+        "duration": f"{args.duration:g}s", "connections": str(args.connections), "wrk threads": str(args.wrk_threads),
+        "web workers": str(args.web_workers), "dramatiq": f"{args.workers}x{args.threads} threads",
+        "provider latency": f"{args.provider_latency_ms} ms", "DB pool per process": f"{get_settings().db_pool_size}+10",
+        "raw client processes": str(args.raw_processes), "PPOB_RECHECK_SECONDS": "60", "OUTBOX_LEASE_SECONDS": "60",
+        "LOG_LEVEL": "WARNING", "MariaDB": variables.get("version", "?"),
+        "innodb_flush_log_at_trx_commit": variables.get("innodb_flush_log_at_trx_commit", "?"),
+    }  # fmt: skip
+
+
+def busy_before_start() -> float:
+    """CPU (% of one core) the machine spends over one second before anything is started."""
+    busy = machine_busy_seconds()
+    time.sleep(1)
+    return 100 * (machine_busy_seconds() - busy)
+
+
+def raw_phase(run: report.Run, args: argparse.Namespace, label: str, keys: list[str]) -> None:
+    """The accept transaction straight against MariaDB (the stack is stopped); adds to `run`."""
+    env = {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "LOG_LEVEL": "WARNING", "OUTBOX_LEASE_SECONDS": "60"}
+    say(f"[{label}] {args.connections} tasks in {args.raw_processes} process(es) for {args.duration:.0f}s")
+    raw = run_processes(keys, args.connections, args.duration, f"raw{len(run.raw)}", env, args.raw_processes)
+    say(f"  {raw.per_second:.1f} commits/s, p50/p99 {raw.latency_ms['p50']:.1f}/{raw.latency_ms['p99']:.1f} ms, "
+        f"{raw.errors} errors, CPU: client {raw.client_cpu_pct:.0f}%, mariadb {raw.mariadb_cpu_pct:.0f}%, "
+        f"other {raw.other_cpu_pct:.0f}%")  # fmt: skip
+    run.raw.append((label, raw))
+    if raw.other_cpu_pct > OTHER_CPU_NOTE:
+        run.notes.append(f"{label}: processes outside this benchmark used {raw.other_cpu_pct:.0f}% of a core")
+    if raw.errors:
+        run.problems.append(f"{label}: {raw.errors} failed transactions, first: {raw.first_error}")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -150,24 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     if not wrk_available():
         say("wrk is not installed: apt-get install -y wrk")
         return 2
+    # Explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     log_dir = RESULTS / "logs" / time.strftime("%Y%m%d-%H%M%S")
     log_dir.mkdir(parents=True, exist_ok=True)
     options = Options(workers=args.workers, threads=args.threads, web_workers=args.web_workers,
                       provider_latency_ms=args.provider_latency_ms)  # fmt: skip
     db = Database(DATABASE_URL)
-    settings = get_settings()
-    variables = db.server_variables("version", "innodb_flush_log_at_trx_commit", "innodb_buffer_pool_size", "max_connections")
-    run = report.Run(settings={
-        "duration": f"{args.duration:g}s", "connections": str(args.connections), "wrk threads": str(args.wrk_threads),
-        "web workers": str(args.web_workers), "dramatiq": f"{args.workers}x{args.threads} threads",
-        "provider latency": f"{args.provider_latency_ms} ms", "DB pool per process": f"{settings.db_pool_size}+10", "raw client processes": str(args.raw_processes),
-        "PPOB_RECHECK_SECONDS": "60", "OUTBOX_LEASE_SECONDS": "60", "LOG_LEVEL": "WARNING",
-        "MariaDB": variables.get("version", "?"), "innodb_flush_log_at_trx_commit": variables.get("innodb_flush_log_at_trx_commit", "?"),
-    })  # fmt: skip
-    busy = machine_busy_seconds()
-    time.sleep(1)
-    busy = 100 * (machine_busy_seconds() - busy)
+    run = report.Run(settings=describe(args, db))
+    busy = busy_before_start()
     if busy > OTHER_CPU_NOTE:
         run.notes.append(f"before the run, processes outside this benchmark used {busy:.0f}% of a core")
     bench: BenchStack | None = None
@@ -184,26 +227,15 @@ def main(argv: list[str] | None = None) -> int:
             run.web.append(web_phase(bench, db, args, hot_keys, "hot", "1 reseller (hot row)", args.duration, log_dir))
         for phase in run.web:
             run.problems += phase_problems(phase, args.connections)
-            for name, cpu in (("accept", phase.cpu_accept), ("drain", phase.cpu_drain)):
-                if cpu["other"] > OTHER_CPU_NOTE:
-                    run.notes.append(f"{phase.label}, {name} phase: processes outside this benchmark used "
-                                     f"{cpu['other']:.0f}% of a core; its figures are lower than on an idle machine")  # fmt: skip
+            run.notes += phase_notes(phase)
         run.problems += queue_problems(db)
         run.problems += log_problems(log_dir)
         bench.stop()  # the raw runs get the machine to themselves
-        env = {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "LOG_LEVEL": "WARNING", "OUTBOX_LEASE_SECONDS": "60"}
-        raw_sets = [(f"raw, {spread} resellers", spread_keys)] + ([] if args.no_hot else [("raw, 1 reseller (hot row)", hot_keys)])
+        raw_sets = [(f"raw, {spread} resellers", spread_keys)] + (
+            [] if args.no_hot else [("raw, 1 reseller (hot row)", hot_keys)]
+        )
         for label, raw_keys in raw_sets:
-            say(f"[{label}] {args.connections} tasks in {args.raw_processes} process(es) for {args.duration:.0f}s")
-            raw = run_processes(raw_keys, args.connections, args.duration, f"raw{len(run.raw)}", env, args.raw_processes)
-            say(f"  {raw.per_second:.1f} commits/s, p50/p99 {raw.latency_ms['p50']:.1f}/{raw.latency_ms['p99']:.1f} ms, "
-                f"{raw.errors} errors, CPU: client {raw.client_cpu_pct:.0f}%, mariadb {raw.mariadb_cpu_pct:.0f}%, "
-                f"other {raw.other_cpu_pct:.0f}%")  # fmt: skip
-            run.raw.append((label, raw))
-            if raw.other_cpu_pct > OTHER_CPU_NOTE:
-                run.notes.append(f"{label}: processes outside this benchmark used {raw.other_cpu_pct:.0f}% of a core")
-            if raw.errors:
-                run.problems.append(f"{label}: {raw.errors} failed transactions, first: {raw.first_error}")
+            raw_phase(run, args, label, raw_keys)
         run.problems += drain.health_checks(db)
         text = report.render(run)
         report.write(run, RESULTS / "latest.md")

@@ -26,3 +26,6 @@ http_latency = Histogram(
     "loket_http_request_seconds", "HTTP request latency by route.", ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )  # fmt: skip
+callback_deliveries = Counter(
+    "loket_reseller_callbacks_total", "Reseller callback attempts by outcome (delivered, pending = will retry, failed = gave up).", ["outcome"]
+)

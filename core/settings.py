@@ -75,6 +75,8 @@ class Settings:
     smtp_password: str
     response_encryption_key: str
     clock_metrics_port: int
+    callback_retry_scale: float
+    """Multiplies the callback retry delays (10 s ... 12 h); tests shrink a day to seconds."""
     """Where the clock serves the queue and table gauges (0: not at all)."""
     metrics_host: str
     """Base64 of 32 bytes enables AES-256-GCM on the public kiosk endpoints; empty disables it."""
@@ -123,5 +125,6 @@ def get_settings() -> Settings:
         smtp_password=_str("SMTP_PASSWORD", ""),
         response_encryption_key=_str("RESPONSE_ENCRYPTION_KEY", ""),
         clock_metrics_port=_int("CLOCK_METRICS_PORT", 9300),
+        callback_retry_scale=_float("CALLBACK_RETRY_SCALE", 1.0),
         metrics_host=_str("METRICS_HOST", "127.0.0.1"),
     )

@@ -7,6 +7,7 @@ again, so a crash between commit and push, a lost Redis, or a killed worker lose
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, delete, text
@@ -65,8 +66,18 @@ _DEFERRED = text("UPDATE outbox SET due_at = NOW(6) + INTERVAL :lease SECOND WHE
 )
 
 
+# The jobs added inside the current unit of work (workers.unit_of_work), pushed after its COMMIT.
+added_jobs: ContextVar[list[Job] | None] = ContextVar("added_jobs", default=None)
+
+
 async def add(conn: AsyncConnection, job: Job, lease_seconds: int) -> None:
-    """Record a job; it is due again (for the relay) lease_seconds from now."""
+    """Record a job; it is due again (for the relay) lease_seconds from now.
+
+    Inside a unit of work the job is also pushed to Redis right after the COMMIT.
+    """
+    pending = added_jobs.get()
+    if pending is not None:
+        pending.append(job)
     await conn.execute(
         _ADD,
         {

@@ -162,3 +162,33 @@ photo_delivery = Table(
     Column("pd_purged_at", DateTime),
     Column("pd_created_at", DateTime),
 )
+
+callback_delivery = Table(
+    "callback_delivery",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("delivery_id", String(32)),
+    Column("reseller_id", Integer),
+    Column("purchase_id", BigInteger),
+    Column("url", String(500)),
+    Column("payload", JSON),
+    Column("status", String(10)),
+    Column("attempts", Integer),
+    Column("last_status", Integer),
+    Column("last_error", String(255)),
+    Column("next_attempt_at", DateTime),
+    Column("created_at", DateTime),
+    Column("delivered_at", DateTime),
+)
+
+callback_attempt = Table(
+    "callback_attempt",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("delivery_id", BigInteger),
+    Column("attempt", Integer),
+    Column("attempted_at", DateTime),
+    Column("status_code", Integer),
+    Column("error", String(255)),
+    Column("duration_ms", Integer),
+)

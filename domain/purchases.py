@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,7 @@ from db.errors import is_duplicate_key
 from db.outbox import Job
 from db.products import Product
 from db.purchases import Purchase
+from domain import callbacks
 from domain.ledger import post_entry
 from provider.digiflazz import Outcome, ProviderAnswer
 
@@ -122,9 +124,10 @@ async def note_provider_answer(conn: AsyncConnection, purchase_id: int, message:
 
 
 async def settle(
-    conn: AsyncConnection, purchase: Purchase, *, sukses: bool, sn: str | None, message: str, rc: str | None
+    conn: AsyncConnection, purchase: Purchase, *, sukses: bool, sn: str | None, message: str, rc: str | None, lease_seconds: int
 ) -> bool:
-    """pending|proses -> sukses|gagal; a gagal is refunded in the same transaction.
+    """pending|proses -> sukses|gagal; a gagal is refunded, and the reseller's callback is
+    scheduled, in the same transaction.
 
     Returns False (and changes nothing) when the purchase had already ended.
     """
@@ -137,10 +140,11 @@ async def settle(
     if not sukses:
         await post_entry(conn, purchase.reseller_id, "refund", purchase.harga, purchase_id=purchase.id)
     await outbox.complete(conn, execute_job(purchase.id).job_key)
+    await callbacks.schedule(conn, purchase.reseller_id, purchase.id, lease_seconds)
     return True
 
 
-async def apply_provider_answer(conn: AsyncConnection, purchase: Purchase, answer: ProviderAnswer) -> bool:
+async def apply_provider_answer(conn: AsyncConnection, purchase: Purchase, answer: ProviderAnswer, lease_seconds: int) -> bool:
     """Apply what the provider said about a purchase (from a call or a callback).
 
     Returns True when the purchase ended; False when it is still open (Pending, or a request
@@ -148,6 +152,26 @@ async def apply_provider_answer(conn: AsyncConnection, purchase: Purchase, answe
     """
     outcome = answer.outcome
     if outcome in (Outcome.SUKSES, Outcome.GAGAL):
-        return await settle(conn, purchase, sukses=outcome is Outcome.SUKSES, sn=answer.sn, message=answer.message, rc=answer.rc)
+        return await settle(
+            conn, purchase, sukses=outcome is Outcome.SUKSES, sn=answer.sn, message=answer.message, rc=answer.rc, lease_seconds=lease_seconds
+        )
     await note_provider_answer(conn, purchase.id, answer.message, answer.rc)
     return False
+
+
+def status_object(p: Purchase) -> dict[str, Any]:
+    """A purchase as resellers see it: GET /status answers it, the callback carries it."""
+    return {
+        "id": p.id,
+        "ref_id": p.ref_id,
+        "produk_id": p.produk_id,
+        "kode": p.kode,
+        "nomor_tujuan": p.nomor_tujuan,
+        "nominal": p.nominal,
+        "harga": p.harga,
+        "status": p.status,
+        "sn": p.sn,
+        "hasil_eksekusi": p.hasil_eksekusi,
+        "waktu": p.waktu.isoformat(timespec="seconds") if p.waktu else None,
+        "updated_at": p.updated_at.isoformat(timespec="seconds") if p.updated_at else None,
+    }

@@ -20,7 +20,7 @@ async def send(tr_id: int) -> None:
     """Send the gallery e-mail once; an SMTP failure propagates so Dramatiq retries with backoff."""
     context.subject.set(f"qris:{tr_id}")
     res = resources.current()
-    async with res.engine.begin() as conn:
+    async with res.unit_of_work() as conn:
         delivery = await photo_queries.of_transaction(conn, tr_id)
         transaction = await qris_queries.by_id(conn, tr_id)
         if delivery is None or transaction is None or delivery["pd_email_sent_at"] is not None:
@@ -28,7 +28,7 @@ async def send(tr_id: int) -> None:
             return
     message = mailer.photo_email(res.settings, delivery["pd_email"], transaction["tr_external_id"], delivery["pd_photo_count"])
     await mailer.send(res.settings, message)
-    async with res.engine.begin() as conn:
+    async with res.unit_of_work() as conn:
         await photos.mark_sent(conn, tr_id, res.settings.photo_retention_days)
     log.info("photo e-mail sent for transaction %s", tr_id)
 

@@ -25,7 +25,7 @@ async def execute(purchase_id: int) -> None:
     context.subject.set(f"purchase:{purchase_id}")
     res = resources.current()
     job = purchases.execute_job(purchase_id)
-    async with res.engine.begin() as conn:
+    async with res.unit_of_work() as conn:
         purchase = await purchase_queries.by_id(conn, purchase_id)
         if purchase is None or purchase.is_final:
             await outbox.complete(conn, job.job_key)
@@ -41,8 +41,8 @@ async def execute(purchase_id: int) -> None:
         await _recheck_later(purchase_id, f"Menunggu konfirmasi provider ({unknown})", None)
         return
 
-    async with res.engine.begin() as conn:
-        ended = await purchases.apply_provider_answer(conn, purchase, answer)
+    async with res.unit_of_work() as conn:
+        ended = await purchases.apply_provider_answer(conn, purchase, answer, res.settings.outbox_lease_seconds)
         if not ended:
             await outbox.reschedule(conn, job.job_key, _recheck_seconds() + res.settings.outbox_lease_seconds)
     if ended:
@@ -54,7 +54,7 @@ async def execute(purchase_id: int) -> None:
 async def _recheck_later(purchase_id: int, message: str, rc: str | None) -> None:
     res = resources.current()
     job = purchases.execute_job(purchase_id)
-    async with res.engine.begin() as conn:
+    async with res.unit_of_work() as conn:
         await purchases.note_provider_answer(conn, purchase_id, message, rc)
         await outbox.reschedule(conn, job.job_key, _recheck_seconds() + res.settings.outbox_lease_seconds)
     await push(res.redis, [job], delay_ms=_recheck_seconds() * 1000)

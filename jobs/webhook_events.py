@@ -29,7 +29,7 @@ async def _digiflazz(conn: AsyncConnection, event: WebhookEvent) -> Result:
         return "unmatched", "no purchase with this ref_id"
     if purchase.is_final:
         return "ignored", f"purchase already {purchase.status}"
-    if await purchases.apply_provider_answer(conn, purchase, answer):
+    if await purchases.apply_provider_answer(conn, purchase, answer, resources.current().settings.outbox_lease_seconds):
         return "applied", f"purchase {purchase.id} -> {answer.outcome.value}"
     return "ignored", f"provider says {answer.status} ({answer.rc}); purchase stays open"
 
@@ -72,7 +72,7 @@ async def apply(event_id: int) -> None:
     """Apply one event; the event row is locked so two copies of this job run one after the other."""
     context.subject.set(f"webhook_event:{event_id}")
     res = resources.current()
-    async with res.engine.begin() as conn:
+    async with res.unit_of_work() as conn:
         event = await event_queries.by_id(conn, event_id, for_update=True)
         if event is None or event.outcome != "received":
             await webhook_events.finish_job_only(conn, event_id)

@@ -143,7 +143,7 @@ def parse_payment_webhook(body: Any) -> PaymentEvent:
     if "external_id" in body:
         reference = _text(body.get("external_id"), "external_id")
         status = body.get("status")
-        if status not in _SEED_KINDS:
+        if not isinstance(status, str) or status not in _SEED_KINDS:
             raise ValueError("status must be one of " + ", ".join(_SEED_KINDS))
         xendit_id = body.get("xendit_id")
         if xendit_id is not None:

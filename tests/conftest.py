@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 
 # Settings for code imported into the test process itself (domain tests); before any import of them.
-os.environ.setdefault("DATABASE_URL", "mysql+aiomysql://root@127.0.0.1:3306/loket_test")
+# A database per test session, so that two sessions on one machine never drop each other's tables.
+os.environ.setdefault("DATABASE_URL", f"mysql+aiomysql://root@127.0.0.1:3306/loket_test_{os.getpid()}")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 
 import pathlib
@@ -30,11 +31,13 @@ LOG_ROOT = pathlib.Path(__file__).resolve().parent.parent / ".run" / "tests"
 
 
 @pytest.fixture(scope="session")
-def db() -> MariaDB:
+def db() -> Iterator[MariaDB]:
     """The database that the in-process domain tests and the shared stack use."""
     url = os.environ["DATABASE_URL"]
     apply_schema(url, drop_first=True)
-    return MariaDB(url)
+    database = MariaDB(url)
+    yield database
+    database.drop()
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ def fast_env() -> dict[str, str]:
         "XENDIT_TIMEOUT_SECONDS": "1.5",
         "QRIS_SWEEP_INTERVAL_SECONDS": "1",
         "PHOTO_PURGE_INTERVAL_SECONDS": "1",
+        "CALLBACK_RETRY_SCALE": "0.05",
     }
 
 

@@ -23,4 +23,4 @@ def test_compose_runs_every_procfile_process_with_the_same_program():
 
 
 def test_procfile_names_the_processes_of_the_design():
-    assert [name for name, _ in procfile()] == ["web", "worker", "qris_worker", "webhook_worker", "clock", "sim", "mail"]
+    assert [name for name, _ in procfile()] == ["web", "worker", "qris_worker", "webhook_worker", "callback_worker", "clock", "sim", "mail"]

@@ -77,7 +77,7 @@ async def test_settle_gagal_refunds_once_however_often_it_is_called(engine, db: 
     for _ in range(3):
         async with engine.begin() as conn:
             purchase = await purchase_queries.by_id(conn, purchase_id)
-            results.append(await purchases.settle(conn, purchase, sukses=False, sn=None, message="Transaksi Gagal", rc="02"))
+            results.append(await purchases.settle(conn, purchase, sukses=False, sn=None, message="Transaksi Gagal", rc="02", lease_seconds=60))
     assert results == [True, False, False]
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 12_000
     assert db.value("SELECT COUNT(*) FROM ledger_entry WHERE purchase_id = %s AND jenis = 'refund'", purchase_id) == 1
@@ -93,8 +93,8 @@ async def test_a_late_gagal_after_sukses_changes_nothing(engine, db: MariaDB):
     purchase_id = await accept(engine, reseller_id)
     async with engine.begin() as conn:
         purchase = await purchase_queries.by_id(conn, purchase_id)
-        assert await purchases.apply_provider_answer(conn, purchase, ProviderAnswer("Sukses", "00", "SN1", "ok"))
-        assert not await purchases.apply_provider_answer(conn, purchase, ProviderAnswer("Gagal", "02", None, "late"))
+        assert await purchases.apply_provider_answer(conn, purchase, ProviderAnswer("Sukses", "00", "SN1", "ok"), 60)
+        assert not await purchases.apply_provider_answer(conn, purchase, ProviderAnswer("Gagal", "02", None, "late"), 60)
     assert db.rows("SELECT status, sn FROM purchase WHERE id = %s", purchase_id) == [{"status": "sukses", "sn": "SN1"}]
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 0
 
@@ -106,6 +106,6 @@ async def test_rejections_and_pending_keep_the_purchase_open(engine, db: MariaDB
     status = "Pending" if rc in ("99", "03") else "Gagal"
     async with engine.begin() as conn:
         purchase = await purchase_queries.by_id(conn, purchase_id)
-        assert not await purchases.apply_provider_answer(conn, purchase, ProviderAnswer(status, rc, None, "wait"))
+        assert not await purchases.apply_provider_answer(conn, purchase, ProviderAnswer(status, rc, None, "wait"), 60)
     assert db.value("SELECT status FROM purchase WHERE id = %s", purchase_id) == "pending"
     assert db.value("SELECT COUNT(*) FROM ledger_entry WHERE purchase_id = %s AND jenis = 'refund'", purchase_id) == 0

@@ -41,7 +41,7 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
 @pytest.fixture
 def relay_db() -> Iterator[MariaDB]:
     """A database of its own, so that no other relay (the shared stack's clock) claims its rows."""
-    url = get_settings().database_url.rsplit("/", 1)[0] + "/loket_relay_test"
+    url = get_settings().database_url + "_relay"
     apply_schema(url, drop_first=True)
     yield MariaDB(url)
     MariaDB(url).drop()

@@ -55,7 +55,7 @@ def test_every_alert_and_panel_is_valid_promql_with_the_fields_grafana_and_prome
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert "./ops/prometheus:/etc/prometheus:ro" in compose["services"]["prometheus"]["volumes"]
     jobs = {job["job_name"] for job in yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]}
-    assert jobs == {"web", "worker", "qris_worker", "webhook_worker", "exporter"}
+    assert jobs == {"web", "worker", "qris_worker", "webhook_worker", "callback_worker", "exporter"}
 
 
 async def test_every_metric_the_dashboard_and_alerts_use_is_served(api, stack: LoketStack, admin_token):

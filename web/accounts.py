@@ -7,14 +7,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core.security import ADMIN_LEVEL, hash_api_key, new_api_key, new_private_key
+from db import callbacks as callback_queries
 from db import ledger, resellers
 from db.errors import is_duplicate_key
 from domain.ledger import post_entry
 from web.auth import reseller_of, staff_of
+from web.envelope import Json
 from web.errors import ApiError
 from web.requests import parse_body, parse_query
 from web.schemas import CallbackRequest, PageQuery, RegisterRequest
-from web.views import ledger_view
+from web.views import delivery_view, ledger_view
 
 REGISTER_INFO = "API Key dan Private Key simpan baik-baik, hanya tampil saat register."
 ROTATE_INFO = "API Key dan Private Key telah diperbarui. Simpan baik-baik."
@@ -80,3 +82,12 @@ async def set_callback(request: Request) -> JSONResponse:
         reseller = await reseller_of(conn, request)
         await resellers.set_callback_url(conn, reseller.id, body.callback_url)
     return JSONResponse({"callback_url": body.callback_url})
+
+
+async def callback_deliveries(request: Request) -> JSONResponse:
+    """The caller's callback deliveries, newest first, each with every attempt."""
+    page = parse_query(request, PageQuery)
+    async with request.app.state.engine.begin() as conn:
+        reseller = await reseller_of(conn, request)
+        rows = await callback_queries.page(conn, reseller_id=reseller.id, status=None, limit=page.limit, before_id=page.before_id)
+    return Json([delivery_view(r) for r in rows])

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from core.security import PrivateKeyBox, ResponseCipher
 from core.settings import Settings
 from db.engine import create_engine
-from web import accounts, health, kiosk, masters, metrics, purchases, webhooks
+from web import accounts, health, kiosk, masters, metrics, openapi, purchases, webhooks
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware.metrics import RequestMetrics
 from web.middleware.request_context import RequestContext
@@ -22,12 +22,14 @@ ROUTES = [
     Route("/health", health.health, methods=["GET"]),
     Route("/ready", health.ready, methods=["GET"]),
     Route("/metrics", metrics.metrics, methods=["GET"]),
+    Route("/openapi.json", openapi.spec, methods=["GET"]),
     # reseller API (ppob-api.md)
     Route("/register", accounts.register, methods=["POST"]),
     Route("/generate-key", accounts.generate_key, methods=["POST"]),
     Route("/saldo", accounts.saldo, methods=["GET"]),
     Route("/mutasi", accounts.mutasi, methods=["GET"]),
     Route("/callback", accounts.set_callback, methods=["PUT"]),
+    Route("/callback/deliveries", accounts.callback_deliveries, methods=["GET"]),
     Route("/produk", purchases.list_products, methods=["GET"]),
     Route("/beli", purchases.buy, methods=["POST"]),
     Route("/status", purchases.status_by_ref, methods=["GET"]),
@@ -55,6 +57,7 @@ ROUTES = [
     Route("/api/v1/prices/{id:int}", masters.delete_price, methods=["DELETE"]),
     # operators
     Route("/api/v1/webhook-events", masters.list_webhook_events, methods=["GET"]),
+    Route("/api/v1/callback-deliveries", masters.list_callback_deliveries, methods=["GET"]),
 ]
 
 

@@ -18,7 +18,7 @@ from web.kiosk_schemas import CountQuery, CreateTransaction, PhotoRequest, Trans
 from web.requests import parse_body, parse_query
 from web.staff import require_staff
 from workers import qr_ready
-from workers.enqueue import push_after_commit
+from workers.unit_of_work import unit_of_work
 
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
@@ -49,7 +49,7 @@ async def create(request: Request) -> Response:
     state = request.app.state
     settings = state.settings
     try:
-        async with state.engine.begin() as conn:
+        async with unit_of_work(state.engine, state.redis) as conn:
             created = await qris.create(
                 conn,
                 location_id=body.location_id,
@@ -67,8 +67,7 @@ async def create(request: Request) -> Response:
         raise ApiError(422, "price_not_for_location", f"price {body.price_id} is not valid at location {body.location_id}") from None
     except qris.QuotaExhausted:
         raise ApiError(409, "quota_exhausted", f"price {body.price_id} has no quota left") from None
-    if await push_after_commit(state.redis, [created.job]):
-        await qr_ready.wait(state.redis, created.external_id, settings.qris_create_wait_ms)
+    await qr_ready.wait(state.redis, created.external_id, settings.qris_create_wait_ms)
     async with state.engine.begin() as conn:
         row = await qris_queries.by_id(conn, created.tr_id)
     assert row is not None
@@ -105,11 +104,10 @@ async def add_photos(request: Request) -> Response:
         raise ApiError(409, "not_paid", f"transaction is {row['tr_status']}; photos are for paid sessions")
     state = request.app.state
     try:
-        async with state.engine.begin() as conn:
-            job = await photos.request_delivery(conn, row["tr_id"], body.email, [p.url for p in body.photos], state.settings.outbox_lease_seconds)
+        async with unit_of_work(state.engine, state.redis) as conn:
+            await photos.request_delivery(conn, row["tr_id"], body.email, [p.url for p in body.photos], state.settings.outbox_lease_seconds)
     except photos.AlreadyRequested:
         raise ApiError(409, "photos_exist", "photos for this transaction were already sent") from None
-    await push_after_commit(state.redis, [job])
     return ok({"external_id": row["tr_external_id"], "photo_count": len(body.photos)}, "Photos accepted; the e-mail is on its way", status=202)
 
 

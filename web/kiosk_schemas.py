@@ -96,3 +96,9 @@ def status_list(value: str | None) -> list[str] | None:
 class EventQuery(ListQuery):
     outcome: Annotated[str, StringConstraints(pattern=r"^(received|applied|ignored|unmatched)$")] | None = None
     source: Annotated[str, StringConstraints(max_length=16)] | None = None
+
+
+class DeliveryQuery(Body):
+    status: Annotated[str, StringConstraints(pattern=r"^(pending|delivered|failed)$")] | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 100
+    before_id: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None

@@ -9,13 +9,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from db import callbacks as callback_queries
 from db import locations, prices, webhook_events
 from db.errors import is_duplicate_key
 from web.envelope import ok, page
 from web.errors import ApiError
-from web.kiosk_schemas import EventQuery, ListQuery, LocationChange, LocationIn, PriceChange, PriceIn
+from web.kiosk_schemas import DeliveryQuery, EventQuery, ListQuery, LocationChange, LocationIn, PriceChange, PriceIn
 from web.requests import parse_body, parse_query
 from web.staff import require_admin, require_staff
+from web.views import delivery_view
 
 CHECK_VIOLATED = 4025  # MariaDB: a CHECK constraint refused the row
 
@@ -152,3 +154,12 @@ async def list_webhook_events(request: Request) -> Response:
     async with request.app.state.engine.begin() as conn:
         rows, total = await webhook_events.page(conn, query.outcome, query.source, query.skip, query.limit)
     return page(rows, "Webhook events retrieved successfully", total=total, skip=query.skip, limit=query.limit)
+
+
+async def list_callback_deliveries(request: Request) -> Response:
+    """Operators: every reseller's callback deliveries, e.g. status=failed."""
+    require_admin(request)
+    query = parse_query(request, DeliveryQuery)
+    async with request.app.state.engine.begin() as conn:
+        rows = await callback_queries.page(conn, reseller_id=None, status=query.status, limit=query.limit, before_id=query.before_id)
+    return ok([{**delivery_view(r), "reseller_id": r["reseller_id"]} for r in rows], "Callback deliveries retrieved successfully")

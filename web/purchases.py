@@ -15,7 +15,7 @@ from web.errors import ApiError
 from web.requests import parse_body, parse_query
 from web.schemas import BeliRequest, PageQuery, RefIdQuery
 from web.views import product_view, purchase_view
-from workers.enqueue import push_after_commit
+from workers.unit_of_work import unit_of_work
 
 
 def _check_destination(product: Product, nomor_tujuan: str) -> None:
@@ -34,7 +34,7 @@ async def buy(request: Request) -> JSONResponse:
     body = await parse_body(request, BeliRequest)
     state = request.app.state
     try:
-        async with state.engine.begin() as conn:
+        async with unit_of_work(state.engine, state.redis) as conn:
             reseller = await reseller_of(conn, request)
             product = await products.active_by_id(conn, body.produk_id)
             if product is None:
@@ -53,7 +53,6 @@ async def buy(request: Request) -> JSONResponse:
         raise ApiError(402, "insufficient_saldo", "saldo tidak cukup") from None
     except purchases.DuplicateRefId:
         return await _replay(request, reseller.id, body)
-    await push_after_commit(state.redis, [accepted.job])
     return JSONResponse(
         {"id": accepted.purchase_id, "ref_id": body.ref_id, "status": "pending", "harga": product.harga, "saldo": accepted.saldo}
     )

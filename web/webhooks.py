@@ -15,7 +15,7 @@ from domain import webhook_events
 from provider.xendit import parse_payment_webhook
 from web.errors import ApiError
 from web.requests import read_body
-from workers.enqueue import push_after_commit
+from workers.unit_of_work import unit_of_work
 
 
 def _digiflazz_data(raw: bytes) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def _digiflazz_data(raw: bytes) -> dict[str, Any]:
 async def _store(request: Request, source: str, identity: str, reference: str, payload: dict[str, Any]) -> JSONResponse:
     """Store a verified event once and hand it to a worker; the 2xx comes after the COMMIT."""
     state = request.app.state
-    async with state.engine.begin() as conn:
+    async with unit_of_work(state.engine, state.redis) as conn:
         job = await webhook_events.receive(
             conn,
             source=source,
@@ -44,8 +44,6 @@ async def _store(request: Request, source: str, identity: str, reference: str, p
             payload=payload,
             lease_seconds=state.settings.outbox_lease_seconds,
         )
-    if job is not None:
-        await push_after_commit(state.redis, [job])
     metrics.webhooks_received.labels(source, "stored" if job else "duplicate").inc()
     return JSONResponse({"received": True, "duplicate": job is None})
 

@@ -14,10 +14,10 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain import photos, purchases, qris, webhook_events
+from domain import callbacks, photos, purchases, qris, webhook_events
 from workers.enqueue import NAMESPACE, oldest_waiting_timestamp
 
-QUEUES = (purchases.PURCHASE_QUEUE, qris.QRIS_QUEUE, photos.PHOTO_QUEUE, webhook_events.WEBHOOK_QUEUE)
+QUEUES = (purchases.PURCHASE_QUEUE, qris.QRIS_QUEUE, photos.PHOTO_QUEUE, webhook_events.WEBHOOK_QUEUE, callbacks.CALLBACK_QUEUE)
 PURCHASE_STATUSES = ("pending", "proses", "sukses", "gagal")
 QRIS_STATUSES = ("PENDING", "COMPLETED", "FAILED", "EXPIRED")
 

@@ -6,16 +6,18 @@ and closed before the loop stops.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import httpx
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.settings import Settings, get_settings
 from db.engine import create_engine
 from provider.digiflazz import DigiflazzClient
 from provider.xendit import XenditClient
+from workers.unit_of_work import unit_of_work
 
 
 @dataclass
@@ -50,6 +52,10 @@ class Resources:
                 settings.xendit_timeout_seconds,
             ),
         )
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction whose outbox jobs are pushed after it commits (workers.unit_of_work)."""
+        return unit_of_work(self.engine, self.redis)
 
     async def close(self) -> None:
         await self.http.aclose()

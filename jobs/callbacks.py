@@ -1,0 +1,88 @@
+"""Delivering reseller callbacks: signed, timed out short, retried with growing delays."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+
+import httpx
+
+from core import context, metrics
+from core.security import PrivateKeyBox
+from db import callbacks as callback_queries
+from db import outbox
+from db import purchases as purchase_queries
+from domain import callbacks
+from domain.purchases import status_object
+from workers import resources
+from workers.actor import actor
+from workers.enqueue import push
+
+log = logging.getLogger(__name__)
+# Short, so that a reseller's slow or dead endpoint holds a worker thread for seconds, not minutes.
+TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+
+def signature(private_key: str, timestamp: str, body: bytes) -> str:
+    """X-Loket-Signature: sha256=<hex HMAC-SHA256(private key, "{timestamp}.{body}")>."""
+    return "sha256=" + hmac.new(private_key.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+async def deliver(delivery_id: int) -> None:
+    context.subject.set(f"callback:{delivery_id}")
+    res = resources.current()
+    job = callbacks.deliver_job(delivery_id)
+    async with res.unit_of_work() as conn:
+        delivery = await callback_queries.for_delivery(conn, delivery_id)
+        if delivery is None or delivery["status"] != "pending":
+            await outbox.complete(conn, job.job_key)
+            return
+        payload = delivery["payload"]
+        if payload is None:  # the first attempt fixes the body every retry will send
+            purchase = await purchase_queries.by_id(conn, delivery["purchase_id"])
+            assert purchase is not None
+            payload = {"event": "transaksi.selesai", "data": status_object(purchase)}
+            await callbacks.fix_payload(conn, delivery_id, payload)
+        await outbox.reschedule(conn, job.job_key, res.settings.outbox_lease_seconds)
+
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    timestamp = str(int(time.time()))
+    private_key = PrivateKeyBox(res.settings.master_key).open(delivery["private_key_enc"])
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "Loket-Callback/1",
+        "x-loket-delivery": delivery["delivery_id"],
+        "x-loket-timestamp": timestamp,
+        "x-loket-signature": signature(private_key, timestamp, body),
+    }
+    started = time.perf_counter()
+    status_code, error = None, None
+    try:
+        response = await res.http.post(delivery["url"], content=body, headers=headers, timeout=TIMEOUT, follow_redirects=False)
+        status_code = response.status_code
+    except httpx.HTTPError as failure:
+        error = f"{type(failure).__name__}: {failure}"[:255]
+    duration_ms = int((time.perf_counter() - started) * 1000)
+
+    async with res.unit_of_work() as conn:
+        outcome, delay = await callbacks.record_attempt(
+            conn,
+            delivery_id,
+            delivery["attempts"] + 1,
+            status_code=status_code,
+            error=error,
+            duration_ms=duration_ms,
+            scale=res.settings.callback_retry_scale,
+        )
+    metrics.callback_deliveries.labels(outcome).inc()
+    if outcome == "pending":
+        await push(res.redis, [job], delay_ms=int(delay * 1000))
+    log.info("callback %s attempt %d: %s (%s)", delivery_id, delivery["attempts"] + 1, outcome, status_code or error)
+
+
+@actor(actor_name=callbacks.DELIVER_ACTOR, queue_name=callbacks.CALLBACK_QUEUE)
+async def deliver_callback(delivery_id: int) -> None:
+    await deliver(delivery_id)

@@ -1,0 +1,341 @@
+"""Property-based fuzzing of every operation in /openapi.json against the shared stack (schemathesis).
+
+Each operation gets MAX_EXAMPLES valid and MAX_EXAMPLES invalid requests with real credentials. A
+finding is a 5xx, an undocumented status, a body or content type that does not match the document,
+or a rejected (4xx) write that changed the database anyway. Findings are collected, not raised
+inside Hypothesis, so nothing is shrunk and every operation runs; the test then fails listing each
+with a curl command that reproduces it and the log lines the server wrote meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import shlex
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
+
+from core.security import issue_staff_token
+from tests.harness import LoketStack, MariaDB, fast_env
+from web.app import ROUTES
+from web.openapi import OPERATIONS, build, operations_of
+
+MAX_EXAMPLES = 30
+SEED = 20_240_611
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
+PPOB_WEBHOOK_SECRET = os.environ.get("PPOB_WEBHOOK_SECRET", "dev-webhook-secret")  # the stack's default
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+# What only a request (never a worker or the simulator) changes: a rejected request must leave it
+# as it was. Left out on purpose: saldo and refunds, mp_used, statuses and callback deliveries
+# (workers move them), and webhook events whose reference is a purchase's provider_ref (the
+# simulator's own callbacks to /webhooks/digiflazz arrive while the fuzzer runs).
+FINGERPRINT_SQL = """
+SELECT
+  (SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', id, nama, email, hp, callback_url, HEX(api_key_hash)))), 0)) FROM reseller) AS reseller,
+  (SELECT COUNT(*) FROM purchase) AS purchase,
+  (SELECT COUNT(*) FROM ledger_entry WHERE jenis IN ('saldo_awal', 'pembelian')) AS ledger,
+  (SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', ml_id, ml_name, ml_address))), 0)) FROM location) AS location,
+  (SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', mp_id, mp_name, mp_amount, mp_location_id, mp_quota))), 0)) FROM price) AS price,
+  (SELECT COUNT(*) FROM qris_transaction) AS qris_transaction,
+  (SELECT COUNT(*) FROM photo_delivery) AS photo_delivery,
+  (SELECT COUNT(*) FROM webhook_event w WHERE NOT EXISTS (SELECT 1 FROM purchase p WHERE p.provider_ref = w.reference)) AS webhook_event
+"""
+
+
+def test_every_route_is_documented() -> None:
+    """A route added to ROUTES without an entry in web/openapi.OPERATIONS fails here."""
+    spec = build(ROUTES)
+    served = {(method, route.path) for method, route in operations_of(ROUTES)}
+    missing = [f"{m} {p}" for m, p in sorted(served) if m.lower() not in spec["paths"].get(_openapi_path(p), {})]
+    assert not missing, f"routes without an entry in web/openapi.py OPERATIONS: {missing}"
+    stale = sorted(set(OPERATIONS) - served)
+    assert not stale, f"OPERATIONS entries for routes that do not exist: {stale}"
+
+
+def _openapi_path(path: str) -> str:
+    return next(r.path_format for _, r in operations_of(ROUTES) if r.path == path)
+
+
+@dataclass
+class Credentials:
+    """Real credentials for every security scheme of the document.
+
+    buyer: the key of a reseller with saldo, for every reseller operation but the two below.
+    keeper: the key of a second reseller for PUT /callback and POST /generate-key, so that the
+    buyer's purchases never call back to a fuzzer-chosen URL and the buyer's key never rotates.
+    """
+
+    staff: str
+    buyer_id: int
+    buyer: str
+    keeper: str
+    xendit_token: str
+
+    def headers(self, path: str, security: list[dict[str, list[str]]]) -> dict[str, str]:
+        names = {name for requirement in security for name in requirement}
+        found: dict[str, str] = {}
+        if "staffToken" in names:
+            found["authorization"] = f"Bearer {self.staff}"
+        if "resellerKey" in names:
+            found["x-api-key"] = self.keeper if path in ("/callback", "/generate-key") else self.buyer
+        if "xenditCallbackToken" in names:
+            found["x-callback-token"] = self.xendit_token
+        return found
+
+
+@dataclass
+class Finding:
+    operation: str
+    problems: list[str]
+    curl: str
+    status: int
+    body: str
+
+
+@dataclass
+class Fuzzer:
+    """Sends schemathesis cases the way a client would, and records what went wrong."""
+
+    base_url: str
+    db: MariaDB
+    spec: dict[str, Any]
+    credentials: Credentials
+    session: requests.Session = field(default_factory=requests.Session)
+    findings: dict[tuple[str, ...], Finding] = field(default_factory=dict)
+    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    sent: int = 0
+
+    def exercise(self, case: schemathesis.Case) -> None:
+        operation = self.spec["paths"][case.operation.path][case.method.lower()]
+        headers = self.credentials.headers(case.path, operation.get("security", []))
+        kwargs = case.as_transport_kwargs(base_url=self.base_url, headers=headers)
+        if "json" in kwargs:  # serialized here so that the signature covers the exact bytes sent
+            kwargs["data"] = json.dumps(kwargs.pop("json")).encode()
+        if "digiflazzSignature" in {name for requirement in operation.get("security", []) for name in requirement}:
+            raw = kwargs.get("data") or b""
+            raw = raw.encode() if isinstance(raw, str) else raw
+            kwargs["headers"]["X-Hub-Signature"] = "sha1=" + hmac.new(PPOB_WEBHOOK_SECRET.encode(), raw, hashlib.sha1).hexdigest()
+        kwargs.pop("cookies", None)
+        prepared = self.session.prepare_request(requests.Request(**kwargs))
+        before = self._fingerprint() if case.method in WRITES else None
+        response = self.session.send(prepared, timeout=30)
+        self.sent += 1
+        self.statuses[case.operation.label, response.status_code] += 1
+        problems: list[str] = []
+        if before is not None and 400 <= response.status_code < 500:
+            after = self._fingerprint()
+            changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+            if changed:
+                problems.append(f"a {response.status_code} changed the database: {changed}")
+        try:
+            case.validate_response(response, checks=CHECKS, headers=dict(prepared.headers), transport_kwargs=kwargs)
+        except schemathesis.errors.FailureGroup as group:
+            problems.extend(f"{type(f).__name__}: {f.title}\n{f.message}" for f in group.exceptions)
+        if problems:
+            key = (case.operation.label, response.status_code // 100 * 100, *sorted(p.split(":")[0] for p in problems))
+            self.findings.setdefault(
+                key, Finding(case.operation.label, problems, _curl(prepared), response.status_code, response.text[:600])
+            )
+        if case.path == "/generate-key" and response.status_code == 200:
+            self.credentials.keeper = response.json()["api_key"]
+
+    def _fingerprint(self) -> dict[str, Any]:
+        return self.db.rows(FINGERPRINT_SQL)[0]
+
+
+def _curl(prepared: requests.PreparedRequest) -> str:
+    parts = ["curl", "-sS", "-X", prepared.method or "GET", shlex.quote(prepared.url or "")]
+    for name, value in prepared.headers.items():
+        if name.lower() not in ("user-agent", "accept-encoding", "accept", "connection", "content-length"):
+            parts += ["-H", shlex.quote(f"{name}: {value}")]
+    if prepared.body:
+        body = prepared.body.decode(errors="backslashreplace") if isinstance(prepared.body, bytes) else prepared.body
+        parts += ["--data-binary", shlex.quote(body)]
+    return " ".join(parts)
+
+
+def _register(api: httpx.Client, admin: str, saldo: int) -> tuple[int, str]:
+    body = {"nama": "Toko Fuzz", "email": f"fuzz{time.time_ns()}@uji.id", "saldo": saldo}
+    response = api.post("/register", json=body, headers={"authorization": f"Bearer {admin}"})
+    assert response.status_code == 200, response.text
+    return response.json()["id"], response.json()["api_key"]
+
+
+def _paid_transaction(api: httpx.Client, stack: LoketStack, admin: str) -> tuple[int, str]:
+    """A location and a COMPLETED transaction at it, so the photo routes get past their 404."""
+    staff = {"authorization": f"Bearer {admin}"}
+    location = api.post("/api/v1/locations", json={"ml_name": f"Fuzz {time.time_ns()}"}, headers=staff)
+    assert location.status_code == 201, location.text
+    location_id = location.json()["data"]["ml_id"]
+    created = api.post("/api/v1/transactions", json={"location_id": location_id}, headers=staff)
+    assert created.status_code == 201, created.text
+    external_id = created.json()["data"]["tr_external_id"]
+    assert asyncio.run(stack.pay(external_id)).status_code < 300
+    deadline = time.monotonic() + 20
+    while api.get(f"/api/v1/transactions/external/{external_id}").json()["data"]["tr_status"] != "COMPLETED":
+        assert time.monotonic() < deadline, f"{external_id} was not COMPLETED after paying"
+        time.sleep(0.2)
+    return location_id, external_id
+
+
+def _known_rows(
+    db: MariaDB, credentials: Credentials, location_id: int, external_id: str
+) -> dict[str, Callable[[], dict[str, Any]]]:
+    """Path parameters naming rows that exist, per path; asked just before the operation runs."""
+
+    def latest(sql: str, *args: Any) -> int:
+        return int(db.value(sql, *args) or 1)
+
+    return {
+        "/status/{purchase_id}": lambda: {
+            "purchase_id": latest("SELECT MAX(id) FROM purchase WHERE reseller_id = %s", credentials.buyer_id)
+        },
+        "/api/v1/locations/{id}": lambda: {"id": location_id},  # it has a transaction: DELETE must answer 409
+        "/api/v1/prices/{id}": lambda: {"id": latest("SELECT MAX(mp_id) FROM price")},
+        "/api/v1/transactions/external/{external_id}": lambda: {"external_id": external_id},
+        "/api/v1/transactions/{external_id}/photos": lambda: {"external_id": external_id},
+    }
+
+
+def _run(
+    operation: schemathesis.APIOperation,
+    mode: GenerationMode,
+    send: Callable[[schemathesis.Case], None],
+    path: dict[str, Any] | None = None,
+) -> str | None:
+    """Up to MAX_EXAMPLES cases of one operation, with `path` parameters if given, else generated ones.
+
+    Returns None when they ran, "" when there is no invalid input to make (no body and no
+    parameters left to generate: Hypothesis says Unsatisfiable), else what went wrong.
+    """
+
+    @seed(SEED)
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: nothing is raised inside, findings are collected
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+    )
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path))
+    def fuzz(case: schemathesis.Case) -> None:
+        send(case)
+
+    try:
+        fuzz()
+    except Exception as error:  # noqa: BLE001 - reported to the reader, not swallowed
+        definition = operation.definition.raw
+        generated = [p for p in definition.get("parameters", []) if not (path and p["in"] == "path")]
+        if (
+            isinstance(error, Unsatisfiable)
+            and mode is GenerationMode.NEGATIVE
+            and not generated
+            and "requestBody" not in definition
+        ):
+            return ""
+        return f"{operation.label} ({mode.value}, path {path}): {type(error).__name__}: {error}"
+    return None
+
+
+def _order(operation: schemathesis.APIOperation) -> int:
+    """Creating operations first, so that the others meet rows; deleting ones last."""
+    if operation.method.upper() == "DELETE":
+        return 2
+    return 0 if operation.method.upper() == "POST" and "{" not in operation.path else 1
+
+
+def _log_lines(
+    paths: dict[str, Path], offsets: dict[str, int], words: tuple[str, ...] = ("ERROR", "Traceback", "Error")
+) -> list[str]:
+    found = []
+    for name, path in paths.items():
+        with path.open("rb") as log:
+            log.seek(offsets[name])
+            found += [
+                f"{name}: {line[:400]}"
+                for line in log.read().decode(errors="replace").splitlines()
+                if any(w in line for w in words)
+            ]
+    return found
+
+
+def test_fuzz_every_operation(stack: LoketStack) -> None:
+    admin = issue_staff_token(fast_env()["JWT_SECRET"], "fuzz-admin", 100)
+    with httpx.Client(base_url=stack.web_url, timeout=30) as api:
+        served = api.get("/openapi.json")
+        assert served.status_code == 200 and served.headers["content-type"].startswith("application/json")
+        spec = served.json()
+        assert spec == json.loads(json.dumps(build(ROUTES))), "the served document is not the one built from ROUTES"
+        buyer_id, buyer_key = _register(api, admin, saldo=50_000_000)
+        credentials = Credentials(
+            admin, buyer_id, buyer_key, _register(api, admin, saldo=0)[1], fast_env()["XENDIT_CALLBACK_TOKEN"]
+        )
+        location_id, external_id = _paid_transaction(api, stack, admin)
+    known = _known_rows(stack.db, credentials, location_id, external_id)
+    config = schemathesis.Config.from_dict({"generation": {"with-security-parameters": False}})
+    schema = schemathesis.openapi.from_dict(spec, config=config)
+    fuzzer = Fuzzer(stack.web_url, stack.db, spec, credentials)
+    logs = {p.name: p.log_path for p in stack.processes.processes if p.name in ("web", "worker")}
+    offsets = {name: path.stat().st_size for name, path in logs.items()}
+
+    started = time.monotonic()
+    not_run: list[str] = []
+    notes: list[str] = []
+    for operation in sorted((r.ok() for r in schema.get_all_operations()), key=_order):
+        passes: list[dict[str, Any] | None] = [None]
+        if "{" in operation.path:
+            if operation.path in known:
+                passes.append(known[operation.path]())
+            else:
+                notes.append(f"{operation.label}: no known row, generated path parameters only")
+        for path in passes:
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                problem = _run(operation, mode, fuzzer.exercise, path)
+                if problem == "":
+                    notes.append(
+                        f"{operation.label}{' at ' + str(path) if path else ''}: no invalid input exists, valid requests only"
+                    )
+                elif problem is not None:
+                    not_run.append(problem)
+    elapsed = time.monotonic() - started
+    print(f"\nfuzzed {len(spec['paths'])} paths with {fuzzer.sent} requests in {elapsed:.1f}s")
+    for label in dict.fromkeys(label for label, _ in sorted(fuzzer.statuses)):
+        print(
+            f"  {label}: " + ", ".join(f"{status}x{n}" for (name, status), n in sorted(fuzzer.statuses.items()) if name == label)
+        )
+    print("\n".join(notes))
+
+    broken = stack.db.rows(
+        "SELECT r.id, r.saldo, COALESCE(SUM(l.jumlah), 0) AS ledger FROM reseller r "
+        "LEFT JOIN ledger_entry l ON l.reseller_id = r.id GROUP BY r.id, r.saldo HAVING r.saldo <> ledger"
+    )
+    report = [
+        f"[{f.operation}] -> {f.status}\n  "
+        + "\n  ".join(p.replace("\n", "\n    ") for p in f.problems)
+        + f"\n  reproduce: {f.curl}\n  response: {f.body}"
+        for f in fuzzer.findings.values()
+    ]
+    report += [f"could not fuzz {p}" for p in not_run]
+    report += [f"saldo != sum(ledger) for reseller {r['id']}: {r['saldo']} != {r['ledger']}" for r in broken]
+    if report:
+        report.append("log lines written meanwhile:\n" + "\n".join(_log_lines(logs, offsets)[:80]))
+    assert not report, "\n\n".join(report)
+    assert fuzzer.sent >= len(spec["paths"]) * MAX_EXAMPLES, "too few requests went out: generation is not working"

@@ -1,0 +1,89 @@
+"""Reseller callbacks: signed, retried until a 2xx, every attempt recorded, one slow reseller slows no one else."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from core.security import issue_staff_token
+from tests.harness import LoketStack, fast_env, final_statuses, register, wait_until
+from tests.receiver import Receiver
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    hooks = Receiver()
+    server = hooks.start()
+    yield hooks
+    server.should_exit = True
+
+
+async def with_callback(api, admin_token, url: str):
+    reseller = await register(api, admin_token, saldo=200_000)
+    assert (await api.put("/callback", json={"callback_url": url}, headers=reseller.headers)).status_code == 200
+    return reseller
+
+
+async def test_a_callback_is_retried_until_2xx_and_verifiable_with_the_private_key(api, stack: LoketStack, admin_token, receiver: Receiver):
+    receiver.fail_first["flaky"] = 2
+    reseller = await with_callback(api, admin_token, receiver.url("flaky"))
+    purchase = (await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": "087800001232"}, headers=reseller.headers)).json()
+    await final_statuses(api, reseller, [purchase["id"]])
+
+    async def delivered() -> bool:
+        deliveries = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
+        return bool(deliveries) and deliveries[0]["status"] == "delivered"
+
+    await wait_until(delivered, timeout=20)
+    [delivery] = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
+    assert delivery["attempts"] == 3 and delivery["trx_id"] == purchase["id"]
+    assert [a["status_code"] for a in delivery["attempt_log"]] == [500, 500, 200]
+    arrivals = receiver.of("flaky")
+    assert len(arrivals) == 3
+    assert len({a.headers["x-loket-delivery"] for a in arrivals}) == 1 and len({a.body for a in arrivals}) == 1
+    assert arrivals[1].at - arrivals[0].at >= 0.4  # growing delays (scaled down here: 0.5 s, 1.5 s, ...)
+    for arrival in arrivals:
+        timestamp = arrival.headers["x-loket-timestamp"]
+        expected = hmac.new(reseller.private_key.encode(), f"{timestamp}.".encode() + arrival.body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(arrival.headers["x-loket-signature"], f"sha256={expected}")
+        assert abs(int(timestamp) - time.time()) < 60
+    body = json.loads(arrivals[-1].body)
+    assert body["event"] == "transaksi.selesai"
+    assert body["data"]["id"] == purchase["id"] and body["data"]["status"] == "gagal"
+
+
+async def test_a_dead_endpoint_fails_after_its_retries_and_is_visible_to_operators(api, stack: LoketStack, admin_token):
+    reseller = await with_callback(api, admin_token, "http://127.0.0.1:9/nobody-listens")
+    purchase = (await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": "081233330000"}, headers=reseller.headers)).json()
+    await final_statuses(api, reseller, [purchase["id"]])
+
+    async def attempted_twice() -> bool:
+        deliveries = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
+        return bool(deliveries) and deliveries[0]["attempts"] >= 2
+
+    await wait_until(attempted_twice, timeout=20)
+    [delivery] = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
+    assert delivery["status"] == "pending" and delivery["next_attempt_at"] and "ConnectError" in delivery["attempt_log"][0]["error"]
+    staff = {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "ops", 50)}
+    pending = (await api.get("/api/v1/callback-deliveries", params={"status": "pending"}, headers=staff)).json()["data"]
+    assert any(d["delivery_id"] == delivery["delivery_id"] and d["reseller_id"] == reseller.id for d in pending)
+
+
+async def test_a_slow_reseller_endpoint_does_not_slow_another_resellers_callbacks(api, stack: LoketStack, admin_token, receiver: Receiver):
+    receiver.hang_seconds["slow"] = 30
+    slow = await with_callback(api, admin_token, receiver.url("slow"))
+    quick = await with_callback(api, admin_token, receiver.url("quick"))
+    slow_buys = await asyncio.gather(*(api.post("/beli", json={"produk_id": 1, "nomor_tujuan": f"0812555{i:05d}"}, headers=slow.headers) for i in range(3)))
+    await final_statuses(api, slow, [r.json()["id"] for r in slow_buys])
+    await wait_until(lambda: asyncio.sleep(0, len(receiver.of("slow")) >= 3), timeout=10)
+    started = time.time()
+    purchase = (await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": "081266660000"}, headers=quick.headers)).json()
+    await wait_until(lambda: asyncio.sleep(0, bool(receiver.of("quick"))), timeout=10)
+    assert receiver.of("quick")[0].at - started < 5  # while three deliveries to the slow endpoint hang
+    assert json.loads(receiver.of("quick")[0].body)["data"]["id"] == purchase["id"]

@@ -1,0 +1,379 @@
+"""GET /openapi.json: an OpenAPI 3.1 description of every route, built from the models that validate.
+
+Request bodies and query strings are described by the same pydantic models that parse_body and
+parse_query validate with (web/schemas.py, web/kiosk_schemas.py), success bodies by web/responses.py,
+so the document cannot drift from validation. OPERATIONS says what the models cannot: summaries,
+tags, who may call, and which statuses each route answers; tests/test_fuzz.py checks it covers ROUTES.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from starlette import convertors
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from web import kiosk, responses
+from web import kiosk_schemas as ks
+from web import schemas as rs
+
+REF = "#/components/schemas/{model}"
+
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "resellerKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+        "description": "the reseller's API key from /register",
+    },
+    "staffToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "HS256 staff token with role_level: 1 reads, 50 (admin) writes",
+    },
+    "xenditCallbackToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-callback-token",
+        "description": "Xendit's shared callback token",
+    },
+    "digiflazzSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Hub-Signature",
+        "description": "sha1=<hex HMAC-SHA1 of the raw body, keyed with PPOB_WEBHOOK_SECRET>",
+    },
+}
+
+# The webhooks are read as raw bytes (the signature covers them) and checked by hand in
+# web/webhooks.py and provider/xendit.py; these schemas describe what those checks accept.
+_TEXT64 = {"type": "string", "minLength": 1, "maxLength": 64}
+DIGIFLAZZ_EVENT: dict[str, Any] = {
+    "type": "object",
+    "description": "Digiflazz's transaction update",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "object",
+            "required": ["ref_id", "status", "rc"],
+            "properties": {
+                "ref_id": _TEXT64,
+                "status": _TEXT64,
+                "rc": _TEXT64,
+                "sn": {"type": "string"},
+                "message": {"type": "string"},
+            },
+        }
+    },
+}
+XENDIT_EVENT: dict[str, Any] = {
+    "description": "Xendit's QR payment webhook: v2 `qr.payment`, its legacy form, or the simulator's seed form",
+    "anyOf": [
+        {
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"const": "qr.payment"},
+                "data": {
+                    "type": "object",
+                    "required": ["id", "reference_id", "status", "amount"],
+                    "properties": {
+                        "id": _TEXT64,
+                        "reference_id": _TEXT64,
+                        "qr_id": {"type": "string"},
+                        "status": {"enum": ["SUCCEEDED", "FAILED"]},
+                        "amount": {"type": "number"},
+                    },
+                },
+            },
+        },
+        {
+            "type": "object",
+            "required": ["event", "id", "status", "amount", "qr_code"],
+            "properties": {
+                "event": {"const": "qr.payment"},
+                "id": _TEXT64,
+                "status": {"const": "COMPLETED"},
+                "amount": {"type": "number"},
+                "qr_code": {
+                    "type": "object",
+                    "required": ["external_id"],
+                    "properties": {"id": {"type": "string"}, "external_id": _TEXT64},
+                },
+            },
+        },
+        {
+            "type": "object",
+            "required": ["external_id", "status"],
+            "properties": {
+                "external_id": _TEXT64,
+                "status": {"enum": ["COMPLETED", "PAID", "SUCCEEDED", "FAILED", "EXPIRED"]},
+                "xendit_id": _TEXT64,
+                "amount": {"type": "number"},
+            },
+        },
+    ],
+}
+OPENAPI_DOCUMENT: dict[str, Any] = {"type": "object", "required": ["openapi", "info", "paths", "components"]}
+
+BODY = (400, 413, 422)  # empty or malformed JSON, over 64 KiB, invalid fields
+RESELLER, STAFF = (401,), (401, 403)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one (method, path) of ROUTES answers.
+
+    summary, tag: for the reader. security: names in SECURITY_SCHEMES, one of which is needed;
+    optional_security: the credential is only needed for some bodies. body: the pydantic model
+    that validates the JSON body, or a raw JSON Schema for a webhook. query: the model whose fields
+    are the query parameters. status, answer: the success status and its body (a model, a JSON
+    Schema, or a media type with a string body). errors: the 4xx/5xx statuses it may answer.
+    path: description and JSON Schema overrides per path parameter (types come from the convertor).
+    """
+
+    summary: str
+    tag: str
+    answer: type[BaseModel] | dict[str, Any] | str
+    status: int = 200
+    security: tuple[str, ...] = ()
+    optional_security: bool = False
+    body: type[BaseModel] | dict[str, Any] | None = None
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    path: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+_EXTERNAL_ID = {"external_id": {"description": "the transaction's external id", "pattern": kiosk.EXTERNAL_ID.pattern}}
+_ROW_ID = {"id": {"description": "the row's id"}}
+_E = responses.Envelope
+_P = responses.Page
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", "/health"): Operation("Liveness", "ops", responses.Health),
+    ("GET", "/ready"): Operation("Readiness: MariaDB and Redis answer", "ops", responses.Ready, errors=(503,)),
+    ("GET", "/metrics"): Operation("Prometheus metrics of the web processes", "ops", "text/plain"),
+    ("GET", "/openapi.json"): Operation("This document", "ops", OPENAPI_DOCUMENT),
+    ("POST", "/register"): Operation(
+        "Register a reseller; an opening saldo needs an admin staff token", "reseller", responses.Registered,
+        security=("staffToken",), optional_security=True, body=rs.RegisterRequest, errors=(*BODY, 401, 403, 409),
+    ),
+    ("POST", "/generate-key"): Operation("Rotate the API and private keys", "reseller", responses.Keys, security=("resellerKey",), errors=RESELLER),
+    ("GET", "/saldo"): Operation("The reseller's saldo", "reseller", responses.Saldo, security=("resellerKey",), errors=RESELLER),
+    ("GET", "/mutasi"): Operation(
+        "Ledger entries, newest first", "reseller", responses.Ledger, security=("resellerKey",), query=rs.PageQuery, errors=(401, 422)
+    ),
+    ("PUT", "/callback"): Operation(
+        "Set or clear the callback URL", "reseller", responses.CallbackSet, security=("resellerKey",), body=rs.CallbackRequest, errors=(*BODY, 401)
+    ),
+    ("GET", "/callback/deliveries"): Operation(
+        "The reseller's callback deliveries and their attempts, newest first", "reseller", responses.CallbackDeliveries,
+        security=("resellerKey",), query=rs.PageQuery, errors=(401, 422),
+    ),
+    ("GET", "/produk"): Operation("Active products", "reseller", responses.Products, security=("resellerKey",), errors=RESELLER),
+    ("POST", "/beli"): Operation(
+        "Buy a product; the same ref_id again replays the first answer", "reseller", responses.Accepted,
+        security=("resellerKey",), body=rs.BeliRequest, errors=(*BODY, 401, 402, 404, 409),
+    ),
+    ("GET", "/status"): Operation(
+        "A purchase by the reseller's ref_id", "reseller", responses.Purchase, security=("resellerKey",), query=rs.RefIdQuery, errors=(401, 404, 422)
+    ),
+    ("GET", "/status/{purchase_id:int}"): Operation(
+        "A purchase by id", "reseller", responses.Purchase, security=("resellerKey",), errors=(401, 404),
+        path={"purchase_id": {"description": "the id /beli answered"}},
+    ),
+    ("GET", "/riwayat"): Operation(
+        "Purchases, newest first", "reseller", responses.Purchases, security=("resellerKey",), query=rs.PageQuery, errors=(401, 422)
+    ),
+    ("POST", "/webhooks/digiflazz"): Operation(
+        "Digiflazz transaction update (stored once, applied by a worker)", "webhooks", responses.WebhookAck,
+        security=("digiflazzSignature",), body=DIGIFLAZZ_EVENT, errors=(400, 401, 403, 413),
+    ),
+    ("POST", "/api/v1/webhooks/xendit"): Operation(
+        "Xendit QR payment (stored once, applied by a worker)", "webhooks", responses.WebhookAck,
+        security=("xenditCallbackToken",), body=XENDIT_EVENT, errors=(400, 401, 403, 413),
+    ),
+    ("POST", "/api/v1/transactions"): Operation(
+        "Create a QRIS transaction; waits briefly for its QR string", "kiosk", _E[responses.Transaction], status=201,
+        security=("staffToken",), body=ks.CreateTransaction, errors=(*BODY, *STAFF, 404, 409),
+    ),
+    ("GET", "/api/v1/transactions"): Operation(
+        "Transactions, newest first", "kiosk", _P[responses.ListedTransaction],
+        security=("staffToken",), query=ks.TransactionListQuery, errors=(*STAFF, 422),
+    ),
+    ("GET", "/api/v1/transactions/count"): Operation(
+        "Count transactions", "kiosk", _E[responses.Count], security=("staffToken",), query=ks.CountQuery, errors=(*STAFF, 422)
+    ),
+    ("GET", "/api/v1/transactions/external/{external_id}"): Operation(
+        "A transaction by external id (public)", "kiosk", responses.TransactionAnswer, errors=(404,), path=_EXTERNAL_ID
+    ),
+    ("POST", "/api/v1/transactions/{external_id}/photos"): Operation(
+        "Send a paid session's photos by e-mail", "kiosk", _E[responses.PhotosAccepted], status=202,
+        security=("staffToken",), body=ks.PhotoRequest, errors=(*BODY, *STAFF, 404, 409), path=_EXTERNAL_ID,
+    ),
+    ("GET", "/api/v1/transactions/{external_id}/photos"): Operation(
+        "A session's photo gallery (public)", "kiosk", responses.PhotosAnswer, errors=(404, 410), path=_EXTERNAL_ID
+    ),
+    ("GET", "/api/v1/locations"): Operation(
+        "Locations", "masters", _P[responses.Location], security=("staffToken",), query=ks.ListQuery, errors=(*STAFF, 422)
+    ),
+    ("POST", "/api/v1/locations"): Operation(
+        "Create a location (admin)", "masters", _E[responses.Location], status=201,
+        security=("staffToken",), body=ks.LocationIn, errors=(*BODY, *STAFF, 409),
+    ),
+    ("GET", "/api/v1/locations/{id:int}"): Operation(
+        "A location", "masters", _E[responses.Location], security=("staffToken",), errors=(*STAFF, 404), path=_ROW_ID
+    ),
+    ("PUT", "/api/v1/locations/{id:int}"): Operation(
+        "Change a location (admin)", "masters", _E[responses.Location],
+        security=("staffToken",), body=ks.LocationChange, errors=(*BODY, *STAFF, 404, 409), path=_ROW_ID,
+    ),
+    ("DELETE", "/api/v1/locations/{id:int}"): Operation(
+        "Delete a location and its prices (admin); 409 while transactions name it", "masters", _E[None],
+        security=("staffToken",), errors=(*STAFF, 404, 409), path=_ROW_ID,
+    ),
+    ("GET", "/api/v1/prices"): Operation(
+        "Prices", "masters", _P[responses.Price], security=("staffToken",), query=ks.ListQuery, errors=(*STAFF, 422)
+    ),
+    ("POST", "/api/v1/prices"): Operation(
+        "Create a price (admin)", "masters", _E[responses.Price], status=201, security=("staffToken",), body=ks.PriceIn, errors=(*BODY, *STAFF)
+    ),
+    ("GET", "/api/v1/prices/{id:int}"): Operation(
+        "A price", "masters", _E[responses.Price], security=("staffToken",), errors=(*STAFF, 404), path=_ROW_ID
+    ),
+    ("PUT", "/api/v1/prices/{id:int}"): Operation(
+        "Change a price (admin); mp_quota cannot go below the slots in use", "masters", _E[responses.Price],
+        security=("staffToken",), body=ks.PriceChange, errors=(*BODY, *STAFF, 404), path=_ROW_ID,
+    ),
+    ("DELETE", "/api/v1/prices/{id:int}"): Operation(
+        "Delete a price (admin)", "masters", _E[None], security=("staffToken",), errors=(*STAFF, 404), path=_ROW_ID
+    ),
+    ("GET", "/api/v1/webhook-events"): Operation(
+        "Stored webhook events, newest first (admin)", "operators", _P[responses.WebhookEvent],
+        security=("staffToken",), query=ks.EventQuery, errors=(*STAFF, 422),
+    ),
+    ("GET", "/api/v1/callback-deliveries"): Operation(
+        "Every reseller's callback deliveries, newest first (admin)", "operators", _E[list[responses.OperatorDelivery]],
+        security=("staffToken",), query=ks.DeliveryQuery, errors=(*STAFF, 422),
+    ),
+}  # fmt: skip
+
+_CONVERTOR_SCHEMAS: dict[type[convertors.Convertor], dict[str, Any]] = {
+    convertors.IntegerConvertor: {"type": "integer", "minimum": 0},  # its regex is [0-9]+
+    convertors.FloatConvertor: {"type": "number", "minimum": 0},
+    convertors.UUIDConvertor: {"type": "string", "format": "uuid"},
+    convertors.PathConvertor: {"type": "string"},
+    convertors.StringConvertor: {"type": "string", "minLength": 1, "pattern": "^[^/]+$"},
+}
+
+
+def operations_of(routes: list[BaseRoute]) -> list[tuple[str, Route]]:
+    """Every (method, route) the routing table serves; HEAD is Starlette's automatic twin of GET."""
+    return [(method, r) for r in routes if isinstance(r, Route) for method in sorted(r.methods or ()) if method != "HEAD"]
+
+
+def _models() -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = [responses.Error, responses.KioskError]
+    for op in OPERATIONS.values():
+        for candidate in (op.body, op.query, op.answer):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel) and candidate not in found:
+                found.append(candidate)
+    return found
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query field's schema without its null branch: an absent parameter is the None."""
+    schema = {k: v for k, v in schema.items() if k != "title" and not (k == "default" and v is None)}
+    branches = [b for b in schema.pop("anyOf", []) if b != {"type": "null"}]
+    if len(branches) == 1:
+        schema = {**branches[0], **schema}
+    elif branches:
+        schema["anyOf"] = branches
+    return schema
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _operation(
+    method: str, route: Route, op: Operation, refs: dict[type[BaseModel], dict[str, Any]], defs: dict[str, Any]
+) -> dict[str, Any]:
+    def schema_of(thing: type[BaseModel] | dict[str, Any]) -> dict[str, Any]:
+        return refs[thing] if isinstance(thing, type) else thing
+
+    parameters: list[dict[str, Any]] = []
+    for name, convertor in route.param_convertors.items():
+        extra = dict(op.path.get(name, {}))
+        description = extra.pop("description", None)
+        parameter = {"name": name, "in": "path", "required": True, "schema": {**_CONVERTOR_SCHEMAS[type(convertor)], **extra}}
+        parameters.append({**parameter, "description": description} if description else parameter)
+    if op.query is not None:
+        model = defs[refs[op.query]["$ref"].rsplit("/", 1)[1]]
+        required = set(model.get("required", ()))
+        for name, prop in model["properties"].items():
+            parameters.append({"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)})
+
+    error = refs[responses.KioskError if route.path.startswith("/api/v1/") else responses.Error]
+    if isinstance(op.answer, str):
+        ok_content: dict[str, Any] = {op.answer: {"schema": {"type": "string"}}}
+    else:
+        ok_content = _json(schema_of(op.answer))
+    answers: dict[str, Any] = {str(op.status): {"description": HTTPStatus(op.status).phrase, "content": ok_content}}
+    for status in sorted(set(op.errors)):
+        # /ready's 503 carries the same body as its 200, naming what is down.
+        content = ok_content if status == 503 else _json(error)
+        answers[str(status)] = {"description": HTTPStatus(status).phrase, "content": content}
+
+    document: dict[str, Any] = {
+        "operationId": f"{method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', route.path_format).strip('_') or 'root'}",
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": answers,
+    }
+    if parameters:
+        document["parameters"] = parameters
+    if op.body is not None:
+        document["requestBody"] = {"required": True, "content": _json(schema_of(op.body))}
+    if op.security:
+        document["security"] = ([{}] if op.optional_security else []) + [{name: []} for name in op.security]
+    else:
+        document["security"] = []
+    return document
+
+
+def build(routes: list[BaseRoute]) -> dict[str, Any]:
+    """The OpenAPI document of `routes` (the app's routing table); routes missing from OPERATIONS are left out."""
+    keyed, defs = models_json_schema([(m, "validation") for m in _models()], ref_template=REF)
+    refs = {model: ref for (model, _), ref in keyed.items()}
+    all_defs: dict[str, Any] = defs.get("$defs", {})
+    paths: dict[str, dict[str, Any]] = {}
+    for method, route in operations_of(routes):
+        op = OPERATIONS.get((method, route.path))
+        if op is not None:
+            paths.setdefault(route.path_format, {})[method.lower()] = _operation(method, route, op, refs, all_defs)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Loket", "version": "1", "description": "PPOB reseller API, photobox kiosk API and payment webhooks"},
+        "paths": paths,
+        "components": {"schemas": all_defs, "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+_document: bytes | None = None
+
+
+async def spec(request: Request) -> Response:
+    global _document
+    if _document is None:  # once per process: the routes and models do not change while it runs
+        _document = json.dumps(build(request.app.routes), separators=(",", ":")).encode()
+    return Response(_document, media_type="application/json")
