@@ -10,10 +10,11 @@ import json
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, delete, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.tables import outbox
+from db import raw
+from db.raw import sql
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,17 @@ class DueJob:
     """Unix time of the last push."""
 
 
-_ADD = text(
+_ADD = sql(
     "INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at) "
     "VALUES (:job_key, :queue_name, :actor_name, :args, NOW(6) + INTERVAL :lease SECOND, NOW(6)) "
     "ON DUPLICATE KEY UPDATE due_at = LEAST(due_at, VALUES(due_at))"
 )
 
-_RESCHEDULE = text(
+_RESCHEDULE = sql(
     "UPDATE outbox SET due_at = NOW(6) + INTERVAL :seconds SECOND, sent_at = NOW(6) WHERE job_key = :job_key"
 )
+
+_COMPLETE = sql("DELETE FROM outbox WHERE job_key = :job_key")
 
 _CLAIM_DUE = text(
     "SELECT id, job_key, queue_name, actor_name, args, attempts, UNIX_TIMESTAMP(sent_at) AS sent_at FROM outbox "
@@ -78,7 +81,8 @@ async def add(conn: AsyncConnection, job: Job, lease_seconds: int) -> None:
     pending = added_jobs.get()
     if pending is not None:
         pending.append(job)
-    await conn.execute(
+    await raw.run(
+        conn,
         _ADD,
         {
             "job_key": job.job_key,
@@ -92,11 +96,11 @@ async def add(conn: AsyncConnection, job: Job, lease_seconds: int) -> None:
 
 async def reschedule(conn: AsyncConnection, job_key: str, seconds: float) -> None:
     """Keep the job alive: the relay will push it again after `seconds` if it is still here."""
-    await conn.execute(_RESCHEDULE, {"job_key": job_key, "seconds": seconds})
+    await raw.run(conn, _RESCHEDULE, {"job_key": job_key, "seconds": seconds})
 
 
 async def complete(conn: AsyncConnection, job_key: str) -> None:
-    await conn.execute(delete(outbox).where(outbox.c.job_key == job_key))
+    await raw.run(conn, _COMPLETE, {"job_key": job_key})
 
 
 async def claim_due(conn: AsyncConnection, limit: int) -> list[DueJob]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db import raw
+from db.raw import sql
 from db.tables import produk
 
 
@@ -29,6 +31,10 @@ async def active(conn: AsyncConnection) -> list[Product]:
     return [Product(*row) for row in rows]
 
 
+_ACTIVE_BY_ID = sql("SELECT id, kode, nama, kategori, harga, nominal, deskripsi FROM produk WHERE id = :id AND aktif")
+
+
 async def active_by_id(conn: AsyncConnection, produk_id: int) -> Product | None:
-    row = (await conn.execute(select(*_COLUMNS).where(produk.c.id == produk_id, produk.c.aktif.is_(True)))).first()
-    return Product(*row) if row else None
+    """On every purchase: straight through the driver (db.raw)."""
+    found = await raw.run(conn, _ACTIVE_BY_ID, {"id": produk_id})
+    return Product(*found.rows[0]) if found.rows else None

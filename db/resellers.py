@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db import raw
+from db.raw import sql
 from db.tables import reseller
 
 
@@ -19,15 +21,13 @@ class Reseller:
     callback_url: str | None
 
 
+_BY_KEY = sql("SELECT id, nama, email, saldo, callback_url FROM reseller WHERE api_key_hash = :key_hash AND aktif")
+
+
 async def by_api_key_hash(conn: AsyncConnection, key_hash: bytes) -> Reseller | None:
-    row = (
-        await conn.execute(
-            select(reseller.c.id, reseller.c.nama, reseller.c.email, reseller.c.saldo, reseller.c.callback_url).where(
-                reseller.c.api_key_hash == key_hash, reseller.c.aktif.is_(True)
-            )
-        )
-    ).first()
-    return Reseller(*row) if row else None
+    """Every authenticated request runs this: straight through the driver (db.raw)."""
+    found = await raw.run(conn, _BY_KEY, {"key_hash": key_hash})
+    return Reseller(*found.rows[0]) if found.rows else None
 
 
 async def insert(

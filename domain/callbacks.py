@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import outbox
+from db import outbox, raw
 from db.outbox import Job
+from db.raw import sql
 
 CALLBACK_QUEUE = "callbacks"
 DELIVER_ACTOR = "deliver_callback"
@@ -25,7 +26,7 @@ def deliver_job(delivery_id: int) -> Job:
     return Job(job_key=f"callback:{delivery_id}", queue_name=CALLBACK_QUEUE, actor_name=DELIVER_ACTOR, args=[delivery_id])
 
 
-_SCHEDULE = text(
+_SCHEDULE = sql(
     "INSERT INTO callback_delivery (delivery_id, reseller_id, purchase_id, url) "
     "SELECT :delivery_id, id, :purchase_id, callback_url FROM reseller WHERE id = :reseller_id AND callback_url IS NOT NULL"
 )
@@ -42,7 +43,7 @@ _OUTCOME = text(
 
 async def schedule(conn: AsyncConnection, reseller_id: int, purchase_id: int, lease_seconds: int) -> None:
     """A delivery for an ended purchase, if the reseller has a callback URL (one per purchase)."""
-    inserted = await conn.execute(_SCHEDULE, {"delivery_id": uuid.uuid4().hex, "purchase_id": purchase_id, "reseller_id": reseller_id})
+    inserted = await raw.run(conn, _SCHEDULE, {"delivery_id": uuid.uuid4().hex, "purchase_id": purchase_id, "reseller_id": reseller_id})
     if inserted.rowcount == 1:
         await outbox.add(conn, deliver_job(int(inserted.lastrowid)), lease_seconds)
 

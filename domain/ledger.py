@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import raw
+from db.raw import sql
 
 # The condition in the UPDATE is what makes overspending impossible under any concurrency:
 # the row lock serialises debits and each one re-checks the saldo it sees.
-_MOVE_SALDO = text("UPDATE reseller SET saldo = saldo + :jumlah WHERE id = :reseller_id AND saldo + :jumlah >= 0")
+_MOVE_SALDO = sql("UPDATE reseller SET saldo = saldo + :jumlah WHERE id = :reseller_id AND saldo + :jumlah >= 0")
 
 # Reads the saldo this transaction just wrote (it holds the row lock), so saldo_akhir is exact.
-_RECORD_ENTRY = text(
+_RECORD_ENTRY = sql(
     "INSERT INTO ledger_entry (reseller_id, jenis, jumlah, saldo_akhir, purchase_id, keterangan) "
     "SELECT id, :jenis, :jumlah, saldo, :purchase_id, :keterangan FROM reseller WHERE id = :reseller_id "
     "RETURNING saldo_akhir"
@@ -38,10 +40,8 @@ async def post_entry(
     Raises InsufficientSaldo when a debit would take the saldo below zero.
     """
     params = {"reseller_id": reseller_id, "jumlah": jumlah}
-    moved = await conn.execute(_MOVE_SALDO, params)
+    moved = await raw.run(conn, _MOVE_SALDO, params)
     if moved.rowcount != 1:
         raise InsufficientSaldo()
-    recorded = await conn.execute(
-        _RECORD_ENTRY, {**params, "jenis": jenis, "purchase_id": purchase_id, "keterangan": keterangan}
-    )
-    return int(recorded.scalar_one())
+    recorded = await raw.run(conn, _RECORD_ENTRY, {**params, "jenis": jenis, "purchase_id": purchase_id, "keterangan": keterangan})
+    return int(recorded.scalar())

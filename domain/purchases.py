@@ -10,16 +10,16 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import outbox
+from db import outbox, raw
 from db import purchases as purchase_queries
 from db.errors import is_duplicate_key
 from db.outbox import Job
 from db.products import Product
 from db.purchases import Purchase
+from db.raw import sql
 from domain import callbacks
 from domain.ledger import post_entry
 from provider.digiflazz import Outcome, ProviderAnswer
@@ -27,16 +27,16 @@ from provider.digiflazz import Outcome, ProviderAnswer
 EXECUTE_ACTOR = "execute_purchase"
 PURCHASE_QUEUE = "purchases"
 
-_INSERT = text(
+_INSERT = sql(
     "INSERT INTO purchase (reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, provider_ref) "
     "VALUES (:reseller_id, :ref_id, :produk_id, :kode, :nomor_tujuan, :nominal, :harga, :provider_ref)"
 )
-_TO_PROSES = text("UPDATE purchase SET status = 'proses' WHERE id = :id AND status = 'pending'")
-_SETTLE = text(
+_TO_PROSES = sql("UPDATE purchase SET status = 'proses' WHERE id = :id AND status = 'pending'")
+_SETTLE = sql(
     "UPDATE purchase SET status = :status, sn = :sn, hasil_eksekusi = :message, provider_rc = :rc "
     "WHERE id = :id AND status IN ('pending', 'proses')"
 )
-_NOTE = text("UPDATE purchase SET hasil_eksekusi = :message, provider_rc = :rc WHERE id = :id AND status IN ('pending', 'proses')")
+_NOTE = sql("UPDATE purchase SET hasil_eksekusi = :message, provider_rc = :rc WHERE id = :id AND status IN ('pending', 'proses')")
 
 
 class DuplicateRefId(Exception):
@@ -88,7 +88,7 @@ async def accept(
         "provider_ref": provider_ref,
     }
     try:
-        inserted = await conn.execute(_INSERT, values)
+        inserted = await raw.run(conn, _INSERT, values)
     except IntegrityError as error:
         if is_duplicate_key(error) and ref_id is not None:
             raise DuplicateRefId() from error
@@ -115,12 +115,12 @@ async def replay(
 async def mark_at_provider(conn: AsyncConnection, purchase_id: int) -> bool:
     """pending -> proses: from here on the provider may have the order, so it is never refunded
     on a mere error, only on the provider's own Gagal."""
-    return (await conn.execute(_TO_PROSES, {"id": purchase_id})).rowcount == 1
+    return (await raw.run(conn, _TO_PROSES, {"id": purchase_id})).rowcount == 1
 
 
 async def note_provider_answer(conn: AsyncConnection, purchase_id: int, message: str, rc: str | None) -> None:
     """Record the provider's latest non-final answer for the reseller to see."""
-    await conn.execute(_NOTE, {"id": purchase_id, "message": message[:255], "rc": rc})
+    await raw.run(conn, _NOTE, {"id": purchase_id, "message": message[:255], "rc": rc})
 
 
 async def settle(
@@ -132,7 +132,8 @@ async def settle(
     Returns False (and changes nothing) when the purchase had already ended.
     """
     status = "sukses" if sukses else "gagal"
-    changed = await conn.execute(
+    changed = await raw.run(
+        conn,
         _SETTLE, {"id": purchase.id, "status": status, "sn": sn if sukses else None, "message": message[:255], "rc": rc}
     )
     if changed.rowcount != 1:
