@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS reseller (
   api_key_hash     BINARY(32)   NOT NULL,            -- SHA-256 of the API key; the key itself is never stored
   private_key_enc  VARBINARY(128) NOT NULL,          -- AES-256-GCM: 12-byte nonce || ciphertext || tag
   callback_url     VARCHAR(500) NULL,
+  require_signature BOOLEAN     NOT NULL DEFAULT FALSE,  -- every request must carry X-Timestamp/X-Signature
   aktif            BOOLEAN      NOT NULL DEFAULT TRUE,
   created_at       DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   UNIQUE KEY uq_reseller_email (email),

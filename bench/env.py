@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from core.security import ADMIN_LEVEL, issue_staff_token
 from db.apply import apply_schema
-from ops.stack import Stack, free_port, worker_command
+from ops.stack import Stack, free_port
 
 DATABASE_URL = "mysql+aiomysql://root@127.0.0.1:3306/loket_bench"
 REDIS_URL = "redis://127.0.0.1:6379/5"
@@ -103,15 +102,16 @@ class BenchStack:
             "OUTBOX_LEASE_SECONDS": "60",
             "WORKER_PROCESSES": str(options.workers),
             "WORKER_THREADS": str(options.threads),
-            "CLOCK_METRICS_PORT": str(free_port()),  # the default (9300) may belong to another stack
+            # The limiter would throttle the one-reseller phase; it costs one Redis call per request.
+            "RATE_LIMIT_PER_MINUTE": "0",
         }
         stack = Stack(env=env, log_dir=log_dir)
         bench = cls(stack, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sim_port}", jwt_secret)
         try:
             stack.start_sim(sim_port)
             stack.start_web(web_port, options.web_workers)
-            start_worker(stack, options.workers, options.threads)
-            start_clock(stack)
+            stack.start_worker(options.workers, options.threads)
+            stack.start_clock()
         except BaseException:
             stack.stop()
             raise
@@ -136,38 +136,6 @@ class BenchStack:
 
     def stop(self) -> None:
         self.stack.stop()
-
-
-def start_worker(stack: Stack, processes: int, threads: int, timeout: float = 60) -> None:
-    """Start dramatiq and wait until each of its worker processes has consumed from Redis once.
-
-    Stack.start_worker waits for dramatiq's "ready" log line, which LOG_LEVEL=WARNING hides, so
-    readiness is read from the broker's heartbeat set (one member per worker process) instead.
-    """
-    # The main process logs this with its own handler, before any worker process exists.
-    process = stack.start("worker", worker_command(processes, threads, free_port()), ready="is booting up")
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        deadline = time.monotonic() + timeout
-        while client.zcard("dramatiq:__heartbeats__") < processes:
-            if process.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dramatiq not consuming after {timeout}s:\n{process.log()[-3000:]}")
-            time.sleep(0.2)
-    finally:
-        client.close()
-
-
-def start_clock(stack: Stack) -> None:
-    """Start workers.clock; like the worker's, its "clock started" line is INFO and hidden at WARNING.
-
-    The marker is printed just before clock.main(), which connects lazily, so a clock that
-    cannot reach MariaDB or Redis shows up as warnings in its log (scanned after the run).
-    """
-    code = "print('bench: clock starting', flush=True); from workers.clock import main; main()"
-    process = stack.start("clock", [sys.executable, "-c", code], ready="bench: clock starting")
-    time.sleep(1)
-    if process.popen.poll() is not None:
-        raise RuntimeError(f"clock exited with {process.popen.returncode}:\n{process.log()[-3000:]}")
 
 
 def flush_redis() -> None:

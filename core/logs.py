@@ -36,3 +36,6 @@ def setup_logging(level: str = "INFO") -> None:
     # Request lines would carry nothing an operator needs and cost time at load.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Dramatiq's few INFO lines (booting, ready, shutting down) are what process supervisors and
+    # ops.stack wait for, whatever LOG_LEVEL says.
+    logging.getLogger("dramatiq").setLevel(min(logging.getLevelName(level) if isinstance(level, str) else level, logging.INFO))

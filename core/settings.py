@@ -76,6 +76,11 @@ class Settings:
     response_encryption_key: str
     clock_metrics_port: int
     callback_retry_scale: float
+    require_request_signature: bool
+    """Every reseller request must be signed (X-Timestamp, X-Signature), not only those of accounts that ask."""
+    signature_window_seconds: int
+    rate_limit_per_minute: int
+    """Requests per API key per minute (0: no limit)."""
     """Multiplies the callback retry delays (10 s ... 12 h); tests shrink a day to seconds."""
     """Where the clock serves the queue and table gauges (0: not at all)."""
     metrics_host: str
@@ -126,5 +131,8 @@ def get_settings() -> Settings:
         response_encryption_key=_str("RESPONSE_ENCRYPTION_KEY", ""),
         clock_metrics_port=_int("CLOCK_METRICS_PORT", 9300),
         callback_retry_scale=_float("CALLBACK_RETRY_SCALE", 1.0),
+        require_request_signature=_str("REQUIRE_REQUEST_SIGNATURE", "false").lower() in ("1", "true", "yes"),
+        signature_window_seconds=_int("SIGNATURE_WINDOW_SECONDS", 300),
+        rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 6000),
         metrics_host=_str("METRICS_HOST", "127.0.0.1"),
     )

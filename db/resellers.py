@@ -19,15 +19,22 @@ class Reseller:
     email: str
     saldo: int
     callback_url: str | None
+    require_signature: bool
+    private_key_enc: bytes
 
 
-_BY_KEY = sql("SELECT id, nama, email, saldo, callback_url FROM reseller WHERE api_key_hash = :key_hash AND aktif")
+_BY_KEY = sql(
+    "SELECT id, nama, email, saldo, callback_url, require_signature, private_key_enc FROM reseller WHERE api_key_hash = :key_hash AND aktif"
+)
 
 
 async def by_api_key_hash(conn: AsyncConnection, key_hash: bytes) -> Reseller | None:
     """Every authenticated request runs this: straight through the driver (db.raw)."""
     found = await raw.run(conn, _BY_KEY, {"key_hash": key_hash})
-    return Reseller(*found.rows[0]) if found.rows else None
+    if not found.rows:
+        return None
+    row = found.rows[0]
+    return Reseller(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
 
 async def insert(

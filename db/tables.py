@@ -44,6 +44,7 @@ reseller = Table(
     Column("api_key_hash", LargeBinary(32)),
     Column("private_key_enc", LargeBinary(128)),
     Column("callback_url", String(500)),
+    Column("require_signature", Boolean),
     Column("aktif", Boolean),
     Column("created_at", DateTime),
 )

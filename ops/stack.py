@@ -133,7 +133,8 @@ class Stack:
         return self.start(name, command, ready="Worker process is ready")
 
     def start_clock(self, metrics_port: int | None = None) -> Process:
-        return self.start("clock", clock_command(), ready="clock started", env={"CLOCK_METRICS_PORT": str(metrics_port or free_port())})
+        port = metrics_port or free_port()
+        return self.start("clock", clock_command(), url=f"http://127.0.0.1:{port}/metrics", env={"CLOCK_METRICS_PORT": str(port)})
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -37,6 +37,7 @@ def fast_env() -> dict[str, str]:
         "QRIS_SWEEP_INTERVAL_SECONDS": "1",
         "PHOTO_PURGE_INTERVAL_SECONDS": "1",
         "CALLBACK_RETRY_SCALE": "0.05",
+        "RATE_LIMIT_PER_MINUTE": "100000",
     }
 
 

@@ -5,6 +5,11 @@ finding is a 5xx, an undocumented status, a body or content type that does not m
 or a rejected (4xx) write that changed the database anyway. Findings are collected, not raised
 inside Hypothesis, so nothing is shrunk and every operation runs; the test then fails listing each
 with a curl command that reproduces it and the log lines the server wrote meanwhile.
+
+No operation is excluded: /metrics is documented as text/plain, which the checks accept, and the
+webhooks get their real token or HMAC signature. Two precautions instead: PUT /callback and POST
+/generate-key use a second reseller (see Credentials), and GETs run after the creating POSTs so
+that they meet rows, with a second pass on rows known to exist (_known_rows).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from tests.harness import LoketStack, MariaDB, fast_env
 from web.app import ROUTES
 from web.openapi import OPERATIONS, build, operations_of
 
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 30
 SEED = 20_240_611
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
 PPOB_WEBHOOK_SECRET = os.environ.get("PPOB_WEBHOOK_SECRET", "dev-webhook-secret")  # the stack's default
@@ -135,8 +140,18 @@ class Fuzzer:
         kwargs.pop("cookies", None)
         prepared = self.session.prepare_request(requests.Request(**kwargs))
         before = self._fingerprint() if case.method in WRITES else None
-        response = self.session.send(prepared, timeout=30)
+        try:
+            response = self.session.send(prepared, timeout=30)
+        except requests.RequestException as error:
+            self.findings.setdefault(
+                (case.operation.label, "no response"),
+                Finding(case.operation.label, [f"no response: {error!r}"], _curl(prepared), 0, ""),
+            )
+            self.session = requests.Session()
+            return
         self.sent += 1
+        if response.status_code >= 500:
+            self.session = requests.Session()  # uvicorn drops the connection after an unhandled error
         self.statuses[case.operation.label, response.status_code] += 1
         problems: list[str] = []
         if before is not None and 400 <= response.status_code < 500:
@@ -286,6 +301,34 @@ def _log_lines(
     return found
 
 
+def _fuzz_all(
+    schema: schemathesis.BaseSchema, fuzzer: Fuzzer, known: dict[str, Callable[[], dict[str, Any]]]
+) -> tuple[list[str], list[str]]:
+    """Every operation, valid and invalid, with generated path parameters and again with known rows.
+
+    Returns what could not run (a failure) and notes on what was fuzzed less (printed).
+    """
+    not_run: list[str] = []
+    notes: list[str] = []
+    for operation in sorted((r.ok() for r in schema.get_all_operations()), key=_order):
+        passes: list[dict[str, Any] | None] = [None]
+        if "{" in operation.path:
+            if operation.path in known:
+                passes.append(known[operation.path]())
+            else:
+                notes.append(f"{operation.label}: no known row, generated path parameters only")
+        for path in passes:
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                problem = _run(operation, mode, fuzzer.exercise, path)
+                if problem == "":
+                    notes.append(
+                        f"{operation.label}{f' at {path}' if path else ''}: no invalid input exists, valid requests only"
+                    )
+                elif problem is not None:
+                    not_run.append(problem)
+    return not_run, notes
+
+
 def test_fuzz_every_operation(stack: LoketStack) -> None:
     admin = issue_staff_token(fast_env()["JWT_SECRET"], "fuzz-admin", 100)
     with httpx.Client(base_url=stack.web_url, timeout=30) as api:
@@ -306,30 +349,11 @@ def test_fuzz_every_operation(stack: LoketStack) -> None:
     offsets = {name: path.stat().st_size for name, path in logs.items()}
 
     started = time.monotonic()
-    not_run: list[str] = []
-    notes: list[str] = []
-    for operation in sorted((r.ok() for r in schema.get_all_operations()), key=_order):
-        passes: list[dict[str, Any] | None] = [None]
-        if "{" in operation.path:
-            if operation.path in known:
-                passes.append(known[operation.path]())
-            else:
-                notes.append(f"{operation.label}: no known row, generated path parameters only")
-        for path in passes:
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                problem = _run(operation, mode, fuzzer.exercise, path)
-                if problem == "":
-                    notes.append(
-                        f"{operation.label}{' at ' + str(path) if path else ''}: no invalid input exists, valid requests only"
-                    )
-                elif problem is not None:
-                    not_run.append(problem)
-    elapsed = time.monotonic() - started
-    print(f"\nfuzzed {len(spec['paths'])} paths with {fuzzer.sent} requests in {elapsed:.1f}s")
+    not_run, notes = _fuzz_all(schema, fuzzer, known)
+    print(f"\nfuzzed {len(spec['paths'])} paths with {fuzzer.sent} requests in {time.monotonic() - started:.1f}s")
     for label in dict.fromkeys(label for label, _ in sorted(fuzzer.statuses)):
-        print(
-            f"  {label}: " + ", ".join(f"{status}x{n}" for (name, status), n in sorted(fuzzer.statuses.items()) if name == label)
-        )
+        counts = ", ".join(f"{status}x{n}" for (name, status), n in sorted(fuzzer.statuses.items()) if name == label)
+        print(f"  {label}: {counts}")
     print("\n".join(notes))
 
     _settle(stack.db, credentials.buyer_id)

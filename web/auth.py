@@ -8,13 +8,15 @@ from starlette.requests import Request
 from core.security import StaffClaims, hash_api_key, verify_staff_token
 from db import resellers
 from db.resellers import Reseller
+from web import rate_limit, signing
 from web.errors import ApiError
 
 MAX_KEY_LENGTH = 128
 
 
 async def reseller_of(conn: AsyncConnection, request: Request) -> Reseller:
-    """The reseller whose API key the request carries; 401 otherwise.
+    """The reseller whose API key the request carries: 401 otherwise, 429 over the rate limit,
+    401 for a missing (when required), stale, wrong or replayed signature.
 
     The key is hashed and looked up by hash, so no comparison of the secret itself happens here.
     """
@@ -23,9 +25,15 @@ async def reseller_of(conn: AsyncConnection, request: Request) -> Reseller:
         raise ApiError(401, "missing_api_key", "header x-api-key is required")
     if len(api_key) > MAX_KEY_LENGTH:
         raise ApiError(401, "invalid_api_key", "API key not recognised")
-    found = await resellers.by_api_key_hash(conn, hash_api_key(api_key))
+    settings = request.app.state.settings
+    key_hash = hash_api_key(api_key)
+    # Before the database: a flood with one key, valid or not, costs one Redis call per request.
+    await rate_limit.enforce(request.app.state.redis, key_hash, settings.rate_limit_per_minute)
+    found = await resellers.by_api_key_hash(conn, key_hash)
     if found is None:
         raise ApiError(401, "invalid_api_key", "API key not recognised")
+    if found.require_signature or settings.require_request_signature or "x-signature" in request.headers:
+        await signing.verify(request, found)
     return found
 
 

@@ -126,7 +126,8 @@ XENDIT_EVENT: dict[str, Any] = {
 OPENAPI_DOCUMENT: dict[str, Any] = {"type": "object", "required": ["openapi", "info", "paths", "components"]}
 
 BODY = (400, 413, 422)  # empty or malformed JSON, over 64 KiB, invalid fields
-RESELLER, STAFF = (401,), (401, 403)
+# A reseller key is refused (401) or over its per-minute allowance (429, web/rate_limit.py).
+RESELLER, STAFF = (401, 429), (401, 403)
 
 
 @dataclass(frozen=True)
@@ -170,29 +171,29 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/generate-key"): Operation("Rotate the API and private keys", "reseller", responses.Keys, security=("resellerKey",), errors=RESELLER),
     ("GET", "/saldo"): Operation("The reseller's saldo", "reseller", responses.Saldo, security=("resellerKey",), errors=RESELLER),
     ("GET", "/mutasi"): Operation(
-        "Ledger entries, newest first", "reseller", responses.Ledger, security=("resellerKey",), query=rs.PageQuery, errors=(401, 422)
+        "Ledger entries, newest first", "reseller", responses.Ledger, security=("resellerKey",), query=rs.PageQuery, errors=(*RESELLER, 422)
     ),
     ("PUT", "/callback"): Operation(
-        "Set or clear the callback URL", "reseller", responses.CallbackSet, security=("resellerKey",), body=rs.CallbackRequest, errors=(*BODY, 401)
+        "Set or clear the callback URL", "reseller", responses.CallbackSet, security=("resellerKey",), body=rs.CallbackRequest, errors=(*BODY, *RESELLER)
     ),
     ("GET", "/callback/deliveries"): Operation(
         "The reseller's callback deliveries and their attempts, newest first", "reseller", responses.CallbackDeliveries,
-        security=("resellerKey",), query=rs.PageQuery, errors=(401, 422),
+        security=("resellerKey",), query=rs.PageQuery, errors=(*RESELLER, 422),
     ),
     ("GET", "/produk"): Operation("Active products", "reseller", responses.Products, security=("resellerKey",), errors=RESELLER),
     ("POST", "/beli"): Operation(
         "Buy a product; the same ref_id again replays the first answer", "reseller", responses.Accepted,
-        security=("resellerKey",), body=rs.BeliRequest, errors=(*BODY, 401, 402, 404, 409),
+        security=("resellerKey",), body=rs.BeliRequest, errors=(*BODY, *RESELLER, 402, 404, 409),
     ),
     ("GET", "/status"): Operation(
-        "A purchase by the reseller's ref_id", "reseller", responses.Purchase, security=("resellerKey",), query=rs.RefIdQuery, errors=(401, 404, 422)
+        "A purchase by the reseller's ref_id", "reseller", responses.Purchase, security=("resellerKey",), query=rs.RefIdQuery, errors=(*RESELLER, 404, 422)
     ),
     ("GET", "/status/{purchase_id:int}"): Operation(
-        "A purchase by id", "reseller", responses.Purchase, security=("resellerKey",), errors=(401, 404),
+        "A purchase by id", "reseller", responses.Purchase, security=("resellerKey",), errors=(*RESELLER, 404),
         path={"purchase_id": {"description": "the id /beli answered"}},
     ),
     ("GET", "/riwayat"): Operation(
-        "Purchases, newest first", "reseller", responses.Purchases, security=("resellerKey",), query=rs.PageQuery, errors=(401, 422)
+        "Purchases, newest first", "reseller", responses.Purchases, security=("resellerKey",), query=rs.PageQuery, errors=(*RESELLER, 422)
     ),
     ("POST", "/webhooks/digiflazz"): Operation(
         "Digiflazz transaction update (stored once, applied by a worker)", "webhooks", responses.WebhookAck,
@@ -315,7 +316,8 @@ def _operation(
     for name, convertor in route.param_convertors.items():
         extra = dict(op.path.get(name, {}))
         description = extra.pop("description", None)
-        parameter = {"name": name, "in": "path", "required": True, "schema": {**_CONVERTOR_SCHEMAS[type(convertor)], **extra}}
+        schema = {**_CONVERTOR_SCHEMAS.get(type(convertor), {"type": "string"}), **extra}
+        parameter = {"name": name, "in": "path", "required": True, "schema": schema}
         parameters.append({**parameter, "description": description} if description else parameter)
     if op.query is not None:
         model = defs[refs[op.query]["$ref"].rsplit("/", 1)[1]]
@@ -352,7 +354,11 @@ def _operation(
 
 
 def build(routes: list[BaseRoute]) -> dict[str, Any]:
-    """The OpenAPI document of `routes` (the app's routing table); routes missing from OPERATIONS are left out."""
+    """The OpenAPI document of `routes` (the app's routing table); routes missing from OPERATIONS are left out.
+
+    models_json_schema is Model.model_json_schema for all models in one pass: a model used by
+    several operations (or nested in another) becomes one component under one name.
+    """
     keyed, defs = models_json_schema([(m, "validation") for m in _models()], ref_template=REF)
     refs = {model: ref for (model, _), ref in keyed.items()}
     all_defs: dict[str, Any] = defs.get("$defs", {})

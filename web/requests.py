@@ -22,6 +22,7 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
         body += chunk
         if len(body) > limit:
             raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
+    request.state.raw_body = body  # a signature check may need the exact bytes again
     return body
 
 

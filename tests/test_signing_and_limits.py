@@ -1,0 +1,77 @@
+"""Signed requests, replays, per-key rate limits and body limits."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis as sync_redis
+
+from tests.harness import LoketStack, register
+from web.signing import expected_signature
+
+
+def signed_headers(reseller, method: str, path: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    return {**reseller.headers, "x-timestamp": ts, "x-signature": expected_signature(reseller.private_key, ts, method, path, body)}
+
+
+async def test_a_signed_request_is_accepted_and_a_tampered_or_replayed_one_refused(api, stack: LoketStack, admin_token):
+    reseller = await register(api, admin_token, saldo=100_000)
+    body = json.dumps({"produk_id": 1, "nomor_tujuan": "081211110001", "ref_id": "SIG-1"}).encode()
+    headers = {**signed_headers(reseller, "POST", "/beli", body), "content-type": "application/json"}
+    assert (await api.post("/beli", content=body, headers=headers)).status_code == 200
+
+    replay = await api.post("/beli", content=body, headers=headers)
+    assert replay.status_code == 401 and replay.json()["code"] == "replayed"
+    tampered = body.replace(b"0001", b"0002")
+    fresh = {**signed_headers(reseller, "POST", "/beli", body), "content-type": "application/json"}
+    assert (await api.post("/beli", content=tampered, headers=fresh)).json()["code"] == "bad_signature"
+    stale_body = json.dumps({"produk_id": 1, "nomor_tujuan": "081211110003"}).encode()
+    stale = {**signed_headers(reseller, "POST", "/beli", stale_body, int(time.time()) - 301), "content-type": "application/json"}
+    assert (await api.post("/beli", content=stale_body, headers=stale)).json()["code"] == "stale_timestamp"
+    other_path = {**signed_headers(reseller, "POST", "/generate-key", b""), "content-type": "application/json"}
+    assert (await api.post("/beli", content=body, headers=other_path)).status_code == 401
+    assert stack.db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller.id) == 1
+    assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 88_000}
+
+
+async def test_an_account_can_require_signatures(api, stack: LoketStack, admin_token):
+    reseller = await register(api, admin_token, saldo=0)
+    stack.db.rows("UPDATE reseller SET require_signature = TRUE WHERE id = %s", reseller.id)
+    unsigned = await api.get("/saldo", headers=reseller.headers)
+    assert unsigned.status_code == 401 and unsigned.json()["code"] == "signature_required"
+    assert (await api.get("/saldo", headers=signed_headers(reseller, "GET", "/saldo", b""))).json() == {"saldo": 0}
+
+
+@pytest.fixture
+def limited_stack(make_stack) -> Iterator[LoketStack]:
+    yield make_stack("redis://127.0.0.1:6379/11", extra_env={"RATE_LIMIT_PER_MINUTE": "20"})
+    sync_redis.Redis.from_url("redis://127.0.0.1:6379/11").flushdb()
+
+
+async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(limited_stack: LoketStack, admin_token):
+    async with httpx.AsyncClient(base_url=limited_stack.web_url, timeout=30) as api:
+        reseller = await register(api, admin_token, saldo=0)
+        other = await register(api, admin_token, saldo=0)
+        answers = [await api.get("/saldo", headers=reseller.headers) for _ in range(25)]
+        assert [a.status_code for a in answers].count(200) == 20
+        limited = answers[-1]
+        assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"
+        retry_after = int(limited.headers["retry-after"])
+        assert 1 <= retry_after <= 60
+        assert (await api.get("/saldo", headers=other.headers)).status_code == 200  # per key
+        # The window ends: move this key's counter as the next minute would.
+        client = sync_redis.Redis.from_url("redis://127.0.0.1:6379/11")
+        for key in client.scan_iter("loket:rl:*"):
+            client.delete(key)
+        assert (await api.get("/saldo", headers=reseller.headers)).status_code == 200
+
+
+async def test_a_flood_of_wrong_keys_is_limited_too_before_the_database(limited_stack: LoketStack):
+    async with httpx.AsyncClient(base_url=limited_stack.web_url, timeout=30) as api:
+        codes = [(await api.get("/saldo", headers={"x-api-key": "f" * 64})).status_code for _ in range(22)]
+        assert codes[:20] == [401] * 20 and codes[20:] == [429, 429]

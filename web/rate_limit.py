@@ -1,0 +1,36 @@
+"""Per-API-key rate limiting in Redis: a counter per key and minute (fixed window)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from web.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+async def enforce(redis: Redis, key_hash: bytes, per_minute: int) -> None:
+    """429 with Retry-After when this key has used its minute; a Redis outage lets requests through.
+
+    per_minute: the allowance (0 disables the limit).
+    """
+    if per_minute <= 0:
+        return
+    now = time.time()
+    window = int(now // 60)
+    key = f"loket:rl:{key_hash.hex()[:32]}:{window}"
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            used, _ = await pipe.execute()
+    except RedisError:
+        log.warning("rate limit skipped: Redis unavailable")
+        return
+    if used > per_minute:
+        retry_after = max(1, int((window + 1) * 60 - now))
+        raise ApiError(429, "rate_limited", f"more than {per_minute} requests this minute", {"Retry-After": str(retry_after)})
