@@ -13,7 +13,7 @@ from starlette.routing import Route
 from core.security import PrivateKeyBox, ResponseCipher
 from core.settings import Settings
 from db.engine import create_engine
-from web import accounts, health, kiosk, masters, metrics, openapi, purchases, webhooks
+from web import accounts, health, kiosk, masters, metrics, openapi, purchases, staff_ops, webhooks
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware.metrics import RequestMetrics
 from web.middleware.request_context import RequestContext
@@ -58,6 +58,10 @@ ROUTES = [
     # operators
     Route("/api/v1/webhook-events", masters.list_webhook_events, methods=["GET"]),
     Route("/api/v1/callback-deliveries", masters.list_callback_deliveries, methods=["GET"]),
+    Route("/api/v1/resellers/{id:int}", staff_ops.change_reseller, methods=["PUT"]),
+    Route("/api/v1/resellers/{id:int}/adjustments", staff_ops.adjust_saldo, methods=["POST"]),
+    Route("/api/v1/products/{id:int}", staff_ops.change_product, methods=["PUT"]),
+    Route("/api/v1/purchases/{id:int}/resolve", staff_ops.resolve_purchase, methods=["POST"]),
 ]
 
 
