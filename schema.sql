@@ -64,10 +64,12 @@ CREATE TABLE IF NOT EXISTS ledger_entry (
   jumlah       BIGINT       NOT NULL,                -- signed: debits are negative
   saldo_akhir  BIGINT       NOT NULL,
   purchase_id  BIGINT UNSIGNED NULL,
+  qris_id      BIGINT UNSIGNED NULL,                 -- the QRIS deposit this entry credits
   keterangan   VARCHAR(255) NULL,
   waktu        DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   -- a purchase is debited once and refunded at most once, whatever the code does
   UNIQUE KEY uq_ledger_purchase (purchase_id, jenis),
+  UNIQUE KEY uq_ledger_deposit (qris_id, jenis),      -- a deposit is credited at most once
   KEY ix_ledger_reseller (reseller_id, id),
   CONSTRAINT fk_ledger_reseller FOREIGN KEY (reseller_id) REFERENCES reseller (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
@@ -162,7 +164,8 @@ CREATE TABLE IF NOT EXISTS price (
 CREATE TABLE IF NOT EXISTS qris_transaction (
   tr_id             BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   tr_external_id    VARCHAR(64)  NOT NULL,
-  tr_location_id    INT UNSIGNED NOT NULL,
+  tr_location_id    INT UNSIGNED NULL,                -- NULL for a reseller's deposit
+  tr_reseller_id    INT UNSIGNED NULL,                -- the reseller a deposit credits; NULL for kiosks
   tr_price_id       INT UNSIGNED NULL,
   tr_amount         INT UNSIGNED NOT NULL,
   tr_status         ENUM('PENDING','COMPLETED','FAILED','EXPIRED') NOT NULL DEFAULT 'PENDING',
@@ -178,6 +181,7 @@ CREATE TABLE IF NOT EXISTS qris_transaction (
   UNIQUE KEY uq_qris_external (tr_external_id),
   KEY ix_qris_expiry (tr_status, tr_expired_at),
   KEY ix_qris_created (tr_created_at),
+  KEY ix_qris_reseller (tr_reseller_id, tr_id),
   CONSTRAINT fk_qris_location FOREIGN KEY (tr_location_id) REFERENCES location (ml_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

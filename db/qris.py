@@ -33,6 +33,13 @@ def _filters(search: str | None, statuses: list[str] | None) -> list:
     return filters
 
 
+async def deposits_of(conn: AsyncConnection, reseller_id: int, limit: int, before_id: int | None) -> list[Row]:
+    query = select(tr).where(tr.c.tr_reseller_id == reseller_id)
+    if before_id is not None:
+        query = query.where(tr.c.tr_id < before_id)
+    return [dict(r._mapping) for r in await conn.execute(query.order_by(tr.c.tr_id.desc()).limit(limit))]
+
+
 async def page(conn: AsyncConnection, search: str | None, statuses: list[str] | None, skip: int, limit: int) -> tuple[list[Row], int]:
     joined = tr.join(location, location.c.ml_id == tr.c.tr_location_id)
     filters = _filters(search, statuses)
@@ -44,7 +51,8 @@ async def page(conn: AsyncConnection, search: str | None, statuses: list[str] | 
 
 
 async def count(conn: AsyncConnection, statuses: list[str] | None) -> int:
-    query = select(func.count()).select_from(tr)
+    """Kiosk transactions (deposits have no location)."""
+    query = select(func.count()).select_from(tr).where(tr.c.tr_location_id.is_not(None))
     if statuses:
         query = query.where(tr.c.tr_status.in_(statuses))
     return int((await conn.execute(query)).scalar_one())

@@ -78,6 +78,7 @@ ledger_entry = Table(
     Column("jumlah", BigInteger),
     Column("saldo_akhir", BigInteger),
     Column("purchase_id", BigInteger),
+    Column("qris_id", BigInteger),
     Column("keterangan", String(255)),
     Column("waktu", DateTime),
 )
@@ -137,6 +138,7 @@ qris_transaction = Table(
     Column("tr_id", BigInteger, primary_key=True),
     Column("tr_external_id", String(64)),
     Column("tr_location_id", Integer),
+    Column("tr_reseller_id", Integer),
     Column("tr_price_id", Integer),
     Column("tr_amount", Integer),
     Column("tr_status", String(10)),

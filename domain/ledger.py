@@ -13,8 +13,8 @@ _MOVE_SALDO = sql("UPDATE reseller SET saldo = saldo + :jumlah WHERE id = :resel
 
 # Reads the saldo this transaction just wrote (it holds the row lock), so saldo_akhir is exact.
 _RECORD_ENTRY = sql(
-    "INSERT INTO ledger_entry (reseller_id, jenis, jumlah, saldo_akhir, purchase_id, keterangan) "
-    "SELECT id, :jenis, :jumlah, saldo, :purchase_id, :keterangan FROM reseller WHERE id = :reseller_id "
+    "INSERT INTO ledger_entry (reseller_id, jenis, jumlah, saldo_akhir, purchase_id, qris_id, keterangan) "
+    "SELECT id, :jenis, :jumlah, saldo, :purchase_id, :qris_id, :keterangan FROM reseller WHERE id = :reseller_id "
     "RETURNING saldo_akhir"
 )
 
@@ -30,6 +30,7 @@ async def post_entry(
     jumlah: int,
     *,
     purchase_id: int | None = None,
+    qris_id: int | None = None,
     keterangan: str | None = None,
 ) -> int:
     """Change a saldo by `jumlah` and record the ledger entry; returns the new saldo.
@@ -37,11 +38,12 @@ async def post_entry(
     jenis: saldo_awal, deposit, pembelian, refund or koreksi.
     jumlah: signed rupiah; a debit is negative.
     purchase_id: the purchase the entry belongs to; the schema allows one entry per (purchase, jenis).
+    qris_id: the QRIS deposit it credits; the schema allows one entry per (deposit, jenis).
     Raises InsufficientSaldo when a debit would take the saldo below zero.
     """
     params = {"reseller_id": reseller_id, "jumlah": jumlah}
     moved = await raw.run(conn, _MOVE_SALDO, params)
     if moved.rowcount != 1:
         raise InsufficientSaldo()
-    recorded = await raw.run(conn, _RECORD_ENTRY, {**params, "jenis": jenis, "purchase_id": purchase_id, "keterangan": keterangan})
+    recorded = await raw.run(conn, _RECORD_ENTRY, {**params, "jenis": jenis, "purchase_id": purchase_id, "qris_id": qris_id, "keterangan": keterangan})
     return int(recorded.scalar())

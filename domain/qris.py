@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import locations, outbox, prices
 from db.outbox import Job
+from domain.ledger import post_entry
 
 QRIS_QUEUE = "qris"
 CREATE_QR_ACTOR = "create_qr"
@@ -69,6 +71,10 @@ _GIVE_BACK_SLOT = text(
 _INSERT = text(
     "INSERT INTO qris_transaction (tr_external_id, tr_location_id, tr_price_id, tr_amount, tr_expired_at) "
     "VALUES (:external_id, :location_id, :price_id, :amount, NOW(6) + INTERVAL :ttl SECOND)"
+)
+_INSERT_DEPOSIT = text(
+    "INSERT INTO qris_transaction (tr_external_id, tr_reseller_id, tr_amount, tr_expired_at) "
+    "VALUES (:external_id, :reseller_id, :amount, NOW(6) + INTERVAL :ttl SECOND)"
 )
 _ATTACH_QR = text(
     "UPDATE qris_transaction SET tr_xendit_id = :qr_id, tr_qris_string = :qr_string, tr_qris_url = :qr_url "
@@ -129,12 +135,30 @@ async def attach_qr(conn: AsyncConnection, tr_id: int, qr_id: str, qr_string: st
     return attached
 
 
-async def complete(conn: AsyncConnection, tr_id: int, payment_id: str | None) -> bool:
-    """PENDING -> COMPLETED with paid_at set now; False if it had already ended (paid_at untouched)."""
+async def complete(conn: AsyncConnection, transaction: dict[str, Any], payment_id: str | None) -> bool:
+    """PENDING -> COMPLETED with paid_at set now; a deposit credits its reseller in the same
+    transaction. False if it had already ended (paid_at untouched, nothing credited)."""
+    tr_id = transaction["tr_id"]
     completed = (await conn.execute(_COMPLETE, {"id": tr_id, "payment_id": payment_id})).rowcount == 1
     if completed:
         await outbox.complete(conn, create_qr_job(tr_id).job_key)
+        if transaction["tr_reseller_id"] is not None:
+            await post_entry(
+                conn, transaction["tr_reseller_id"], "deposit", transaction["tr_amount"], qris_id=tr_id, keterangan=f"deposit {transaction['tr_external_id']}"
+            )
     return completed
+
+
+async def create_deposit(
+    conn: AsyncConnection, *, reseller_id: int, amount: int, ttl_seconds: int, lease_seconds: int, now: dt.datetime
+) -> Created:
+    """A reseller's QRIS top-up: a PENDING transaction without a location, paid like a kiosk session."""
+    external_id = f"DEP-{reseller_id}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(4).upper()}"
+    inserted = await conn.execute(_INSERT_DEPOSIT, {"external_id": external_id, "reseller_id": reseller_id, "amount": amount, "ttl": ttl_seconds})
+    tr_id = int(inserted.lastrowid)
+    job = create_qr_job(tr_id)
+    await outbox.add(conn, job, lease_seconds)
+    return Created(tr_id=tr_id, external_id=external_id, job=job)
 
 
 async def fail(conn: AsyncConnection, tr_id: int, reason: str, *, only_after_seconds: int = 0) -> bool:

@@ -51,7 +51,7 @@ async def _xendit(conn: AsyncConnection, event: WebhookEvent) -> Result:
             return "unmatched", f"paid {payment.amount:g}, expected {transaction['tr_amount']}: not completed"
         if payment.qr_id and transaction["tr_xendit_id"] and payment.qr_id != transaction["tr_xendit_id"]:
             return "unmatched", "payment for another QR code than this transaction's"
-        if await qris.complete(conn, tr_id, payment.payment_id):
+        if await qris.complete(conn, transaction, payment.payment_id):
             return "applied", f"transaction {tr_id} -> COMPLETED"
         return "unmatched", "transaction ended while this payment was applied: reconcile it"
     ended = await (qris.fail(conn, tr_id, "gateway reported FAILED") if payment.kind == "failed" else qris.expire(conn, tr_id, forced=True))

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from core.security import PrivateKeyBox, ResponseCipher
 from core.settings import Settings
 from db.engine import create_engine
-from web import accounts, health, kiosk, masters, metrics, openapi, purchases, staff_ops, webhooks
+from web import accounts, deposits, health, kiosk, masters, metrics, openapi, purchases, staff_ops, webhooks
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware.metrics import RequestMetrics
 from web.middleware.request_context import RequestContext
@@ -35,6 +35,9 @@ ROUTES = [
     Route("/status", purchases.status_by_ref, methods=["GET"]),
     Route("/status/{purchase_id:int}", purchases.status_by_id, methods=["GET"]),
     Route("/riwayat", purchases.history, methods=["GET"]),
+    Route("/deposit", deposits.create, methods=["POST"]),
+    Route("/deposit", deposits.listing, methods=["GET"]),
+    Route("/deposit/{deposit_id:int}", deposits.get, methods=["GET"]),
     # webhooks in
     Route("/webhooks/digiflazz", webhooks.digiflazz, methods=["POST"]),
     Route("/api/v1/webhooks/xendit", webhooks.xendit, methods=["POST"]),

@@ -38,7 +38,7 @@ async def _transaction(request: Request) -> dict[str, Any]:
         raise ApiError(404, "not_found", "transaction not found")
     async with request.app.state.engine.begin() as conn:
         found = await qris_queries.by_external_id(conn, external_id)
-    if found is None:
+    if found is None or found["tr_location_id"] is None:  # a reseller's deposit is not a kiosk's business
         raise ApiError(404, "not_found", "transaction not found")
     return found
 
