@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from web import kiosk, responses
+from web import deposits, kiosk, responses, staff_ops
 from web import kiosk_schemas as ks
 from web import schemas as rs
 
@@ -32,7 +32,9 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "apiKey",
         "in": "header",
         "name": "x-api-key",
-        "description": "the reseller's API key from /register",
+        "description": "the reseller's API key from /register. A request may also be signed (required for accounts with "
+        "require_signature): X-Timestamp (unix seconds) and X-Signature, the hex HMAC-SHA256 with the private key "
+        "over '{timestamp}.{METHOD}.{path}.{raw body}' (web/signing.py)",
     },
     "staffToken": {
         "type": "http",
@@ -78,51 +80,23 @@ DIGIFLAZZ_EVENT: dict[str, Any] = {
 XENDIT_EVENT: dict[str, Any] = {
     "description": "Xendit's QR payment webhook: v2 `qr.payment`, its legacy form, or the simulator's seed form",
     "anyOf": [
-        {
-            "type": "object",
-            "required": ["event", "data"],
-            "properties": {
-                "event": {"const": "qr.payment"},
-                "data": {
-                    "type": "object",
-                    "required": ["id", "reference_id", "status", "amount"],
-                    "properties": {
-                        "id": _TEXT64,
-                        "reference_id": _TEXT64,
-                        "qr_id": {"type": "string"},
-                        "status": {"enum": ["SUCCEEDED", "FAILED"]},
-                        "amount": {"type": "number"},
-                    },
-                },
-            },
-        },
-        {
-            "type": "object",
-            "required": ["event", "id", "status", "amount", "qr_code"],
-            "properties": {
-                "event": {"const": "qr.payment"},
-                "id": _TEXT64,
-                "status": {"const": "COMPLETED"},
-                "amount": {"type": "number"},
-                "qr_code": {
-                    "type": "object",
-                    "required": ["external_id"],
-                    "properties": {"id": {"type": "string"}, "external_id": _TEXT64},
-                },
-            },
-        },
-        {
-            "type": "object",
-            "required": ["external_id", "status"],
-            "properties": {
-                "external_id": _TEXT64,
-                "status": {"enum": ["COMPLETED", "PAID", "SUCCEEDED", "FAILED", "EXPIRED"]},
-                "xendit_id": _TEXT64,
-                "amount": {"type": "number"},
-            },
-        },
+        {"type": "object", "required": ["event", "data"], "properties": {
+            "event": {"const": "qr.payment"},
+            "data": {"type": "object", "required": ["id", "reference_id", "status", "amount"], "properties": {
+                "id": _TEXT64, "reference_id": _TEXT64, "qr_id": {"type": "string"},
+                "status": {"enum": ["SUCCEEDED", "FAILED"]}, "amount": {"type": "number"},
+            }},
+        }},
+        {"type": "object", "required": ["event", "id", "status", "amount", "qr_code"], "properties": {
+            "event": {"const": "qr.payment"}, "id": _TEXT64, "status": {"const": "COMPLETED"}, "amount": {"type": "number"},
+            "qr_code": {"type": "object", "required": ["external_id"], "properties": {"id": {"type": "string"}, "external_id": _TEXT64}},
+        }},
+        {"type": "object", "required": ["external_id", "status"], "properties": {
+            "external_id": _TEXT64, "status": {"enum": ["COMPLETED", "PAID", "SUCCEEDED", "FAILED", "EXPIRED"]},
+            "xendit_id": _TEXT64, "amount": {"type": "number"},
+        }},
     ],
-}
+}  # fmt: skip
 OPENAPI_DOCUMENT: dict[str, Any] = {"type": "object", "required": ["openapi", "info", "paths", "components"]}
 
 BODY = (400, 413, 422)  # empty or malformed JSON, over 64 KiB, invalid fields
@@ -195,6 +169,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/riwayat"): Operation(
         "Purchases, newest first", "reseller", responses.Purchases, security=("resellerKey",), query=rs.PageQuery, errors=(*RESELLER, 422)
     ),
+    ("POST", "/deposit"): Operation(
+        "Top up the saldo by QRIS; waits briefly for the QR string", "reseller", responses.Deposit, status=201,
+        security=("resellerKey",), body=deposits.DepositRequest, errors=(*BODY, *RESELLER),
+    ),
+    ("GET", "/deposit"): Operation(
+        "Deposits, newest first", "reseller", responses.Deposits, security=("resellerKey",), query=rs.PageQuery, errors=(*RESELLER, 422)
+    ),
+    ("GET", "/deposit/{deposit_id:int}"): Operation(
+        "A deposit by id", "reseller", responses.Deposit, security=("resellerKey",), errors=(*RESELLER, 404),
+        path={"deposit_id": {"description": "the id POST /deposit answered"}},
+    ),
     ("POST", "/webhooks/digiflazz"): Operation(
         "Digiflazz transaction update (stored once, applied by a worker)", "webhooks", responses.WebhookAck,
         security=("digiflazzSignature",), body=DIGIFLAZZ_EVENT, errors=(400, 401, 403, 413),
@@ -265,6 +250,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/callback-deliveries"): Operation(
         "Every reseller's callback deliveries, newest first (admin)", "operators", _E[list[responses.OperatorDelivery]],
         security=("staffToken",), query=ks.DeliveryQuery, errors=(*STAFF, 422),
+    ),
+    ("PUT", "/api/v1/resellers/{id:int}"): Operation(
+        "Switch a reseller off or on, or require signed requests (admin)", "operators", _E[responses.ResellerChanged],
+        security=("staffToken",), body=staff_ops.ResellerChange, errors=(*BODY, *STAFF, 404), path=_ROW_ID,
+    ),
+    ("POST", "/api/v1/resellers/{id:int}/adjustments"): Operation(
+        "Correct a saldo by a ledger entry (koreksi) with a reason (admin)", "operators", _E[responses.SaldoCorrected], status=201,
+        security=("staffToken",), body=staff_ops.Adjustment, errors=(*BODY, *STAFF, 404, 409), path=_ROW_ID,
+    ),
+    ("PUT", "/api/v1/products/{id:int}"): Operation(
+        "Switch a product off or on, or change its price (admin)", "operators", _E[responses.ProductChanged],
+        security=("staffToken",), body=staff_ops.ProductChange, errors=(*BODY, *STAFF, 404), path=_ROW_ID,
+    ),
+    ("POST", "/api/v1/purchases/{id:int}/resolve"): Operation(
+        "End a purchase the provider never decided (admin)", "operators", _E[responses.Purchase],
+        security=("staffToken",), body=staff_ops.Resolution, errors=(*BODY, *STAFF, 404, 409), path=_ROW_ID,
     ),
 }  # fmt: skip
 

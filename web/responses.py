@@ -155,6 +155,46 @@ class OperatorDelivery(CallbackDelivery):
     reseller_id: int
 
 
+class Deposit(Out):
+    """A QRIS top-up of the reseller's saldo; credited once, when the gateway reports the payment."""
+
+    id: int
+    external_id: str
+    jumlah: int = Field(gt=0)
+    status: TransactionStatus
+    qris_string: str | None
+    expired_at: Timestamp
+    paid_at: Timestamp | None
+    created_at: Timestamp
+
+
+class Deposits(RootModel[list[Deposit]]):
+    """Deposits, newest first."""
+
+
+class SaldoCorrected(Out):
+    saldo: int = Field(ge=0, description="the saldo after the correction")
+    entry_id: int
+    jumlah: int
+    keterangan: str | None
+
+
+class ResellerChanged(Out):
+    """The reseller's id and the fields that were set."""
+
+    id: int
+    aktif: bool | None = None
+    require_signature: bool | None = None
+
+
+class ProductChanged(Out):
+    """The product's id and the fields that were set."""
+
+    id: int
+    aktif: bool | None = None
+    harga: int | None = Field(default=None, gt=0)
+
+
 class WebhookAck(Out):
     received: Literal[True]
     duplicate: bool = Field(description="true when this event had been stored before")
