@@ -28,6 +28,8 @@ def _float(name: str, default: float) -> float:
 class Settings:
     database_url: str
     redis_url: str
+    redis_namespace: str
+    """Prefix of Dramatiq's keys: several deployments (or test sessions) can share one Redis."""
     port: int
     jwt_secret: str
     master_key: str
@@ -92,6 +94,7 @@ def get_settings() -> Settings:
     return Settings(
         database_url=_str("DATABASE_URL", "mysql+aiomysql://root@127.0.0.1:3306/loket"),
         redis_url=_str("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_namespace=_str("REDIS_NAMESPACE", "dramatiq"),
         port=_int("PORT", 8000),
         jwt_secret=_str("JWT_SECRET", "dev-jwt-secret-change-me-in-production"),
         master_key=_str("LOKET_MASTER_KEY", DEV_MASTER_KEY),

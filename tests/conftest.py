@@ -12,6 +12,7 @@ import os
 # A database per test session, so that two sessions on one machine never drop each other's tables.
 os.environ.setdefault("DATABASE_URL", f"mysql+aiomysql://root@127.0.0.1:3306/loket_test_{os.getpid()}")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
+os.environ.setdefault("REDIS_NAMESPACE", f"loket-test-{os.getpid()}")  # and its own Redis keys
 
 import pathlib
 import uuid
@@ -27,7 +28,7 @@ from ops.stack import free_port
 from sim.mailbox import Mailbox, serve
 from tests.harness import LoketStack, MariaDB, fast_env
 
-LOG_ROOT = pathlib.Path(__file__).resolve().parent.parent / ".run" / "tests"
+LOG_ROOT = pathlib.Path(__file__).resolve().parent.parent / ".run" / "tests" / str(os.getpid())
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +54,6 @@ def mailbox() -> Iterator[Mailbox]:
 def stack(db: MariaDB, mailbox: Mailbox) -> Iterator[LoketStack]:
     """One shared stack (sim, web, worker, clock) on the machine's Redis (database 9)."""
     redis_url = os.environ["REDIS_URL"]
-    sync_redis.Redis.from_url(redis_url).flushdb()
     loket = LoketStack.start(
         name="shared",
         database_url=db.url,
@@ -64,6 +64,9 @@ def stack(db: MariaDB, mailbox: Mailbox) -> Iterator[LoketStack]:
     )
     yield loket
     loket.stop()
+    client = sync_redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{os.environ['REDIS_NAMESPACE']}:*"):
+        client.delete(key)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def fast_env() -> dict[str, str]:
         "LOG_LEVEL": "INFO",
         "XENDIT_CALLBACK_TOKEN": "test-callback-token",
         "QRIS_TTL_SECONDS": "10",
-        "QRIS_CREATE_WAIT_MS": "3000",
+        "QRIS_CREATE_WAIT_MS": "6000",
         "QRIS_CREATE_DEADLINE_SECONDS": "6",
         "XENDIT_TIMEOUT_SECONDS": "1.5",
         "QRIS_SWEEP_INTERVAL_SECONDS": "1",

@@ -19,7 +19,7 @@ from db.engine import create_engine
 from db.outbox import Job
 from tests.harness import MariaDB
 from tests.servers import RedisServer
-from workers.enqueue import oldest_waiting_timestamp, push, push_after_commit
+from workers.enqueue import NAMESPACE, oldest_waiting_timestamp, push, push_after_commit
 from workers.relay import relay_once
 
 
@@ -55,7 +55,7 @@ async def engine(relay_db: MariaDB) -> AsyncIterator[AsyncEngine]:
 
 
 def consume(url: str, queue: str, count: int) -> list:
-    broker = RedisBroker(url=url)
+    broker = RedisBroker(url=url, namespace=NAMESPACE)
     broker.declare_queue(queue)
     consumer = broker.consume(queue, prefetch=count, timeout=500)
     messages = []
@@ -77,9 +77,9 @@ async def test_a_pushed_job_is_read_by_the_dramatiq_broker(redis, redis_server):
 
 async def test_a_delayed_job_waits_in_the_delay_queue(redis):
     await push(redis, [Job("purchase:3", "purchases", "execute_purchase", [3])], delay_ms=60_000)
-    [payload] = (await redis.hgetall("dramatiq:purchases.DQ.msgs")).values()
+    [payload] = (await redis.hgetall(f"{NAMESPACE}:purchases.DQ.msgs")).values()
     assert json.loads(payload)["options"]["eta"] > time.time() * 1000 + 50_000
-    assert await redis.llen("dramatiq:purchases") == 0
+    assert await redis.llen(f"{NAMESPACE}:purchases") == 0
 
 
 async def test_push_after_commit_survives_a_dead_redis(redis_server):
@@ -103,7 +103,7 @@ async def test_the_relay_pushes_due_jobs_and_leaves_waiting_ones(engine, redis, 
     async with engine.begin() as conn:
         await outbox.add(conn, Job(f"{queue}:waiting", queue, "execute_purchase", [11]), lease_seconds=0)
     assert await oldest_waiting_timestamp(redis, queue) is not None
-    before = await redis.llen(f"dramatiq:{queue}")
+    before = await redis.llen(f"{NAMESPACE}:{queue}")
     await relay_once(engine, redis, lease_seconds=30)
-    assert await redis.llen(f"dramatiq:{queue}") == before
+    assert await redis.llen(f"{NAMESPACE}:{queue}") == before
     assert relay_db.value("SELECT attempts FROM outbox WHERE job_key = %s", f"{queue}:waiting") == 0

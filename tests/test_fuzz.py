@@ -7,9 +7,10 @@ inside Hypothesis, so nothing is shrunk and every operation runs; the test then 
 with a curl command that reproduces it and the log lines the server wrote meanwhile.
 
 No operation is excluded: /metrics is documented as text/plain, which the checks accept, and the
-webhooks get their real token or HMAC signature. Two precautions instead: PUT /callback and POST
-/generate-key use a second reseller (see Credentials), and GETs run after the creating POSTs so
-that they meet rows, with a second pass on rows known to exist (_known_rows).
+webhooks get their real token or HMAC signature. Precautions instead: PUT /callback and POST
+/generate-key use a second reseller (see Credentials); operations run creating POSTs first so that
+the others meet rows, with a second pass on rows known to exist (_known_rows); those that switch
+resellers and products off run last and are undone afterwards (SWITCHES).
 """
 
 from __future__ import annotations
@@ -53,15 +54,21 @@ WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 # simulator's own callbacks to /webhooks/digiflazz arrive while the fuzzer runs).
 FINGERPRINT_SQL = """
 SELECT
-  (SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', id, nama, email, hp, callback_url, HEX(api_key_hash)))), 0)) FROM reseller) AS reseller,
+  (SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', id, nama, email, hp, callback_url, HEX(api_key_hash), aktif, require_signature))), 0)) FROM reseller) AS reseller,
+  (SELECT COALESCE(SUM(CRC32(CONCAT_WS('|', id, harga, aktif))), 0) FROM produk) AS produk,
   (SELECT COUNT(*) FROM purchase) AS purchase,
-  (SELECT COUNT(*) FROM ledger_entry WHERE jenis IN ('saldo_awal', 'pembelian')) AS ledger,
+  (SELECT COUNT(*) FROM ledger_entry WHERE jenis IN ('saldo_awal', 'pembelian', 'koreksi')) AS ledger,
   (SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', ml_id, ml_name, ml_address))), 0)) FROM location) AS location,
   (SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', mp_id, mp_name, mp_amount, mp_location_id, mp_quota))), 0)) FROM price) AS price,
   (SELECT COUNT(*) FROM qris_transaction) AS qris_transaction,
   (SELECT COUNT(*) FROM photo_delivery) AS photo_delivery,
   (SELECT COUNT(*) FROM webhook_event w WHERE NOT EXISTS (SELECT 1 FROM purchase p WHERE p.provider_ref = w.reference)) AS webhook_event
 """
+
+# Operations that switch off what the others need (the buyer's key, the seeded products): they run
+# last, and _switches/_restore put products and resellers back for the tests after this one.
+SWITCHES = ("/api/v1/resellers/{id}", "/api/v1/products/{id}")
+SWITCHES_SQL = {"produk": "SELECT id, aktif, harga FROM produk", "reseller": "SELECT id, aktif, require_signature FROM reseller"}
 
 
 def test_every_route_is_documented() -> None:
@@ -82,14 +89,16 @@ def _openapi_path(path: str) -> str:
 class Credentials:
     """Real credentials for every security scheme of the document.
 
-    buyer: the key of a reseller with saldo, for every reseller operation but the two below.
-    keeper: the key of a second reseller for PUT /callback and POST /generate-key, so that the
-    buyer's purchases never call back to a fuzzer-chosen URL and the buyer's key never rotates.
+    staff: an admin staff token. buyer: the key of a reseller with saldo, for every reseller
+    operation but the two below. keeper: the key of a second reseller for PUT /callback and POST
+    /generate-key, so that the buyer's purchases never call back to a fuzzer-chosen URL and the
+    buyer's key never rotates. buyer_id, keeper_id: their reseller ids.
     """
 
     staff: str
     buyer_id: int
     buyer: str
+    keeper_id: int
     keeper: str
     xendit_token: str
 
@@ -218,10 +227,18 @@ def _known_rows(
     def latest(sql: str, *args: Any) -> int:
         return int(db.value(sql, *args) or 1)
 
+    def purchase() -> dict[str, Any]:
+        return {"purchase_id": latest("SELECT MAX(id) FROM purchase WHERE reseller_id = %s", credentials.buyer_id)}
+
     return {
-        "/status/{purchase_id}": lambda: {
-            "purchase_id": latest("SELECT MAX(id) FROM purchase WHERE reseller_id = %s", credentials.buyer_id)
+        "/status/{purchase_id}": purchase,
+        "/deposit/{deposit_id}": lambda: {
+            "deposit_id": latest("SELECT MAX(tr_id) FROM qris_transaction WHERE tr_reseller_id = %s", credentials.buyer_id)
         },
+        "/api/v1/resellers/{id}": lambda: {"id": credentials.keeper_id},
+        "/api/v1/resellers/{id}/adjustments": lambda: {"id": credentials.buyer_id},  # the saldo invariant is checked on it
+        "/api/v1/products/{id}": lambda: {"id": 1},
+        "/api/v1/purchases/{id}/resolve": lambda: {"id": purchase()["purchase_id"]},
         "/api/v1/locations/{id}": lambda: {"id": location_id},  # it has a transaction: DELETE must answer 409
         "/api/v1/prices/{id}": lambda: {"id": latest("SELECT MAX(mp_id) FROM price")},
         "/api/v1/transactions/external/{external_id}": lambda: {"external_id": external_id},
@@ -271,10 +288,22 @@ def _run(
 
 
 def _order(operation: schemathesis.APIOperation) -> int:
-    """Creating operations first, so that the others meet rows; deleting ones last."""
-    if operation.method.upper() == "DELETE":
+    """Creating operations first, so that the others meet rows; deleting and switching ones last."""
+    if operation.method.upper() == "DELETE" or operation.path in SWITCHES:
         return 2
     return 0 if operation.method.upper() == "POST" and "{" not in operation.path else 1
+
+
+def _switches(db: MariaDB) -> dict[str, list[dict[str, Any]]]:
+    return {table: db.rows(sql) for table, sql in SWITCHES_SQL.items()}
+
+
+def _restore(db: MariaDB, saved: dict[str, list[dict[str, Any]]]) -> None:
+    for table, rows in saved.items():
+        for row in rows:
+            columns = [c for c in row if c != "id"]
+            assignments = ", ".join(f"{c} = %s" for c in columns)
+            db.rows(f"UPDATE {table} SET {assignments} WHERE id = %s", *(row[c] for c in columns), row["id"])
 
 
 def _settle(db: MariaDB, reseller_id: int, timeout: float = 30) -> None:
@@ -337,9 +366,8 @@ def test_fuzz_every_operation(stack: LoketStack) -> None:
         spec = served.json()
         assert spec == json.loads(json.dumps(build(ROUTES))), "the served document is not the one built from ROUTES"
         buyer_id, buyer_key = _register(api, admin, saldo=50_000_000)
-        credentials = Credentials(
-            admin, buyer_id, buyer_key, _register(api, admin, saldo=0)[1], fast_env()["XENDIT_CALLBACK_TOKEN"]
-        )
+        keeper_id, keeper_key = _register(api, admin, saldo=0)
+        credentials = Credentials(admin, buyer_id, buyer_key, keeper_id, keeper_key, fast_env()["XENDIT_CALLBACK_TOKEN"])
         location_id, external_id = _paid_transaction(api, stack, admin)
     known = _known_rows(stack.db, credentials, location_id, external_id)
     config = schemathesis.Config.from_dict({"generation": {"with-security-parameters": False}})
@@ -349,7 +377,11 @@ def test_fuzz_every_operation(stack: LoketStack) -> None:
     offsets = {name: path.stat().st_size for name, path in logs.items()}
 
     started = time.monotonic()
-    not_run, notes = _fuzz_all(schema, fuzzer, known)
+    saved = _switches(stack.db)
+    try:
+        not_run, notes = _fuzz_all(schema, fuzzer, known)
+    finally:
+        _restore(stack.db, saved)
     print(f"\nfuzzed {len(spec['paths'])} paths with {fuzzer.sent} requests in {time.monotonic() - started:.1f}s")
     for label in dict.fromkeys(label for label, _ in sorted(fuzzer.statuses)):
         counts = ", ".join(f"{status}x{n}" for (name, status), n in sorted(fuzzer.statuses.items()) if name == label)

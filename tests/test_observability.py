@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import uuid
 
 import httpx
 import promql_parser
@@ -94,14 +95,15 @@ async def test_http_metrics_are_labelled_by_route_template(api, admin_token):
 
 async def test_the_request_id_follows_a_purchase_into_its_job(api, stack: LoketStack, admin_token):
     reseller = await register(api, admin_token, saldo=100_000)
+    request_id = f"req-trace-{uuid.uuid4().hex[:8]}"
     response = await api.post(
-        "/beli", json={"produk_id": 1, "nomor_tujuan": "081288880000"}, headers={**reseller.headers, "x-request-id": "req-trace-4711"}
+        "/beli", json={"produk_id": 1, "nomor_tujuan": "081288880000"}, headers={**reseller.headers, "x-request-id": request_id}
     )
-    assert response.headers["x-request-id"] == "req-trace-4711"
+    assert response.headers["x-request-id"] == request_id
     purchase_id = response.json()["id"]
     await final_statuses(api, reseller, [purchase_id])
     worker_log = stack.process("worker").log()
-    lines = [json.loads(line) for line in worker_log.splitlines() if "req-trace-4711" in line]
-    assert lines and all(line["request_id"] == "req-trace-4711" and line["subject"] == f"purchase:{purchase_id}" for line in lines)
+    lines = [json.loads(line) for line in worker_log.splitlines() if request_id in line]
+    assert lines and all(line["request_id"] == request_id and line["subject"] == f"purchase:{purchase_id}" for line in lines)
     generated = await api.get("/saldo", headers=reseller.headers)
     assert re.fullmatch(r"[0-9a-f]{16}", generated.headers["x-request-id"])

@@ -14,6 +14,7 @@ from dramatiq.brokers.redis import RedisBroker
 from ops.stack import ROOT
 from tests.harness import LoketStack, final_statuses, register
 from tests.servers import RedisServer
+from workers.enqueue import NAMESPACE
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -30,7 +31,7 @@ def redis_server():
 
 def dead_letter(url: str, actor_name: str, args: tuple) -> str:
     """Make a dead letter the way Dramatiq does: a fetched message that is nacked."""
-    broker = RedisBroker(url=url)
+    broker = RedisBroker(url=url, namespace=NAMESPACE)
     broker.declare_queue("photos")
     broker.enqueue(dramatiq.Message(queue_name="photos", actor_name=actor_name, args=args, kwargs={}, options={"retries": 200}))
     consumer = broker.consume("photos", prefetch=1, timeout=500)
@@ -58,7 +59,7 @@ def test_dead_letters_can_be_listed_shown_requeued_and_dropped(redis_server):
     assert run("-m", "ops.dead_letters", "requeue", first, env=env).returncode == 0
     assert run("-m", "ops.dead_letters", "drop", second, env=env).returncode == 0
     assert "0 dead letter(s)" in run("-m", "ops.dead_letters", "list", env=env).stdout
-    requeued = RedisBroker(url=redis_server.url).consume("photos", prefetch=1, timeout=500)
+    requeued = RedisBroker(url=redis_server.url, namespace=NAMESPACE).consume("photos", prefetch=1, timeout=500)
     message = next(m for m in iter(lambda: next(requeued), "never") if m is not None)
     assert message.args == (41,) and "retries" not in message.options
     assert run("-m", "ops.dead_letters", "show", "nope", env=env).returncode == 1

@@ -31,6 +31,7 @@ def build_broker(settings: Settings) -> RedisBroker:
     """
     broker = RedisBroker(
         url=settings.redis_url,
+        namespace=settings.redis_namespace,
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
         maintenance_chance=settings.broker_maintenance_chance,
         middleware=[

@@ -16,9 +16,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from core import context
+from core.settings import get_settings
 from db.outbox import Job
 
-NAMESPACE = "dramatiq"
+NAMESPACE = get_settings().redis_namespace  # the broker uses the same (workers/broker.py)
 log = logging.getLogger(__name__)
 
 
