@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db import raw
+from db.raw import sql
 from db.tables import purchase
 
 FINAL_STATUSES = ("sukses", "gagal")
@@ -53,12 +55,16 @@ _COLUMNS = (
 )
 
 
-async def by_id(conn: AsyncConnection, purchase_id: int, *, for_update: bool = False) -> Purchase | None:
-    query = select(*_COLUMNS).where(purchase.c.id == purchase_id)
-    if for_update:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
-    return Purchase(*row) if row else None
+_BY_ID = sql(
+    "SELECT id, reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, status, provider_ref, sn, hasil_eksekusi, "
+    "waktu, updated_at FROM purchase WHERE id = :id"
+)
+
+
+async def by_id(conn: AsyncConnection, purchase_id: int) -> Purchase | None:
+    """Every execution of a purchase starts here: straight through the driver (db.raw)."""
+    found = await raw.run(conn, _BY_ID, {"id": purchase_id})
+    return Purchase(*found.rows[0]) if found.rows else None
 
 
 async def of_reseller(conn: AsyncConnection, reseller_id: int, purchase_id: int) -> Purchase | None:

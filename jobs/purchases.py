@@ -31,8 +31,6 @@ async def execute(purchase_id: int) -> None:
             await outbox.complete(conn, job.job_key)
             return
         await purchases.mark_at_provider(conn, purchase_id)
-        # While the provider call runs the relay must not push a second copy.
-        await outbox.reschedule(conn, job.job_key, res.settings.outbox_lease_seconds)
 
     try:
         answer = await res.provider.topup(purchase.provider_ref, purchase.kode, purchase.nomor_tujuan)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from web.schemas import Id, Url
 
@@ -38,9 +38,21 @@ class LocationIn(Body):
     ml_address: Address | None = None
 
 
+def _not_null(model: BaseModel, fields: tuple[str, ...]) -> None:
+    """A PUT may leave a field out; it may not set a NOT NULL column to null."""
+    for name in fields:
+        if name in model.model_fields_set and getattr(model, name) is None:
+            raise ValueError(f"{name} cannot be null")
+
+
 class LocationChange(Body):
     ml_name: Name | None = None
     ml_address: Address | None = None
+
+    @model_validator(mode="after")
+    def required_columns(self) -> LocationChange:
+        _not_null(self, ("ml_name",))
+        return self
 
 
 class PriceIn(Body):
@@ -53,8 +65,13 @@ class PriceIn(Body):
 class PriceChange(Body):
     mp_name: Name | None = None
     mp_amount: Amount | None = None
-    mp_location_id: Id | None = None
-    mp_quota: Quota | None = None
+    mp_location_id: Id | None = None  # null: valid at every location
+    mp_quota: Quota | None = None  # null: unlimited
+
+    @model_validator(mode="after")
+    def required_columns(self) -> PriceChange:
+        _not_null(self, ("mp_name", "mp_amount"))
+        return self
 
 
 class ListQuery(Body):
