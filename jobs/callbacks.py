@@ -8,7 +8,7 @@ import json
 import logging
 import time
 
-import httpx
+import aiohttp
 
 from core import context, metrics
 from core.security import PrivateKeyBox
@@ -23,7 +23,7 @@ from workers.enqueue import push
 
 log = logging.getLogger(__name__)
 # Short, so that a reseller's slow or dead endpoint holds a worker thread for seconds, not minutes.
-TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=3.0)
 
 
 def signature(private_key: str, timestamp: str, body: bytes) -> str:
@@ -61,9 +61,9 @@ async def deliver(delivery_id: int) -> None:
     started = time.perf_counter()
     status_code, error = None, None
     try:
-        response = await res.http.post(delivery["url"], content=body, headers=headers, timeout=TIMEOUT, follow_redirects=False)
-        status_code = response.status_code
-    except httpx.HTTPError as failure:
+        async with res.http.post(delivery["url"], data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False) as response:
+            status_code = response.status
+    except (aiohttp.ClientError, TimeoutError) as failure:
         error = f"{type(failure).__name__}: {failure}"[:255]
     duration_ms = int((time.perf_counter() - started) * 1000)
 

@@ -11,12 +11,13 @@ What a call can end in, and what Loket may do next:
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import httpx
+import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from core import metrics
@@ -86,12 +87,12 @@ class DigiflazzClient:
     timeout: seconds before an unanswered call counts as ProviderOutcomeUnknown.
     """
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, username: str, api_key: str, timeout: float) -> None:
+    def __init__(self, http: aiohttp.ClientSession, base_url: str, username: str, api_key: str, timeout: float) -> None:
         self._http = http
         self._url = base_url.rstrip("/") + "/transaction"
         self._username = username
         self._api_key = api_key
-        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
 
     def sign(self, ref_id: str) -> str:
         return hashlib.md5(f"{self._username}{self._api_key}{ref_id}".encode()).hexdigest()
@@ -131,14 +132,15 @@ class DigiflazzClient:
 
     async def _post(self, body: dict[str, Any]) -> ProviderAnswer:
         try:
-            response = await self._http.post(self._url, json=body, timeout=self._timeout)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            async with self._http.post(self._url, json=body, timeout=self._timeout) as response:
+                status, raw = response.status, await response.read()
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
             raise ProviderUnreachable(str(error)) from error
-        except httpx.HTTPError as error:
+        except (aiohttp.ClientError, TimeoutError) as error:  # sent, then no (whole) answer
             raise ProviderOutcomeUnknown(type(error).__name__) from error
-        if response.status_code in (502, 503, 504):
-            raise ProviderUnreachable(f"HTTP {response.status_code}")
+        if status in (502, 503, 504):
+            raise ProviderUnreachable(f"HTTP {status}")
         try:
-            return answer_from(response.json()["data"])
+            return answer_from(json.loads(raw)["data"])
         except (ValueError, KeyError, TypeError) as error:
-            raise ProviderOutcomeUnknown(f"unreadable answer (HTTP {response.status_code})") from error
+            raise ProviderOutcomeUnknown(f"unreadable answer (HTTP {status})") from error

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from core import metrics
 
@@ -44,14 +45,14 @@ class XenditClient:
     timeout: seconds before a call counts as unavailable.
     """
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, secret_key: str, api_version: str, timeout: float) -> None:
+    def __init__(self, http: aiohttp.ClientSession, base_url: str, secret_key: str, api_version: str, timeout: float) -> None:
         self._http = http
         self._url = base_url.rstrip("/") + "/qr_codes"
         self._headers = {
             "authorization": "Basic " + base64.b64encode(f"{secret_key}:".encode()).decode(),
             "api-version": api_version,
         }
-        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
 
     async def create_qr(self, reference_id: str, amount: int, expires_at: dt.datetime) -> QrCode:
         """Create a DYNAMIC IDR QR code; expires_at is UTC."""
@@ -77,15 +78,16 @@ class XenditClient:
 
     async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> QrCode:
         try:
-            response = await self._http.post(self._url, json=body, headers=headers, timeout=self._timeout)
-        except httpx.HTTPError as error:
+            async with self._http.post(self._url, json=body, headers=headers, timeout=self._timeout) as response:
+                status, raw = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
             raise GatewayUnavailable(type(error).__name__) from error
-        if response.status_code >= 500 or response.status_code == 429:
-            raise GatewayUnavailable(f"HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise GatewayRejected(f"HTTP {response.status_code}: {response.text[:200]}")
+        if status >= 500 or status == 429:
+            raise GatewayUnavailable(f"HTTP {status}")
+        if status >= 400:
+            raise GatewayRejected(f"HTTP {status}: {raw[:200].decode(errors='replace')}")
         try:
-            data = response.json()
+            data = json.loads(raw)
             return QrCode(id=str(data["id"]), qr_string=str(data["qr_string"]), url=data.get("qr_url"))
         except (ValueError, KeyError, TypeError) as error:
             raise GatewayUnavailable("unreadable answer") from error

@@ -69,7 +69,7 @@ async def test_a_dead_endpoint_fails_after_its_retries_and_is_visible_to_operato
 
     await wait_until(attempted_twice, timeout=20)
     [delivery] = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
-    assert delivery["status"] == "pending" and delivery["next_attempt_at"] and "ConnectError" in delivery["attempt_log"][0]["error"]
+    assert delivery["status"] == "pending" and delivery["next_attempt_at"] and "ClientConnectorError" in delivery["attempt_log"][0]["error"]
     staff = {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "ops", 50)}
     pending = (await api.get("/api/v1/callback-deliveries", params={"status": "pending"}, headers=staff)).json()["data"]
     assert any(d["delivery_id"] == delivery["delivery_id"] and d["reseller_id"] == reseller.id for d in pending)

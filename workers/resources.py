@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,13 +25,14 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     redis: Redis
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession
     provider: DigiflazzClient
     gateway: XenditClient
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
-        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+        # aiohttp rather than httpx here: measured, httpx took about half of a worker's CPU per purchase.
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=100))
         return cls(
             settings=settings,
             engine=create_engine(settings),
@@ -58,7 +59,7 @@ class Resources:
         return unit_of_work(self.engine, self.redis)
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.http.close()
         await self.redis.aclose()
         await self.engine.dispose()
 
