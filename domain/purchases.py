@@ -55,7 +55,6 @@ class Accepted:
     purchase_id: int
     provider_ref: str
     saldo: int
-    job: Job
 
 
 def execute_job(purchase_id: int) -> Job:
@@ -95,9 +94,8 @@ async def accept(
         raise
     purchase_id = int(inserted.lastrowid)
     saldo = await post_entry(conn, reseller_id, "pembelian", -product.harga, purchase_id=purchase_id)
-    job = execute_job(purchase_id)
-    await outbox.add(conn, job, lease_seconds)
-    return Accepted(purchase_id=purchase_id, provider_ref=provider_ref, saldo=saldo, job=job)
+    await outbox.add(conn, execute_job(purchase_id), lease_seconds)
+    return Accepted(purchase_id=purchase_id, provider_ref=provider_ref, saldo=saldo)
 
 
 async def replay(

@@ -45,7 +45,6 @@ class QuotaExhausted(Exception):
 class Created:
     tr_id: int
     external_id: str
-    job: Job
 
 
 def create_qr_job(tr_id: int) -> Job:
@@ -123,9 +122,8 @@ async def create(
         _INSERT, {"external_id": external_id, "location_id": location_id, "price_id": price_id, "amount": amount, "ttl": ttl_seconds}
     )
     tr_id = int(inserted.lastrowid)
-    job = create_qr_job(tr_id)
-    await outbox.add(conn, job, lease_seconds)
-    return Created(tr_id=tr_id, external_id=external_id, job=job)
+    await outbox.add(conn, create_qr_job(tr_id), lease_seconds)
+    return Created(tr_id=tr_id, external_id=external_id)
 
 
 async def attach_qr(conn: AsyncConnection, tr_id: int, qr_id: str, qr_string: str, qr_url: str | None) -> bool:
@@ -156,9 +154,8 @@ async def create_deposit(
     external_id = f"DEP-{reseller_id}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(4).upper()}"
     inserted = await conn.execute(_INSERT_DEPOSIT, {"external_id": external_id, "reseller_id": reseller_id, "amount": amount, "ttl": ttl_seconds})
     tr_id = int(inserted.lastrowid)
-    job = create_qr_job(tr_id)
-    await outbox.add(conn, job, lease_seconds)
-    return Created(tr_id=tr_id, external_id=external_id, job=job)
+    await outbox.add(conn, create_qr_job(tr_id), lease_seconds)
+    return Created(tr_id=tr_id, external_id=external_id)
 
 
 async def fail(conn: AsyncConnection, tr_id: int, reason: str, *, only_after_seconds: int = 0) -> bool:

@@ -27,6 +27,7 @@ from db.apply import apply_schema
 from ops.stack import free_port
 from sim.mailbox import Mailbox, serve
 from tests.harness import LoketStack, MariaDB, fast_env
+from tests.servers import RedisServer
 
 LOG_ROOT = pathlib.Path(__file__).resolve().parent.parent / ".run" / "tests" / str(os.getpid())
 
@@ -80,6 +81,31 @@ async def api(stack: LoketStack) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 def admin_token() -> str:
     return issue_staff_token(fast_env()["JWT_SECRET"], "test-admin", 100)
+
+
+def staff_headers(sub: str, level: int) -> dict[str, str]:
+    return {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], sub, level)}
+
+
+@pytest.fixture(scope="session")
+def admin() -> dict[str, str]:
+    """Headers of a staff member with role_level 50 (writes master data)."""
+    return staff_headers("ops-ani", 50)
+
+
+@pytest.fixture(scope="session")
+def kiosk() -> dict[str, str]:
+    """Headers of a kiosk: role_level 1 (reads, creates transactions)."""
+    return staff_headers("kiosk-7", 1)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, on a spare port, that it may stop and restart."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
 
 
 @pytest.fixture

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from core.security import issue_staff_token
 from tests.harness import LoketStack, fast_env, final_statuses, register, wait_until
-from tests.servers import RedisServer
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
 
 
 def assert_each_charged_once(loket: LoketStack, reseller_id: int, ended: dict[int, dict]) -> None:
@@ -31,8 +20,8 @@ def assert_each_charged_once(loket: LoketStack, reseller_id: int, ended: dict[in
     assert loket.db.value("SELECT COUNT(*) FROM outbox") == 0
 
 
-async def test_worker_killed_mid_purchase_the_purchases_still_end_charged_once(private_redis, make_stack, admin_token):
-    loket: LoketStack = make_stack(private_redis.url, worker_threads=8)
+async def test_worker_killed_mid_purchase_the_purchases_still_end_charged_once(redis_server, make_stack, admin_token):
+    loket: LoketStack = make_stack(redis_server.url, worker_threads=8)
     await loket.reset_sim(latency_ms=2000)  # every provider call is in flight for 2 s
     async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
         reseller = await register(api, admin_token, saldo=1_000_000)
@@ -59,8 +48,8 @@ async def test_worker_killed_mid_purchase_the_purchases_still_end_charged_once(p
         assert refs == {r["provider_ref"] for r in loket.db.rows("SELECT provider_ref FROM purchase")}
 
 
-async def test_redis_lost_while_accepting_then_back_nothing_is_lost(private_redis, make_stack, admin_token):
-    loket: LoketStack = make_stack(private_redis.url)
+async def test_redis_lost_while_accepting_then_back_nothing_is_lost(redis_server, make_stack, admin_token):
+    loket: LoketStack = make_stack(redis_server.url)
     async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
         reseller = await register(api, admin_token, saldo=1_000_000)
 
@@ -72,27 +61,27 @@ async def test_redis_lost_while_accepting_then_back_nothing_is_lost(private_redi
             return [r.json()["id"] for r in responses]
 
         before = await buy_many("0814000", 10)
-        private_redis.stop()
+        redis_server.stop()
         during = await buy_many("0814111", 20)  # accepted: MySQL has them, Redis has nothing
         ready = await api.get("/ready")
         assert ready.status_code == 503 and ready.json()["checks"]["redis"].startswith("down")
         await asyncio.sleep(1)
-        private_redis.start()  # empty: whatever was queued is gone
+        redis_server.start()  # empty: whatever was queued is gone
 
         ended = await final_statuses(api, reseller, before + during, timeout=60)
         assert {s["status"] for s in ended.values()} == {"sukses"}
         assert_each_charged_once(loket, reseller.id, ended)
 
 
-async def test_crash_between_commit_and_enqueue_is_covered_by_the_relay(private_redis, make_stack, admin_token):
+async def test_crash_between_commit_and_enqueue_is_covered_by_the_relay(redis_server, make_stack, admin_token):
     """A purchase committed with no message anywhere (as if the web process died right after COMMIT)."""
-    loket: LoketStack = make_stack(private_redis.url)
+    loket: LoketStack = make_stack(redis_server.url)
     async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
         reseller = await register(api, admin_token, saldo=100_000)
-        private_redis.stop()
+        redis_server.stop()
         purchase = (await api.post("/beli", json={"produk_id": 2, "nomor_tujuan": "081500000001"}, headers=reseller.headers)).json()
         loket.process("web").kill(signal.SIGKILL)
-        private_redis.start()
+        redis_server.start()
         assert loket.db.value("SELECT COUNT(*) FROM outbox WHERE job_key = %s", f"purchase:{purchase['id']}") == 1
 
         async def ended() -> bool:
@@ -103,12 +92,12 @@ async def test_crash_between_commit_and_enqueue_is_covered_by_the_relay(private_
         assert loket.db.ledger_matches_saldo(reseller.id)
 
 
-async def test_kiosk_transactions_never_stay_pending_past_expiry_through_a_worker_kill_and_a_lost_redis(private_redis, make_stack):
+async def test_kiosk_transactions_never_stay_pending_past_expiry_through_a_worker_kill_and_a_lost_redis(redis_server, make_stack):
     """The expiry timers are delayed messages: killing the worker that holds them and wiping Redis
     loses them all; the sweeper in clock still expires every transaction."""
     from tests.test_kiosk_flow import new_location
 
-    loket: LoketStack = make_stack(private_redis.url)
+    loket: LoketStack = make_stack(redis_server.url)
     admin = {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "ops", 50)}
     async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
         location_id = await new_location(api, admin)
@@ -116,8 +105,8 @@ async def test_kiosk_transactions_never_stay_pending_past_expiry_through_a_worke
         assert [c.status_code for c in created] == [201] * 8
         assert all(c.json()["data"]["tr_qris_string"] for c in created)
         loket.process("worker").kill(signal.SIGKILL)  # it held the prefetched timers in memory
-        private_redis.stop()
-        private_redis.start()  # and Redis comes back empty
+        redis_server.stop()
+        redis_server.start()  # and Redis comes back empty
         assert loket.db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_status = 'PENDING'") == 8
 
         async def none_pending() -> bool:

@@ -24,14 +24,6 @@ from workers.relay import relay_once
 
 
 @pytest.fixture
-def redis_server():
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
-
-
-@pytest.fixture
 async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_server.url)
     yield client

@@ -10,21 +10,11 @@ import json
 import httpx
 import pytest
 
-from core.security import ResponseCipher, issue_staff_token
+from core.security import ResponseCipher
 from tests.harness import LoketStack, fast_env, wait_until
 from tests.test_kiosk_flow import new_location, poll
 
 TOKEN = {"x-callback-token": fast_env()["XENDIT_CALLBACK_TOKEN"]}
-
-
-@pytest.fixture(scope="module")
-def admin() -> dict[str, str]:
-    return {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "ops", 50)}
-
-
-@pytest.fixture(scope="module")
-def kiosk() -> dict[str, str]:
-    return {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "kiosk-7", 1)}
 
 
 async def poll_qr(api: httpx.AsyncClient, external_id: str) -> dict:

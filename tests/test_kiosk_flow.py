@@ -8,20 +8,9 @@ import re
 import httpx
 import pytest
 
-from core.security import issue_staff_token
 from tests.harness import LoketStack, fast_env, wait_until
 
 TOKEN = fast_env()["XENDIT_CALLBACK_TOKEN"]
-
-
-@pytest.fixture(scope="module")
-def admin() -> dict[str, str]:
-    return {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "ops", 50)}
-
-
-@pytest.fixture(scope="module")
-def kiosk() -> dict[str, str]:
-    return {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "kiosk-7", 1)}
 
 
 _names = iter(range(10**6))

@@ -8,25 +8,15 @@ import sys
 import time
 
 import dramatiq
-import pytest
 from dramatiq.brokers.redis import RedisBroker
 
 from ops.stack import ROOT
 from tests.harness import LoketStack, final_statuses, register
-from tests.servers import RedisServer
 from workers.enqueue import NAMESPACE
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
 
 
 def dead_letter(url: str, actor_name: str, args: tuple) -> str:

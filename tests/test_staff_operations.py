@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from core.security import issue_staff_token
 from tests.harness import LoketStack, fast_env, register, wait_until
-
-
-@pytest.fixture(scope="module")
-def admin() -> dict[str, str]:
-    return {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "ops-ani", 50)}
 
 
 async def test_saldo_corrections_are_ledger_entries_with_a_reason(api, stack: LoketStack, admin_token, admin):
