@@ -171,7 +171,8 @@ CREATE TABLE IF NOT EXISTS qris_transaction (
   tr_status         ENUM('PENDING','COMPLETED','FAILED','EXPIRED') NOT NULL DEFAULT 'PENDING',
   tr_qris_string    TEXT         NULL,
   tr_qris_url       VARCHAR(255) NULL,
-  tr_xendit_id      VARCHAR(64)  NULL,               -- the gateway's QR code id
+  tr_gateway        VARCHAR(16)  NOT NULL DEFAULT 'xendit',  -- xendit; deposits may use midtrans or paystack
+  tr_xendit_id      VARCHAR(64)  NULL,               -- the gateway's reference: a Xendit QR id, a Midtrans token, a Paystack reference
   tr_payment_id     VARCHAR(64)  NULL,               -- the gateway's id of the payment that completed it
   tr_failure_reason VARCHAR(255) NULL,
   tr_expired_at     DATETIME(6)  NOT NULL,

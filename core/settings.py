@@ -56,6 +56,12 @@ class Settings:
     xendit_api_version: str
     xendit_callback_token: str
     xendit_timeout_seconds: float
+    deposit_gateway: str
+    """Where reseller deposits are paid: xendit (QRIS), midtrans or paystack."""
+    midtrans_base_url: str
+    midtrans_server_key: str
+    paystack_base_url: str
+    paystack_secret_key: str
     qris_ttl_seconds: int
     """How long a QRIS code may be paid (the expiry of a kiosk transaction)."""
     qris_create_wait_ms: int
@@ -117,6 +123,11 @@ def get_settings() -> Settings:
         xendit_api_version=_str("XENDIT_API_VERSION", "2022-07-31"),
         xendit_callback_token=_str("XENDIT_CALLBACK_TOKEN", "dev-callback-token"),
         xendit_timeout_seconds=_float("XENDIT_TIMEOUT_SECONDS", 10.0),
+        deposit_gateway=_str("DEPOSIT_GATEWAY", "xendit"),
+        midtrans_base_url=_str("MIDTRANS_BASE_URL", "http://127.0.0.1:8100/midtrans"),
+        midtrans_server_key=_str("MIDTRANS_SERVER_KEY", "SB-Mid-server-loket"),
+        paystack_base_url=_str("PAYSTACK_BASE_URL", "http://127.0.0.1:8100/paystack"),
+        paystack_secret_key=_str("PAYSTACK_SECRET_KEY", "sk_test_loket"),
         qris_ttl_seconds=_int("QRIS_TTL_SECONDS", 900),
         qris_create_wait_ms=_int("QRIS_CREATE_WAIT_MS", 2000),
         qris_create_deadline_seconds=_int("QRIS_CREATE_DEADLINE_SECONDS", 120),

@@ -144,6 +144,7 @@ qris_transaction = Table(
     Column("tr_status", String(10)),
     Column("tr_qris_string", String),
     Column("tr_qris_url", String(255)),
+    Column("tr_gateway", String(16)),
     Column("tr_xendit_id", String(64)),
     Column("tr_payment_id", String(64)),
     Column("tr_failure_reason", String(255)),

@@ -72,12 +72,12 @@ _INSERT = text(
     "VALUES (:external_id, :location_id, :price_id, :amount, NOW(6) + INTERVAL :ttl SECOND)"
 )
 _INSERT_DEPOSIT = text(
-    "INSERT INTO qris_transaction (tr_external_id, tr_reseller_id, tr_amount, tr_expired_at) "
-    "VALUES (:external_id, :reseller_id, :amount, NOW(6) + INTERVAL :ttl SECOND)"
+    "INSERT INTO qris_transaction (tr_external_id, tr_reseller_id, tr_amount, tr_gateway, tr_expired_at) "
+    "VALUES (:external_id, :reseller_id, :amount, :gateway, NOW(6) + INTERVAL :ttl SECOND)"
 )
 _ATTACH_QR = text(
     "UPDATE qris_transaction SET tr_xendit_id = :qr_id, tr_qris_string = :qr_string, tr_qris_url = :qr_url "
-    "WHERE tr_id = :id AND tr_status = 'PENDING' AND tr_qris_string IS NULL"
+    "WHERE tr_id = :id AND tr_status = 'PENDING' AND tr_xendit_id IS NULL"
 )
 _COMPLETE = text(
     "UPDATE qris_transaction SET tr_status = 'COMPLETED', tr_paid_at = NOW(6), tr_payment_id = :payment_id "
@@ -126,8 +126,8 @@ async def create(
     return Created(tr_id=tr_id, external_id=external_id)
 
 
-async def attach_qr(conn: AsyncConnection, tr_id: int, qr_id: str, qr_string: str, qr_url: str | None) -> bool:
-    """Store the gateway's QR code once; the create job is done either way."""
+async def attach_qr(conn: AsyncConnection, tr_id: int, qr_id: str, qr_string: str | None, qr_url: str | None) -> bool:
+    """Store the gateway's QR code (or payment page) once; the create job is done either way."""
     attached = (await conn.execute(_ATTACH_QR, {"id": tr_id, "qr_id": qr_id, "qr_string": qr_string, "qr_url": qr_url})).rowcount == 1
     await outbox.complete(conn, create_qr_job(tr_id).job_key)
     return attached
@@ -148,11 +148,16 @@ async def complete(conn: AsyncConnection, transaction: dict[str, Any], payment_i
 
 
 async def create_deposit(
-    conn: AsyncConnection, *, reseller_id: int, amount: int, ttl_seconds: int, lease_seconds: int, now: dt.datetime
+    conn: AsyncConnection, *, reseller_id: int, amount: int, gateway: str, ttl_seconds: int, lease_seconds: int, now: dt.datetime
 ) -> Created:
-    """A reseller's QRIS top-up: a PENDING transaction without a location, paid like a kiosk session."""
+    """A reseller's top-up: a PENDING transaction without a location, paid like a kiosk session.
+
+    gateway: xendit (a QRIS code), midtrans or paystack (a payment page).
+    """
     external_id = f"DEP-{reseller_id}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(4).upper()}"
-    inserted = await conn.execute(_INSERT_DEPOSIT, {"external_id": external_id, "reseller_id": reseller_id, "amount": amount, "ttl": ttl_seconds})
+    inserted = await conn.execute(
+        _INSERT_DEPOSIT, {"external_id": external_id, "reseller_id": reseller_id, "amount": amount, "ttl": ttl_seconds, "gateway": gateway}
+    )
     tr_id = int(inserted.lastrowid)
     await outbox.add(conn, create_qr_job(tr_id), lease_seconds)
     return Created(tr_id=tr_id, external_id=external_id)

@@ -11,7 +11,7 @@ from core import context
 from db import outbox
 from db import qris as qris_queries
 from domain import qris
-from provider.xendit import GatewayRejected, GatewayUnavailable
+from provider.xendit import GatewayRejected, GatewayUnavailable, QrCode
 from workers import qr_ready, resources
 from workers.actor import actor, current_retries
 from workers.enqueue import push_after_commit
@@ -30,12 +30,12 @@ async def create(tr_id: int) -> None:
     job = qris.create_qr_job(tr_id)
     async with res.unit_of_work() as conn:
         transaction = await qris_queries.by_id(conn, tr_id)
-        if transaction is None or transaction["tr_status"] != "PENDING" or transaction["tr_qris_string"]:
+        if transaction is None or transaction["tr_status"] != "PENDING" or transaction["tr_xendit_id"]:
             await outbox.complete(conn, job.job_key)
             return
         await outbox.reschedule(conn, job.job_key, res.settings.outbox_lease_seconds)
     try:
-        qr = await res.gateway.create_qr(transaction["tr_external_id"], transaction["tr_amount"], transaction["tr_expired_at"])
+        qr = await _create_at_gateway(res, transaction)
     except GatewayRejected as rejected:
         async with res.unit_of_work() as conn:
             await qris.fail(conn, tr_id, f"gateway refused: {rejected}")
@@ -53,10 +53,22 @@ async def create(tr_id: int) -> None:
     async with res.unit_of_work() as conn:
         attached = await qris.attach_qr(conn, tr_id, qr.id, qr.qr_string, qr.url)
     if attached:
-        await qr_ready.announce(res.redis, transaction["tr_external_id"], qr.qr_string)
+        await qr_ready.announce(res.redis, transaction["tr_external_id"], qr.qr_string or qr.url or "")
         # The timer is a delayed message; the clock's sweeper expires whatever a lost timer misses.
         remaining = transaction["tr_expired_at"] - dt.datetime.now(dt.UTC).replace(tzinfo=None)
         await push_after_commit(res.redis, [qris.expire_job(tr_id)], delay_ms=max(0, int(remaining.total_seconds() * 1000)) + 200)
+
+
+async def _create_at_gateway(res: resources.Resources, transaction: dict) -> QrCode:
+    """The QR code at Xendit, or for a deposit through another gateway its payment page."""
+    gateway, external_id, amount = transaction["tr_gateway"], transaction["tr_external_id"], transaction["tr_amount"]
+    if gateway == "midtrans":
+        link = await res.midtrans.create(external_id, amount)
+    elif gateway == "paystack":
+        link = await res.paystack.create(external_id, amount, f"reseller{transaction['tr_reseller_id']}@loket.local")
+    else:
+        return await res.gateway.create_qr(external_id, amount, transaction["tr_expired_at"])
+    return QrCode(id=link.reference, qr_string=None, url=link.url)
 
 
 def _retry_delay_ms(transaction: dict, deadline_seconds: int) -> int:

@@ -14,6 +14,7 @@ from db import webhook_events as event_queries
 from db.webhook_events import WebhookEvent
 from domain import purchases, qris, webhook_events
 from provider.digiflazz import answer_from
+from provider.payment_links import parse_midtrans, parse_paystack
 from provider.xendit import PaymentEvent, parse_payment_webhook
 from workers import resources
 from workers.actor import actor
@@ -35,11 +36,27 @@ async def _digiflazz(conn: AsyncConnection, event: WebhookEvent) -> Result:
 
 
 async def _xendit(conn: AsyncConnection, event: WebhookEvent) -> Result:
-    payment = parse_payment_webhook(event.payload)
+    return await _payment(conn, "xendit", parse_payment_webhook(event.payload))
+
+
+async def _midtrans(conn: AsyncConnection, event: WebhookEvent) -> Result:
+    payment = parse_midtrans(event.payload)
+    return await _payment(conn, "midtrans", payment) if payment else ("ignored", "not a final payment state")
+
+
+async def _paystack(conn: AsyncConnection, event: WebhookEvent) -> Result:
+    payment = parse_paystack(event.payload)
+    return await _payment(conn, "paystack", payment) if payment else ("ignored", "not a successful charge")
+
+
+async def _payment(conn: AsyncConnection, gateway: str, payment: PaymentEvent) -> Result:
+    """What a gateway says about a kiosk session or a deposit, applied on its current state."""
     # Locked: events of one transaction applied by parallel workers decide on its current state.
     transaction = await qris_queries.by_external_id(conn, payment.reference, for_update=True)
     if transaction is None:
         return "unmatched", "no transaction with this external_id"
+    if transaction["tr_gateway"] != gateway:
+        return "unmatched", f"{gateway} reports on a transaction paid through {transaction['tr_gateway']}"
     tr_id, status = transaction["tr_id"], transaction["tr_status"]
     if payment.kind == "paid":
         if status == "COMPLETED" and _same_payment(transaction, payment):
@@ -65,7 +82,12 @@ def _same_payment(transaction: dict, payment: PaymentEvent) -> bool:
     return payment.qr_id is not None and payment.qr_id == transaction["tr_xendit_id"]
 
 
-HANDLERS: dict[str, Callable[[AsyncConnection, WebhookEvent], Awaitable[Result]]] = {"digiflazz": _digiflazz, "xendit": _xendit}
+HANDLERS: dict[str, Callable[[AsyncConnection, WebhookEvent], Awaitable[Result]]] = {
+    "digiflazz": _digiflazz,
+    "xendit": _xendit,
+    "midtrans": _midtrans,
+    "paystack": _paystack,
+}
 
 
 async def apply(event_id: int) -> None:

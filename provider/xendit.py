@@ -31,8 +31,10 @@ class GatewayUnavailable(Exception):
 
 @dataclass(frozen=True)
 class QrCode:
+    """What a gateway gives to pay with: a QRIS string, or (other deposit gateways) a payment page."""
+
     id: str
-    qr_string: str
+    qr_string: str | None
     url: str | None
 
 

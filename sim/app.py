@@ -14,6 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sim.gateway import Answer, XenditGateway
+from sim.midtrans import DepositAnswer, MidtransGateway
+from sim.paystack import PaystackGateway
 from sim.provider import DigiflazzProvider
 from sim.settings import ConfigError, Settings
 
@@ -28,8 +30,20 @@ def _gateway(request: Request) -> XenditGateway:
     return gateway
 
 
+def _midtrans(request: Request) -> MidtransGateway:
+    midtrans: MidtransGateway = request.app.state.midtrans
+    return midtrans
+
+
+def _paystack(request: Request) -> PaystackGateway:
+    paystack: PaystackGateway = request.app.state.paystack
+    return paystack
+
+
 def _config(request: Request) -> dict[str, Any]:
-    return {**_provider(request).config.model_dump(), **_gateway(request).config.model_dump()}
+    # Midtrans and Paystack always hold the same deposit config; report it once.
+    return {**_provider(request).config.model_dump(), **_gateway(request).config.model_dump(),
+            **_midtrans(request).config.model_dump()}
 
 
 async def health(request: Request) -> Response:
@@ -69,6 +83,39 @@ async def simulate_qr_payment(request: Request) -> Response:
     return _gateway_response(gateway, answer)
 
 
+def _deposit_response(gateway: MidtransGateway | PaystackGateway, answer: DepositAnswer) -> Response:
+    background = BackgroundTask(gateway.sender.send, answer) if answer.webhook else None
+    return JSONResponse(answer.body, status_code=answer.status_code, background=background)
+
+
+async def midtrans_create_transaction(request: Request) -> Response:
+    """Midtrans Snap create transaction (POST /midtrans/snap/v1/transactions)."""
+    midtrans = _midtrans(request)
+    answer = midtrans.create_transaction(request.headers, await request.body(), str(request.base_url))
+    return _deposit_response(midtrans, answer)
+
+
+async def midtrans_simulate(request: Request) -> Response:
+    """Sim-only: send a Midtrans HTTP notification for an order (POST /midtrans/_simulate/{order_id})."""
+    midtrans = _midtrans(request)
+    answer = midtrans.simulate(request.path_params["order_id"], await request.body())
+    return _deposit_response(midtrans, answer)
+
+
+async def paystack_initialize(request: Request) -> Response:
+    """Paystack initialize transaction (POST /paystack/transaction/initialize)."""
+    paystack = _paystack(request)
+    answer = paystack.initialize(request.headers, await request.body(), str(request.base_url))
+    return _deposit_response(paystack, answer)
+
+
+async def paystack_simulate(request: Request) -> Response:
+    """Sim-only: send a Paystack charge.success webhook (POST /paystack/_simulate/{reference})."""
+    paystack = _paystack(request)
+    answer = paystack.simulate(request.path_params["reference"], await request.body())
+    return _deposit_response(paystack, answer)
+
+
 async def get_config(request: Request) -> Response:
     """Current runtime config (provider and gateway keys)."""
     return JSONResponse(_config(request))
@@ -86,23 +133,29 @@ async def post_config(request: Request) -> Response:
     if not isinstance(patch, dict):
         return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
     provider, gateway = _provider(request), _gateway(request)
+    midtrans, paystack = _midtrans(request), _paystack(request)
     provider_patch = {k: v for k, v in patch.items() if k in type(provider.config).model_fields}
     gateway_patch = {k: v for k, v in patch.items() if k in type(gateway.config).model_fields}
-    unknown = sorted(set(patch) - set(provider_patch) - set(gateway_patch))
+    deposit_patch = {k: v for k, v in patch.items() if k in type(midtrans.config).model_fields}
+    unknown = sorted(set(patch) - set(provider_patch) - set(gateway_patch) - set(deposit_patch))
     if unknown:
         return JSONResponse({"error": f"unknown config keys: {', '.join(unknown)}"}, status_code=400)
     try:
         # Validate both sides before changing either, so a rejected patch changes nothing.
         provider_config = provider.config.merged(provider_patch)
         gateway_config = gateway.config.merged(gateway_patch)
+        deposit_config = midtrans.config.merged(deposit_patch)
     except ConfigError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     provider.config, gateway.config = provider_config, gateway_config
+    midtrans.config = paystack.config = deposit_config
     answer: dict[str, Any] = {}
     if provider_patch or not patch:
         answer.update(provider_config.model_dump())
     if gateway_patch or not patch:
         answer.update(gateway_config.model_dump())
+    if deposit_patch or not patch:
+        answer.update(deposit_config.model_dump())
     return JSONResponse(answer)
 
 
@@ -110,6 +163,8 @@ async def reset(request: Request) -> Response:
     """Clear records, cancel pending work, restore the environment's config."""
     await _provider(request).reset()
     await _gateway(request).reset()
+    await _midtrans(request).reset()
+    await _paystack(request).reset()
     return JSONResponse({"status": "ok", "config": _config(request)})
 
 
@@ -131,6 +186,12 @@ async def list_qr_codes(request: Request) -> Response:
     return JSONResponse([qr.summary() for qr in _gateway(request).qr_codes.values()])
 
 
+async def list_deposit_gateways(request: Request) -> Response:
+    """All Midtrans orders and Paystack transactions, oldest first."""
+    return JSONResponse({"midtrans": [o.summary() for o in _midtrans(request).orders.values()],
+                         "paystack": [t.summary() for t in _paystack(request).transactions.values()]})
+
+
 ROUTES: list[BaseRoute] = [
     Route("/health", health, methods=["GET"]),
     Route("/v1/transaction", digiflazz_transaction, methods=["POST"]),
@@ -143,6 +204,11 @@ ROUTES: list[BaseRoute] = [
     Route("/_sim/transactions", list_transactions, methods=["GET"]),
     Route("/_sim/transactions/{ref_id:path}", get_transaction, methods=["GET"]),
     Route("/_sim/qr_codes", list_qr_codes, methods=["GET"]),
+    Route("/midtrans/snap/v1/transactions", midtrans_create_transaction, methods=["POST"]),
+    Route("/midtrans/_simulate/{order_id:path}", midtrans_simulate, methods=["POST"]),
+    Route("/paystack/transaction/initialize", paystack_initialize, methods=["POST"]),
+    Route("/paystack/_simulate/{reference}", paystack_simulate, methods=["POST"]),
+    Route("/_sim/deposit_gateways", list_deposit_gateways, methods=["GET"]),
 ]
 
 
@@ -155,15 +221,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings if settings is not None else Settings.from_env()
     provider = DigiflazzProvider(settings)
     gateway = XenditGateway(settings)
+    midtrans = MidtransGateway(settings)
+    paystack = PaystackGateway(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await provider.aclose()
         await gateway.aclose()
+        await midtrans.aclose()
+        await paystack.aclose()
 
     app = Starlette(routes=list(ROUTES), lifespan=lifespan)
     app.state.settings = settings
     app.state.provider = provider
     app.state.gateway = gateway
+    app.state.midtrans = midtrans
+    app.state.paystack = paystack
     return app

@@ -31,6 +31,10 @@ class Settings:
         xendit_callback_url: where Xendit webhooks are POSTed; empty string disables them.
         gateway_latency_ms: sleep before answering every /qr_codes call.
         gateway_error_rate: probability (0..1) of a /qr_codes create or get answering HTTP 503.
+        midtrans_server_key: the Midtrans server key (Basic auth user, empty password; part of signature_key).
+        midtrans_callback_url: where Midtrans HTTP notifications are POSTed; empty string disables them.
+        paystack_secret_key: the Paystack secret key (Bearer token; HMAC-SHA512 key of webhook signatures).
+        paystack_callback_url: where Paystack webhooks are POSTed; empty string disables them.
     """
 
     port: int = 8100
@@ -49,6 +53,10 @@ class Settings:
     xendit_callback_url: str = "http://127.0.0.1:8000/api/v1/webhooks/xendit"
     gateway_latency_ms: int = 0
     gateway_error_rate: float = 0.0
+    midtrans_server_key: str = "SB-Mid-server-loket"
+    midtrans_callback_url: str = "http://127.0.0.1:8000/webhooks/midtrans"
+    paystack_secret_key: str = "sk_test_loket"
+    paystack_callback_url: str = "http://127.0.0.1:8000/webhooks/paystack"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +91,10 @@ class Settings:
             xendit_callback_url=src.get("SIM_XENDIT_CALLBACK_URL", d.xendit_callback_url),
             gateway_latency_ms=int(num("SIM_GATEWAY_LATENCY_MS", d.gateway_latency_ms, int)),
             gateway_error_rate=float(num("SIM_GATEWAY_ERROR_RATE", d.gateway_error_rate, float)),
+            midtrans_server_key=src.get("MIDTRANS_SERVER_KEY", d.midtrans_server_key),
+            midtrans_callback_url=src.get("SIM_MIDTRANS_CALLBACK_URL", d.midtrans_callback_url),
+            paystack_secret_key=src.get("PAYSTACK_SECRET_KEY", d.paystack_secret_key),
+            paystack_callback_url=src.get("SIM_PAYSTACK_CALLBACK_URL", d.paystack_callback_url),
         )
 
 
@@ -193,3 +205,27 @@ class GatewayConfig(_RuntimeConfig):
             gateway_latency_ms=settings.gateway_latency_ms,
             gateway_error_rate=settings.gateway_error_rate,
         )
+
+
+class DepositGatewayConfig(_RuntimeConfig):
+    """Runtime config shared by the Midtrans and Paystack deposit gateways, changeable through POST /_sim/config.
+
+    Attributes:
+        deposit_webhook_retry_delay_ms: pause between notification delivery attempts (both gateways).
+        midtrans_callback_url: Midtrans notification target; empty disables notifications.
+        paystack_callback_url: Paystack webhook target; empty disables webhooks.
+    """
+
+    deposit_webhook_retry_delay_ms: int = Field(1000, ge=0)
+    midtrans_callback_url: str = ""
+    paystack_callback_url: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DepositGatewayConfig:
+        """Initial config.
+
+        Args:
+            settings: environment settings that supply the defaults.
+        """
+        return cls(midtrans_callback_url=settings.midtrans_callback_url,
+                   paystack_callback_url=settings.paystack_callback_url)

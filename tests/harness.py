@@ -118,6 +118,10 @@ class LoketStack:
             "XENDIT_BASE_URL": f"http://127.0.0.1:{sim_port}",
             "SIM_XENDIT_CALLBACK_URL": f"http://127.0.0.1:{web_port}/api/v1/webhooks/xendit",
             "GALLERY_URL": "https://galeri.loket.test/{external_id}",
+            "MIDTRANS_BASE_URL": f"http://127.0.0.1:{sim_port}/midtrans",
+            "PAYSTACK_BASE_URL": f"http://127.0.0.1:{sim_port}/paystack",
+            "SIM_MIDTRANS_CALLBACK_URL": f"http://127.0.0.1:{web_port}/webhooks/midtrans",
+            "SIM_PAYSTACK_CALLBACK_URL": f"http://127.0.0.1:{web_port}/webhooks/paystack",
             **(extra_env or {}),
         }
         processes = Stack(env=env, log_dir=log_dir)

@@ -146,6 +146,10 @@ class Fuzzer:
             raw = kwargs.get("data") or b""
             raw = raw.encode() if isinstance(raw, str) else raw
             kwargs["headers"]["X-Hub-Signature"] = "sha1=" + hmac.new(PPOB_WEBHOOK_SECRET.encode(), raw, hashlib.sha1).hexdigest()
+        if "paystackSignature" in {name for requirement in operation.get("security", []) for name in requirement}:
+            raw = kwargs.get("data") or b""
+            raw = raw.encode() if isinstance(raw, str) else raw
+            kwargs["headers"]["x-paystack-signature"] = hmac.new(b"sk_test_loket", raw, hashlib.sha512).hexdigest()
         kwargs.pop("cookies", None)
         prepared = self.session.prepare_request(requests.Request(**kwargs))
         before = self._fingerprint() if case.method in WRITES else None

@@ -41,6 +41,8 @@ ROUTES = [
     # webhooks in
     Route("/webhooks/digiflazz", webhooks.digiflazz, methods=["POST"]),
     Route("/api/v1/webhooks/xendit", webhooks.xendit, methods=["POST"]),
+    Route("/webhooks/midtrans", webhooks.midtrans, methods=["POST"]),
+    Route("/webhooks/paystack", webhooks.paystack, methods=["POST"]),
     # kiosk API (photobox-api.md)
     Route("/api/v1/transactions", kiosk.create, methods=["POST"]),
     Route("/api/v1/transactions", kiosk.listing, methods=["GET"]),

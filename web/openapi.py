@@ -54,6 +54,12 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "name": "X-Hub-Signature",
         "description": "sha1=<hex HMAC-SHA1 of the raw body, keyed with PPOB_WEBHOOK_SECRET>",
     },
+    "paystackSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-paystack-signature",
+        "description": "hex HMAC-SHA512 of the raw body, keyed with PAYSTACK_SECRET_KEY",
+    },
 }
 
 # The webhooks are read as raw bytes (the signature covers them) and checked by hand in
@@ -77,6 +83,20 @@ DIGIFLAZZ_EVENT: dict[str, Any] = {
         }
     },
 }
+MIDTRANS_EVENT: dict[str, Any] = {
+    "type": "object",
+    "description": "Midtrans HTTP notification; signature_key = SHA512(order_id + status_code + gross_amount + server key)",
+    "required": ["order_id", "status_code", "gross_amount", "signature_key", "transaction_status", "transaction_id"],
+    "properties": {name: {"type": "string"} for name in ("order_id", "status_code", "gross_amount", "signature_key", "transaction_status", "transaction_id")},
+}
+
+PAYSTACK_EVENT: dict[str, Any] = {
+    "type": "object",
+    "description": "Paystack event (charge.success); x-paystack-signature = hex HMAC-SHA512(secret key, raw body)",
+    "required": ["event", "data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "object", "required": ["id", "reference", "amount"]}},
+}
+
 XENDIT_EVENT: dict[str, Any] = {
     "description": "Xendit's QR payment webhook: v2 `qr.payment`, its legacy form, or the simulator's seed form",
     "anyOf": [
@@ -187,6 +207,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/v1/webhooks/xendit"): Operation(
         "Xendit QR payment (stored once, applied by a worker)", "webhooks", responses.WebhookAck,
         security=("xenditCallbackToken",), body=XENDIT_EVENT, errors=(400, 401, 403, 413),
+    ),
+    ("POST", "/webhooks/midtrans"): Operation(
+        "Midtrans payment notification for a deposit (stored once, applied by a worker)", "webhooks", responses.WebhookAck,
+        body=MIDTRANS_EVENT, errors=(400, 401, 403, 413),
+    ),
+    ("POST", "/webhooks/paystack"): Operation(
+        "Paystack event for a deposit (stored once, applied by a worker)", "webhooks", responses.WebhookAck,
+        security=("paystackSignature",), body=PAYSTACK_EVENT, errors=(400, 401, 403, 413),
     ),
     ("POST", "/api/v1/transactions"): Operation(
         "Create a QRIS transaction; waits briefly for its QR string", "kiosk", _E[responses.Transaction], status=201,

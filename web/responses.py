@@ -163,6 +163,8 @@ class Deposit(Out):
     jumlah: int = Field(gt=0)
     status: TransactionStatus
     qris_string: str | None
+    gateway: str = Field(description="xendit (pay qris_string), midtrans or paystack (open payment_url)")
+    payment_url: str | None
     expired_at: Timestamp
     paid_at: Timestamp | None
     created_at: Timestamp

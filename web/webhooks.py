@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from core import metrics
 from core.security import hmac_sha1_hex, same_secret
 from domain import webhook_events
+from provider.payment_links import midtrans_signature, parse_midtrans, parse_paystack, paystack_signature
 from provider.xendit import parse_payment_webhook
 from web.errors import ApiError
 from web.requests import read_body
@@ -32,7 +33,7 @@ def _digiflazz_data(raw: bytes) -> dict[str, Any]:
     return body
 
 
-async def _store(request: Request, source: str, identity: str, reference: str, payload: dict[str, Any]) -> JSONResponse:
+async def _store(request: Request, source: str, identity: str, reference: str | None, payload: dict[str, Any]) -> JSONResponse:
     """Store a verified event once and hand it to a worker; the 2xx comes after the COMMIT."""
     state = request.app.state
     async with unit_of_work(state.engine, state.redis) as conn:
@@ -77,3 +78,50 @@ async def xendit(request: Request) -> JSONResponse:
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(400, "invalid_event", f"not a QR payment event: {error}") from None
     return await _store(request, "xendit", payment.event_key, payment.reference, body)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_event", "body must be a JSON object")
+    return body
+
+
+async def midtrans(request: Request) -> JSONResponse:
+    """Midtrans HTTP notification: signature_key = SHA512(order_id + status_code + gross_amount + server key)."""
+    body = _json_object(await read_body(request))
+    signed = [body.get(k) for k in ("order_id", "status_code", "gross_amount")]
+    if not all(isinstance(v, str) and 0 < len(v) <= 200 for v in signed):
+        raise ApiError(400, "invalid_event", "order_id, status_code and gross_amount must be strings")
+    signature = body.get("signature_key")
+    if not isinstance(signature, str) or not signature:
+        raise ApiError(401, "missing_signature", "signature_key is required")
+    if not same_secret(signature, midtrans_signature(*signed, request.app.state.settings.midtrans_server_key)):
+        raise ApiError(403, "bad_signature", "signature_key does not match")
+    try:
+        payment = parse_midtrans(body)
+    except ValueError as error:
+        raise ApiError(400, "invalid_event", str(error)) from None
+    identity = payment.event_key if payment else f"midtrans:{body.get('transaction_id')}:{body.get('transaction_status')}"
+    return await _store(request, "midtrans", identity, signed[0], body)
+
+
+async def paystack(request: Request) -> JSONResponse:
+    """Paystack event: x-paystack-signature = hex HMAC-SHA512(secret key, raw body)."""
+    raw = await read_body(request)
+    signature = request.headers.get("x-paystack-signature")
+    if not signature:
+        raise ApiError(401, "missing_signature", "header x-paystack-signature is required")
+    if not same_secret(signature, paystack_signature(raw, request.app.state.settings.paystack_secret_key)):
+        raise ApiError(403, "bad_signature", "x-paystack-signature does not match the body")
+    body = _json_object(raw)
+    try:
+        payment = parse_paystack(body)
+    except ValueError as error:
+        raise ApiError(400, "invalid_event", str(error)) from None
+    data = body["data"]
+    identity = payment.event_key if payment else f"paystack:{body['event']}:{data.get('id')}"
+    return await _store(request, "paystack", identity, str(data.get("reference") or "")[:64] or None, body)

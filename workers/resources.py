@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.settings import Settings, get_settings
 from db.engine import create_engine
 from provider.digiflazz import DigiflazzClient
+from provider.payment_links import MidtransClient, PaystackClient
 from provider.xendit import XenditClient
 from workers.unit_of_work import unit_of_work
 
@@ -28,6 +29,8 @@ class Resources:
     http: aiohttp.ClientSession
     provider: DigiflazzClient
     gateway: XenditClient
+    midtrans: MidtransClient
+    paystack: PaystackClient
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
@@ -52,6 +55,8 @@ class Resources:
                 settings.xendit_api_version,
                 settings.xendit_timeout_seconds,
             ),
+            midtrans=MidtransClient(http, settings.midtrans_base_url, settings.midtrans_server_key, settings.xendit_timeout_seconds),
+            paystack=PaystackClient(http, settings.paystack_base_url, settings.paystack_secret_key, settings.xendit_timeout_seconds),
         )
 
     def unit_of_work(self) -> AbstractAsyncContextManager[AsyncConnection]:
