@@ -37,8 +37,6 @@ class DueJob:
     id: int
     job: Job
     attempts: int
-    sent_at: float | None
-    """Unix time of the last push."""
 
 
 _ADD = sql(
@@ -54,7 +52,7 @@ _RESCHEDULE = sql(
 _COMPLETE = sql("DELETE FROM outbox WHERE job_key = :job_key")
 
 _CLAIM_DUE = text(
-    "SELECT id, job_key, queue_name, actor_name, args, attempts, UNIX_TIMESTAMP(sent_at) AS sent_at FROM outbox "
+    "SELECT id, job_key, queue_name, actor_name, args, attempts FROM outbox "
     "WHERE due_at <= NOW(6) ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
 
@@ -109,7 +107,6 @@ async def claim_due(conn: AsyncConnection, limit: int) -> list[DueJob]:
     return [
         DueJob(id=r.id, job=Job(r.job_key, r.queue_name, r.actor_name, json.loads(r.args)),
             attempts=r.attempts,
-            sent_at=float(r.sent_at) if r.sent_at is not None else None,
         )
         for r in rows
     ]

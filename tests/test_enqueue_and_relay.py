@@ -19,7 +19,7 @@ from db.engine import create_engine
 from db.outbox import Job
 from tests.harness import MariaDB
 from tests.servers import RedisServer
-from workers.enqueue import NAMESPACE, oldest_waiting_timestamp, push, push_after_commit
+from workers.enqueue import NAMESPACE, push, push_after_commit
 from workers.relay import relay_once
 
 
@@ -90,11 +90,11 @@ async def test_the_relay_pushes_due_jobs_and_leaves_waiting_ones(engine, redis, 
     row = relay_db.rows("SELECT attempts, due_at > NOW(6) AS later FROM outbox WHERE job_key = %s", f"{queue}:lost")[0]
     assert row == {"attempts": 1, "later": 1}
 
-    # A message older than the row's last push still waits at the head of its queue: a backlog, not a loss.
-    await push(redis, [Job("other", queue, "execute_purchase", [0])])
+    # A job whose message still waits in its queue (a backlog, or prefetched by a worker) is late, not lost.
+    waiting = Job(f"{queue}:waiting", queue, "execute_purchase", [11])
     async with engine.begin() as conn:
-        await outbox.add(conn, Job(f"{queue}:waiting", queue, "execute_purchase", [11]), lease_seconds=0)
-    assert await oldest_waiting_timestamp(redis, queue) is not None
+        await outbox.add(conn, waiting, lease_seconds=0)
+    await push(redis, [waiting])
     before = await redis.llen(f"{NAMESPACE}:{queue}")
     await relay_once(engine, redis, lease_seconds=30)
     assert await redis.llen(f"{NAMESPACE}:{queue}") == before

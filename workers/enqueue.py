@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 
 import dramatiq
 from redis.asyncio import Redis
@@ -24,8 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def to_message(job: Job, delay_ms: int | None = None) -> dramatiq.Message:
+    """The Dramatiq message of a job. Its Redis id is the job key, so the relay can tell whether
+    the job is still queued or being worked on (its payload stays in `<queue>.msgs` until the ack)."""
     queue_name = job.queue_name
-    options: dict[str, object] = {"redis_message_id": str(uuid.uuid4())}
+    options: dict[str, object] = {"redis_message_id": job.job_key}
     request_id = context.request_id.get()
     if request_id is not None:
         options["request_id"] = request_id
@@ -63,6 +64,16 @@ async def push_after_commit(redis: Redis, jobs: list[Job], delay_ms: int | None 
     except (RedisError, OSError) as error:
         log.warning("enqueue deferred to the outbox relay: %s", type(error).__name__)
         return False
+
+
+async def still_in_redis(redis: Redis, jobs: list[Job]) -> list[bool]:
+    """For each job: is a message of it waiting, prefetched, in progress or delayed?"""
+    async with redis.pipeline(transaction=False) as pipe:
+        for job in jobs:
+            pipe.hexists(f"{NAMESPACE}:{job.queue_name}.msgs", job.job_key)
+            pipe.hexists(f"{NAMESPACE}:{job.queue_name}.DQ.msgs", job.job_key)
+        found = await pipe.execute()
+    return [bool(found[2 * i] or found[2 * i + 1]) for i in range(len(jobs))]
 
 
 async def oldest_waiting_timestamp(redis: Redis, queue_name: str) -> float | None:

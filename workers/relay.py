@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import outbox
-from workers.enqueue import oldest_waiting_timestamp, push
+from workers.enqueue import push, still_in_redis
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +24,12 @@ async def relay_once(engine: AsyncEngine, redis: Redis, lease_seconds: int, batc
         due = await outbox.claim_due(conn, batch)
         if not due:
             return 0
-        heads: dict[str, float | None] = {}
-        for queue_name in {d.job.queue_name for d in due}:
-            heads[queue_name] = await oldest_waiting_timestamp(redis, queue_name)
-        to_push, still_waiting = [], []
-        for row in due:
-            head = heads[row.job.queue_name]
-            # A FIFO queue whose head is older than our last push may still hold our message
-            # (a backlog, not a loss): pushing again would only grow the backlog.
-            if head is not None and row.sent_at is not None and head <= row.sent_at:
-                still_waiting.append(row.id)
-            else:
-                to_push.append(row)
+        # A job whose message is still in Redis (waiting in a backlog, prefetched by a worker, in
+        # progress, or on a timer) is late, not lost: pushing it again would only grow the backlog.
+        # A killed worker's messages stay there too, and Dramatiq's heartbeat maintenance requeues them.
+        present = await still_in_redis(redis, [row.job for row in due])
+        to_push = [row for row, there in zip(due, present, strict=True) if not there]
+        still_waiting = [row.id for row, there in zip(due, present, strict=True) if there]
         await push(redis, [row.job for row in to_push])
         await outbox.mark_pushed(conn, [row.id for row in to_push], lease_seconds)
         await outbox.defer(conn, still_waiting, lease_seconds)
