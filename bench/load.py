@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MARKER = "BENCH_JSON "
@@ -86,14 +86,24 @@ class LoadResult:
     socket_errors: dict[str, int]
     latency_ms: dict[str, float]
     """p50, p90, p99, max, mean."""
+    ok_codes: tuple[int, ...] = (200,)
+    """The statuses that count as success (POST /beli: 200 only; other endpoints also 201)."""
+    marks: dict[str, int] = field(default_factory=dict)
+    """Successful responses whose body matched each of the replay script's patterns."""
+    requests_file_lines: int = 0
+    """Distinct requests the replay script cycled through (0 for the /beli script)."""
 
     @property
     def ok(self) -> int:
-        return self.statuses.get(200, 0)
+        return sum(self.statuses.get(code, 0) for code in self.ok_codes)
 
     @property
     def not_ok(self) -> int:
-        return sum(n for code, n in self.statuses.items() if code != 200)
+        return sum(n for code, n in self.statuses.items() if code not in self.ok_codes)
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values())
 
     @property
     def ok_per_second(self) -> float:
@@ -111,7 +121,10 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(url: str, script: Path, *, connections: int, threads: int, duration: float, log: Path) -> LoadResult:
+def run_wrk(
+    url: str, script: Path, *, connections: int, threads: int, duration: float, log: Path,
+    ok_codes: tuple[int, ...] = (200,), lines: int = 0,
+) -> LoadResult:  # fmt: skip
     """Run wrk to completion (it stops itself after `duration`); its output is kept in `log`."""
     command = [
         "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration))}s",
@@ -131,4 +144,7 @@ def run_wrk(url: str, script: Path, *, connections: int, threads: int, duration:
         samples=data["samples"],
         socket_errors={k: v for k, v in data["errors"].items() if k != "status"},
         latency_ms={k: v / 1000 for k, v in data["latency_us"].items()},
+        ok_codes=ok_codes,
+        marks=data.get("marks", {}),
+        requests_file_lines=lines,
     )
