@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from core.security import ADMIN_LEVEL, issue_staff_token
 from db.apply import apply_schema
-from ops.stack import Stack, free_port
+from ops.stack import Stack, free_port, web_command
 
 DATABASE_URL = "mysql+aiomysql://root@127.0.0.1:3306/loket_bench"
 REDIS_URL = "redis://127.0.0.1:6379/5"
@@ -80,13 +80,16 @@ class BenchStack:
     web_url: str
     sim_url: str
     jwt_secret: str
+    webhook_secret: str
+    """PPOB_WEBHOOK_SECRET: the key of the HMAC-SHA1 on Digiflazz webhooks (the sim signs with it too)."""
+    web_workers: int = 1
 
     @classmethod
     def start(cls, options: Options, log_dir: Path) -> BenchStack:
         apply_schema(DATABASE_URL, drop_first=True)
         flush_redis()
         web_port, sim_port = free_port(), free_port()
-        jwt_secret = secrets.token_hex(32)
+        jwt_secret, webhook_secret = secrets.token_hex(32), secrets.token_hex(16)
         env = {
             "DATABASE_URL": DATABASE_URL,
             "REDIS_URL": REDIS_URL,
@@ -96,6 +99,10 @@ class BenchStack:
             "SIM_PORT": str(sim_port),
             "SIM_CALLBACK_URL": f"http://127.0.0.1:{web_port}/webhooks/digiflazz",
             "SIM_LATENCY_MS": str(options.provider_latency_ms),
+            "PPOB_WEBHOOK_SECRET": webhook_secret,
+            # The kiosk's QRIS creates go to the sim's Xendit gateway (bench.phases --qris).
+            "XENDIT_BASE_URL": f"http://127.0.0.1:{sim_port}",
+            "SIM_XENDIT_CALLBACK_URL": f"http://127.0.0.1:{web_port}/api/v1/webhooks/xendit",
             "LOG_LEVEL": "WARNING",
             # Production timers: a purchase that is not final within these would be a finding.
             "PPOB_RECHECK_SECONDS": "60",
@@ -106,7 +113,8 @@ class BenchStack:
             "RATE_LIMIT_PER_MINUTE": "0",
         }
         stack = Stack(env=env, log_dir=log_dir)
-        bench = cls(stack, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sim_port}", jwt_secret)
+        bench = cls(stack, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sim_port}", jwt_secret, webhook_secret,
+                    options.web_workers)  # fmt: skip
         try:
             stack.start_sim(sim_port)
             stack.start_web(web_port, options.web_workers)
@@ -133,6 +141,24 @@ class BenchStack:
                     raise RuntimeError(f"register failed: {response.status_code} {response.text}")
                 keys.append(response.json()["api_key"])
         return keys
+
+    def start_web_variant(self, name: str, env: dict[str, str]) -> str:
+        """One more web process (same database, Redis and workers) with some settings changed; its URL."""
+        port = free_port()
+        self.stack.start(name, web_command(), url=f"http://127.0.0.1:{port}/health",
+                         env={"PORT": str(port), "WEB_PROCESSES": str(self.web_workers), **env})  # fmt: skip
+        return f"http://127.0.0.1:{port}"
+
+    def stop_process(self, name: str) -> None:
+        for process in [p for p in self.stack.processes if p.name == name]:
+            process.stop()
+            self.stack.processes.remove(process)
+
+    def sim_config(self, **changes: Any) -> dict[str, Any]:
+        """Change the simulator's runtime config (POST /_sim/config); the whole new config."""
+        response = httpx.post(f"{self.sim_url}/_sim/config", json=changes, timeout=10)
+        response.raise_for_status()
+        return dict(response.json())
 
     def stop(self) -> None:
         self.stack.stop()

@@ -31,12 +31,29 @@ class WebPhase:
     """Outbox rows seen with attempts > 0 while draining: jobs the relay pushed a second time."""
 
 
+@dataclass(frozen=True)
+class EndpointPhase:
+    """One wrk run against another endpoint than /beli (bench.phases): GET /status, webhooks, QRIS."""
+
+    label: str
+    request: str
+    load: LoadResult
+    cpu: dict[str, float]
+    target: tuple[float, float]
+    """The issue's target: requests per second at least, p99 ms at most."""
+    raw_note: str | None
+    """How the endpoint's transaction compares with the raw /beli accept one; None: no comparison."""
+    rows: dict[str, str] = field(default_factory=dict)
+    """Figures of this phase only (webhook handling, QR strings set, ...), in order."""
+
+
 @dataclass
 class Run:
     """Everything the summary shows."""
 
     settings: dict[str, str]
     web: list[WebPhase] = field(default_factory=list)
+    endpoints: list[EndpointPhase] = field(default_factory=list)
     raw: list[tuple[str, RawResult]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -138,6 +155,8 @@ def render(run: Run) -> str:
     )
     table = [header, ["---"] * len(header), *rows]
     lines += ["| " + " | ".join(cells) + " |" for cells in table]
+    if run.endpoints:
+        lines += ["", "## Other endpoints", "", *_endpoint_table(run)]
     lines += ["", "Raw runs (no web layer; the web stack was stopped):", ""]
     for label, raw in run.raw:
         lines.append(
@@ -150,6 +169,40 @@ def render(run: Run) -> str:
     lines += ["", "Problems seen:" if run.problems else "Problems seen: none.", ""]
     lines += [f"- {p}" for p in run.problems]
     return "\n".join(lines) + "\n"
+
+
+def _target(p: EndpointPhase) -> str:
+    rate, p99 = p.target
+    got_rate, got_p99 = p.load.ok / p.load.seconds, p.load.latency_ms["p99"]
+    verdict = "met" if got_rate >= rate and got_p99 <= p99 else "missed"
+    return f">= {rate:g}/s, p99 <= {p99:g} ms: {verdict} ({100 * got_rate / rate:.0f}% of the rate, p99 {got_p99 / p99:.1f}x)"
+
+
+def _endpoint_table(run: Run) -> list[str]:
+    """Columns: the endpoint phases; the common rows first, then each phase's own ("-" elsewhere)."""
+    phases = run.endpoints
+    raw = next((r for label, r in run.raw if "hot" not in label), None)
+
+    def share(p: EndpointPhase) -> str:
+        if p.raw_note is None:
+            return "n/a: read-only, nothing to commit"
+        if raw is None:
+            return f"- (no raw run); {p.raw_note}"
+        return f"{100 * p.load.ok / p.load.seconds / raw.per_second:.0f}% of {raw.per_second:.0f}/s; {p.raw_note}"
+
+    rows = [
+        ["request", *[p.request for p in phases]],
+        ["requests /s (HTTP 200/201)", *[f"{p.load.ok / p.load.seconds:.1f}" for p in phases]],
+        ["HTTP 2xx / non-2xx / socket errors", *[f"{p.load.ok} / {p.load.not_ok} / {sum(p.load.socket_errors.values())}" for p in phases]],
+        ["latency p50 / p90 / p99 / max ms", *[_ms(p.load.latency_ms, ("p50", "p90", "p99", "max")) for p in phases]],
+        ["target (issue)", *[_target(p) for p in phases]],
+        ["share of raw DB commits/s (raw /beli accept, spread)", *[share(p) for p in phases]],
+    ]  # fmt: skip
+    names = list(dict.fromkeys(name for p in phases for name in p.rows))
+    rows += [[name, *[p.rows.get(name, "-") for p in phases]] for name in names]
+    rows.append(["CPU % of one core, load phase", *[_cpu(p.cpu) for p in phases]])
+    header = ["figure", *[p.label for p in phases]]
+    return ["| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *rows]]
 
 
 def write(run: Run, path: Path) -> None:
@@ -166,6 +219,12 @@ def write(run: Run, path: Path) -> None:
              "rows": p.completion.rows, "final": p.completion.final,
              "provider_calls": p.provider_calls, "relayed": p.relayed, "cpu_accept": p.cpu_accept, "cpu_drain": p.cpu_drain}
             for p in run.web
+        ],
+        "endpoints": [
+            {"label": p.label, "request": p.request, "per_s": p.load.ok / p.load.seconds, "statuses": p.load.statuses,
+             "latency_ms": p.load.latency_ms, "socket_errors": p.load.socket_errors, "marks": p.load.marks,
+             "target": p.target, "rows": p.rows, "cpu": p.cpu}
+            for p in run.endpoints
         ],
         "raw": [{"label": label, "per_s": r.per_second, "latency_ms": r.latency_ms, "errors": r.errors} for label, r in run.raw],
         "problems": run.problems,

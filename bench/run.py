@@ -19,7 +19,7 @@ from types import FrameType
 import httpx
 import redis
 
-from bench import drain, report
+from bench import drain, phases, report
 from bench.cpu import CpuMeter, machine_busy_seconds, pid_of
 from bench.env import DATABASE_URL, REDIS_URL, BenchStack, Database, Options, flush_redis
 from bench.load import run_wrk, write_script, wrk_available
@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--drain-timeout", type=float, default=600, help="max seconds to wait for purchases to end")
     p.add_argument("--no-hot", action="store_true", help="skip the one-reseller (hot row) phases")
     p.add_argument("--keep", action="store_true", help="keep loket_bench and Redis db 5 afterwards")
+    phases.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -130,11 +131,12 @@ def queue_problems(db: Database) -> list[str]:
         found.append(f"{row['n']} outbox row(s) left after every purchase ended ({row['relayed']} relayed again)")
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        dead = client.zcard("dramatiq:purchases.XQ")
+        dead = {key.decode(): client.zcard(key) for key in client.scan_iter("dramatiq:*.XQ")}
     finally:
         client.close()
-    if dead:
-        found.append(f"{dead} message(s) in the dead-letter queue dramatiq:purchases.XQ")
+    for key, count in dead.items():
+        if count:
+            found.append(f"{count} message(s) in the dead-letter queue {key}")
     return found
 
 
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(workers=args.workers, threads=args.threads, web_workers=args.web_workers,
                       provider_latency_ms=args.provider_latency_ms)  # fmt: skip
     db = Database(DATABASE_URL)
-    run = report.Run(settings=describe(args, db))
+    run = report.Run(settings=describe(args, db) | phases.settings(args))
     busy = busy_before_start()
     if busy > OTHER_CPU_NOTE:
         run.notes.append(f"before the run, processes outside this benchmark used {busy:.0f}% of a core")
@@ -225,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         run.web.append(web_phase(bench, db, args, spread_keys, "spread", f"{spread} resellers", args.duration, log_dir))
         if not args.no_hot:
             run.web.append(web_phase(bench, db, args, hot_keys, "hot", "1 reseller (hot row)", args.duration, log_dir))
+        run.endpoints = phases.Phases(bench, db, args, log_dir, say, run.problems).run(keys)
         for phase in run.web:
             run.problems += phase_problems(phase, args.connections)
             run.notes += phase_notes(phase)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from provider.xendit import GatewayRejected, GatewayUnavailable, PaymentEvent
+from provider.xendit import GatewayUnavailable, PaymentEvent, gateway_post
 
 
 @dataclass(frozen=True)
@@ -24,32 +23,17 @@ class PaymentLink:
     url: str
 
 
-async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str], timeout: float) -> dict[str, Any]:
-    try:
-        async with http.post(url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5))) as response:
-            status, raw = response.status, await response.read()
-    except (aiohttp.ClientError, TimeoutError) as error:
-        raise GatewayUnavailable(type(error).__name__) from error
-    if status >= 500 or status == 429:
-        raise GatewayUnavailable(f"HTTP {status}")
-    if status >= 400:
-        raise GatewayRejected(f"HTTP {status}: {raw[:200].decode(errors='replace')}")
-    try:
-        return json.loads(raw)
-    except ValueError as error:
-        raise GatewayUnavailable("unreadable answer") from error
-
-
 class MidtransClient:
     """Snap transactions. base_url: https://app.midtrans.com or the simulator's /midtrans."""
 
     def __init__(self, http: aiohttp.ClientSession, base_url: str, server_key: str, timeout: float) -> None:
-        self._http, self._url, self._timeout = http, base_url.rstrip("/") + "/snap/v1/transactions", timeout
+        self._http, self._url = http, base_url.rstrip("/") + "/snap/v1/transactions"
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5))
         self._headers = {"authorization": "Basic " + base64.b64encode(f"{server_key}:".encode()).decode(), "accept": "application/json"}
 
     async def create(self, order_id: str, amount: int) -> PaymentLink:
         body = {"transaction_details": {"order_id": order_id, "gross_amount": amount}, "enabled_payments": ["other_qris"]}
-        data = await _post(self._http, self._url, body, self._headers, self._timeout)
+        data = await gateway_post(self._http, self._url, body, self._headers, self._timeout)
         try:
             return PaymentLink(reference=str(data["token"]), url=str(data["redirect_url"]))
         except KeyError as error:
@@ -60,13 +44,14 @@ class PaystackClient:
     """Transaction initialize. base_url: https://api.paystack.co or the simulator's /paystack."""
 
     def __init__(self, http: aiohttp.ClientSession, base_url: str, secret_key: str, timeout: float) -> None:
-        self._http, self._url, self._timeout = http, base_url.rstrip("/") + "/transaction/initialize", timeout
+        self._http, self._url = http, base_url.rstrip("/") + "/transaction/initialize"
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5))
         self._headers = {"authorization": f"Bearer {secret_key}"}
 
     async def create(self, reference: str, amount: int, email: str) -> PaymentLink:
         """amount in rupiah; Paystack counts in the smallest unit (x100)."""
         body = {"email": email, "amount": amount * 100, "reference": reference, "currency": "IDR"}
-        data = await _post(self._http, self._url, body, self._headers, self._timeout)
+        data = await gateway_post(self._http, self._url, body, self._headers, self._timeout)
         try:
             return PaymentLink(reference=str(data["data"]["reference"]), url=str(data["data"]["authorization_url"]))
         except (KeyError, TypeError) as error:

@@ -66,33 +66,41 @@ class XenditClient:
             "expires_at": expires_at.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z"),
         }
         headers = {**self._headers, "idempotency-key": reference_id}
-        started = time.perf_counter()
-        outcome = "unavailable"
+        data = await gateway_post(self._http, self._url, body, headers, self._timeout)
         try:
-            qr = await self._post(body, headers)
-            outcome = "created"
-            return qr
-        except GatewayRejected:
-            outcome = "rejected"
-            raise
-        finally:
-            metrics.gateway_calls.labels(outcome).observe(time.perf_counter() - started)
+            return QrCode(id=str(data["id"]), qr_string=str(data["qr_string"]), url=data.get("qr_url"))
+        except KeyError as error:
+            raise GatewayUnavailable("unreadable answer") from error
 
-    async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> QrCode:
+
+async def gateway_post(
+    http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str], timeout: aiohttp.ClientTimeout
+) -> dict[str, Any]:
+    """POST to a payment gateway (Xendit, Midtrans, Paystack) and read its JSON answer, timed by
+    outcome in loket_gateway_call_seconds. Raises GatewayRejected (4xx) or GatewayUnavailable."""
+    started = time.perf_counter()
+    outcome = "unavailable"
+    try:
         try:
-            async with self._http.post(self._url, json=body, headers=headers, timeout=self._timeout) as response:
+            async with http.post(url, json=body, headers=headers, timeout=timeout) as response:
                 status, raw = response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as error:
             raise GatewayUnavailable(type(error).__name__) from error
         if status >= 500 or status == 429:
             raise GatewayUnavailable(f"HTTP {status}")
         if status >= 400:
+            outcome = "rejected"
             raise GatewayRejected(f"HTTP {status}: {raw[:200].decode(errors='replace')}")
         try:
             data = json.loads(raw)
-            return QrCode(id=str(data["id"]), qr_string=str(data["qr_string"]), url=data.get("qr_url"))
-        except (ValueError, KeyError, TypeError) as error:
+        except ValueError as error:
             raise GatewayUnavailable("unreadable answer") from error
+        if not isinstance(data, dict):
+            raise GatewayUnavailable("unreadable answer")
+        outcome = "created"
+        return data
+    finally:
+        metrics.gateway_calls.labels(outcome).observe(time.perf_counter() - started)
 
 
 @dataclass(frozen=True)
