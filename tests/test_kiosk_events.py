@@ -6,6 +6,7 @@ import asyncio
 import base64
 import itertools
 import json
+import os
 
 import httpx
 import pytest
@@ -226,3 +227,16 @@ def test_public_responses_can_be_encrypted_with_a_fresh_nonce_each_time():
     assert first != second  # a fresh nonce per response
     assert base64.b64decode(first)[:12] != base64.b64decode(second)[:12]
     assert cipher.open(first) == payload == cipher.open(second)
+
+
+async def test_public_answers_are_encrypted_when_the_deployment_says_so(make_stack, admin, kiosk):
+    key = base64.b64encode(bytes(range(32))).decode()
+    loket: LoketStack = make_stack(os.environ["REDIS_URL"], extra_env={"RESPONSE_ENCRYPTION_KEY": key})
+    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
+        location_id = await new_location(api, admin)
+        created = (await api.post("/api/v1/transactions", json={"location_id": location_id}, headers=kiosk)).json()["data"]
+        first = (await api.get(f"/api/v1/transactions/external/{created['tr_external_id']}")).json()
+        second = (await api.get(f"/api/v1/transactions/external/{created['tr_external_id']}")).json()
+    assert set(first) == {"data"} and first["data"] != second["data"]  # a fresh nonce each time
+    plain = json.loads(ResponseCipher(key).open(first["data"]))
+    assert plain["success"] is True and plain["data"]["tr_external_id"] == created["tr_external_id"]
