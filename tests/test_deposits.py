@@ -77,13 +77,3 @@ async def test_a_deposit_paid_with_another_amount_is_not_credited(api, stack: Lo
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 0}
     for bad in ({"jumlah": 5_000}, {"jumlah": "100000"}, {"jumlah": 10**12}, {}):
         assert (await api.post("/deposit", json=bad, headers=reseller.headers)).status_code == 422
-
-
-def test_every_reseller_saldo_equals_its_ledger(stack: LoketStack):
-    """Run last in this module: after deposits, purchases, refunds and corrections of all the tests so far."""
-    mismatched = stack.db.rows(
-        "SELECT r.id, r.saldo, COALESCE(SUM(l.jumlah), 0) AS total FROM reseller r LEFT JOIN ledger_entry l ON l.reseller_id = r.id "
-        "GROUP BY r.id, r.saldo HAVING r.saldo <> total"
-    )
-    assert mismatched == []
-    assert stack.db.value("SELECT COUNT(*) FROM reseller WHERE saldo < 0") == 0
