@@ -32,6 +32,16 @@ from core.security import ADMIN_LEVEL, hash_api_key, issue_staff_token
 TARGETS = {"status": (8000.0, 20.0), "webhooks": (3000.0, 30.0), "qris": (1000.0, 50.0)}  # /s, p99 ms (the issue)
 STATUS_MAX_REQUESTS = 200_000
 STAFF_LEVEL = 10  # a kiosk operator: enough to create transactions, not an admin
+OTHER_CPU_NOTE = 10  # as in bench.run
+HEAD_LINES = 20
+
+
+def _keep_head(path: Path) -> None:
+    """Replace a requests file (200,000 webhooks: ~70 MB) by its first lines, readable (CR LF restored)."""
+    with path.open("rb") as f:
+        head = [next(f, b"") for _ in range(HEAD_LINES)]
+    path.with_name(path.name + ".head.txt").write_bytes(b"".join(line.replace(b"\x01", b"\r\n") for line in head))
+    path.unlink()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,6 +83,7 @@ class Phases:
     log_dir: Path
     say: Callable[[str], None]
     problems: list[str]
+    notes: list[str]
 
     def run(self, keys: list[str]) -> list[EndpointPhase]:
         out: list[EndpointPhase] = []
@@ -99,6 +110,9 @@ class Phases:
         load = replay(url, self.log_dir / f"{tag}.requests", lines=lines, tag=tag, connections=args.connections,
                       threads=threads, duration=args.duration, log_dir=self.log_dir, marks=marks)  # fmt: skip
         cpu = meter.stop("wrk")
+        _keep_head(self.log_dir / f"{tag}.requests")
+        if cpu["other"] > OTHER_CPU_NOTE:
+            self.notes.append(f"{label}: processes outside this benchmark used {cpu['other']:.0f}% of a core during the load")
         lat = load.latency_ms
         self.say(f"  {load.ok} x 2xx ({load.ok / load.seconds:.1f}/s), {load.not_ok} non-2xx {load.statuses}, latency "
                  f"p50/p90/p99/max {lat['p50']:.1f}/{lat['p90']:.1f}/{lat['p99']:.1f}/{lat['max']:.1f} ms")  # fmt: skip

@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         run.web.append(web_phase(bench, db, args, spread_keys, "spread", f"{spread} resellers", args.duration, log_dir))
         if not args.no_hot:
             run.web.append(web_phase(bench, db, args, hot_keys, "hot", "1 reseller (hot row)", args.duration, log_dir))
-        run.endpoints = phases.Phases(bench, db, args, log_dir, say, run.problems).run(keys)
+        run.endpoints = phases.Phases(bench, db, args, log_dir, say, run.problems, run.notes).run(keys)
         for phase in run.web:
             run.problems += phase_problems(phase, args.connections)
             run.notes += phase_notes(phase)
