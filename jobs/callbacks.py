@@ -19,7 +19,7 @@ from domain import callbacks
 from domain.purchases import status_object
 from workers import resources
 from workers.actor import actor
-from workers.enqueue import push
+from workers.enqueue import push_after_commit
 
 log = logging.getLogger(__name__)
 # Short, so that a reseller's slow or dead endpoint holds a worker thread for seconds, not minutes.
@@ -79,7 +79,7 @@ async def deliver(delivery_id: int) -> None:
         )
     metrics.callback_deliveries.labels(outcome).inc()
     if outcome == "pending":
-        await push(res.redis, [job], delay_ms=int(delay * 1000))
+        await push_after_commit(res.redis, [job], delay_ms=int(delay * 1000))
     log.info("callback %s attempt %d: %s (%s)", delivery_id, delivery["attempts"] + 1, outcome, status_code or error)
 
 

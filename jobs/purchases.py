@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from core import context
 from db import outbox
 from db import purchases as purchase_queries
+from db.outbox import Job
 from domain import purchases
 from provider.digiflazz import ProviderOutcomeUnknown
 from workers import resources
 from workers.actor import actor
-from workers.enqueue import push
+from workers.enqueue import push_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +45,30 @@ async def execute(purchase_id: int) -> None:
     async with res.unit_of_work() as conn:
         ended = await purchases.apply_provider_answer(conn, purchase, answer, res.settings.outbox_lease_seconds)
         if not ended:
-            await outbox.reschedule(conn, job.job_key, _recheck_seconds() + res.settings.outbox_lease_seconds)
+            await _keep_for_recheck(conn, job)
     if ended:
         log.info("purchase %s ended: %s", purchase_id, answer.outcome.value)
     else:
-        await push(res.redis, [job], delay_ms=_recheck_seconds() * 1000)
+        await _push_recheck(job)
 
 
 async def _recheck_later(purchase_id: int, message: str, rc: str | None) -> None:
-    res = resources.current()
     job = purchases.execute_job(purchase_id)
-    async with res.unit_of_work() as conn:
+    async with resources.current().unit_of_work() as conn:
         await purchases.note_provider_answer(conn, purchase_id, message, rc)
-        await outbox.reschedule(conn, job.job_key, _recheck_seconds() + res.settings.outbox_lease_seconds)
-    await push(res.redis, [job], delay_ms=_recheck_seconds() * 1000)
+        await _keep_for_recheck(conn, job)
+    await _push_recheck(job)
 
 
-def _recheck_seconds() -> int:
-    return resources.current().settings.ppob_recheck_seconds
+async def _keep_for_recheck(conn: AsyncConnection, job: Job) -> None:
+    """The outbox row outlives the timer by a lease: a lost timer is re-pushed by the relay."""
+    settings = resources.current().settings
+    await outbox.reschedule(conn, job.job_key, settings.ppob_recheck_seconds + settings.outbox_lease_seconds)
+
+
+async def _push_recheck(job: Job) -> None:
+    res = resources.current()
+    await push_after_commit(res.redis, [job], delay_ms=res.settings.ppob_recheck_seconds * 1000)
 
 
 @actor(actor_name=purchases.EXECUTE_ACTOR, queue_name=purchases.PURCHASE_QUEUE)
