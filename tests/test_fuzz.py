@@ -46,6 +46,11 @@ MAX_EXAMPLES = 30
 SEED = 20_240_611
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
 PPOB_WEBHOOK_SECRET = os.environ.get("PPOB_WEBHOOK_SECRET", "dev-webhook-secret")  # the stack's default
+# Webhook routes whose signature covers the raw body: the fuzzer's bodies are signed as the sender would.
+BODY_SIGNERS: dict[str, tuple[str, Any]] = {
+    "digiflazzSignature": ("X-Hub-Signature", lambda raw: "sha1=" + hmac.new(PPOB_WEBHOOK_SECRET.encode(), raw, hashlib.sha1).hexdigest()),
+    "paystackSignature": ("x-paystack-signature", lambda raw: hmac.new(b"sk_test_loket", raw, hashlib.sha512).hexdigest()),
+}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 # What only a request (never a worker or the simulator) changes: a rejected request must leave it
@@ -142,14 +147,12 @@ class Fuzzer:
         kwargs = case.as_transport_kwargs(base_url=self.base_url, headers=headers)
         if "json" in kwargs:  # serialized here so that the signature covers the exact bytes sent
             kwargs["data"] = json.dumps(kwargs.pop("json")).encode()
-        if "digiflazzSignature" in {name for requirement in operation.get("security", []) for name in requirement}:
-            raw = kwargs.get("data") or b""
-            raw = raw.encode() if isinstance(raw, str) else raw
-            kwargs["headers"]["X-Hub-Signature"] = "sha1=" + hmac.new(PPOB_WEBHOOK_SECRET.encode(), raw, hashlib.sha1).hexdigest()
-        if "paystackSignature" in {name for requirement in operation.get("security", []) for name in requirement}:
-            raw = kwargs.get("data") or b""
-            raw = raw.encode() if isinstance(raw, str) else raw
-            kwargs["headers"]["x-paystack-signature"] = hmac.new(b"sk_test_loket", raw, hashlib.sha512).hexdigest()
+        schemes = {name for requirement in operation.get("security", []) for name in requirement}
+        raw = kwargs.get("data") or b""
+        raw = raw.encode() if isinstance(raw, str) else raw
+        for scheme, (header, sign) in BODY_SIGNERS.items():
+            if scheme in schemes:
+                kwargs["headers"][header] = sign(raw)
         kwargs.pop("cookies", None)
         prepared = self.session.prepare_request(requests.Request(**kwargs))
         before = self._fingerprint() if case.method in WRITES else None
