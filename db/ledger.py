@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.tables import ledger_entry
@@ -36,10 +36,3 @@ async def history(conn: AsyncConnection, reseller_id: int, limit: int, before_id
         query = query.where(ledger_entry.c.id < before_id)
     rows = await conn.execute(query.order_by(ledger_entry.c.id.desc()).limit(limit))
     return [LedgerEntry(*row) for row in rows]
-
-
-async def total_of(conn: AsyncConnection, reseller_id: int) -> int:
-    total = (
-        await conn.execute(select(func.coalesce(func.sum(ledger_entry.c.jumlah), 0)).where(ledger_entry.c.reseller_id == reseller_id))
-    ).scalar_one()
-    return int(total)

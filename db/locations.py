@@ -24,8 +24,8 @@ async def by_id(conn: AsyncConnection, location_id: int) -> Row | None:
     return dict(row._mapping) if row else None
 
 
-async def create(conn: AsyncConnection, name: str, address: str | None) -> int:
-    result = await conn.execute(insert(location).values(ml_name=name, ml_address=address))
+async def create(conn: AsyncConnection, values: Row) -> int:
+    result = await conn.execute(insert(location).values(**values))
     return int(result.inserted_primary_key[0])
 
 

@@ -122,9 +122,3 @@ async def defer(conn: AsyncConnection, ids: list[int], lease_seconds: int) -> No
     """Their message is still waiting in its queue: look again after another lease."""
     if ids:
         await conn.execute(_DEFERRED, {"ids": ids, "lease": lease_seconds})
-
-
-async def backlog(conn: AsyncConnection) -> tuple[int, int]:
-    """(rows, rows overdue) for operators."""
-    row = (await conn.execute(text("SELECT COUNT(*), COALESCE(SUM(due_at <= NOW(6)), 0) FROM outbox"))).one()
-    return int(row[0]), int(row[1])

@@ -44,32 +44,17 @@ def _database_refusal(error: DBAPIError, what: str) -> ApiError:
 
 
 async def list_locations(request: Request) -> Response:
-    require_staff(request)
-    query = parse_query(request, ListQuery)
-    async with request.app.state.engine.begin() as conn:
-        rows, total = await locations.page(conn, query.search, query.skip, query.limit)
-    return page(rows, "Locations retrieved successfully", total=total, skip=query.skip, limit=query.limit)
+    return await _list(request, locations, "Locations")
 
 
 async def get_location(request: Request) -> Response:
-    require_staff(request)
-    async with request.app.state.engine.begin() as conn:
-        found = await locations.by_id(conn, _id(request))
-    if found is None:
-        raise ApiError(404, "not_found", "location not found")
-    return ok(found, "Location retrieved successfully")
+    return await _get(request, locations, "location")
 
 
 async def create_location(request: Request) -> Response:
     require_admin(request)
     body = await parse_body(request, LocationIn)
-    try:
-        async with request.app.state.engine.begin() as conn:
-            location_id = await locations.create(conn, body.ml_name, body.ml_address)
-            created = await locations.by_id(conn, location_id)
-    except DBAPIError as error:
-        raise _database_refusal(error, "a location") from None
-    return ok(created, "Location created successfully", status=201)
+    return await _create(request, locations, body.model_dump(), "location")
 
 
 async def update_location(request: Request) -> Response:
@@ -84,32 +69,17 @@ async def delete_location(request: Request) -> Response:
 
 
 async def list_prices(request: Request) -> Response:
-    require_staff(request)
-    query = parse_query(request, ListQuery)
-    async with request.app.state.engine.begin() as conn:
-        rows, total = await prices.page(conn, query.search, query.skip, query.limit)
-    return page(rows, "Prices retrieved successfully", total=total, skip=query.skip, limit=query.limit)
+    return await _list(request, prices, "Prices")
 
 
 async def get_price(request: Request) -> Response:
-    require_staff(request)
-    async with request.app.state.engine.begin() as conn:
-        found = await prices.by_id(conn, _id(request))
-    if found is None:
-        raise ApiError(404, "not_found", "price not found")
-    return ok(found, "Price retrieved successfully")
+    return await _get(request, prices, "price")
 
 
 async def create_price(request: Request) -> Response:
     require_admin(request)
     body = await parse_body(request, PriceIn)
-    try:
-        async with request.app.state.engine.begin() as conn:
-            price_id = await prices.create(conn, body.model_dump())
-            created = await prices.by_id(conn, price_id)
-    except DBAPIError as error:
-        raise _database_refusal(error, "a price") from None
-    return ok(created, "Price created successfully", status=201)
+    return await _create(request, prices, body.model_dump(), "price")
 
 
 async def update_price(request: Request) -> Response:
@@ -121,6 +91,32 @@ async def update_price(request: Request) -> Response:
 async def delete_price(request: Request) -> Response:
     require_admin(request)
     return await _delete(request, prices, "price")
+
+
+async def _list(request: Request, table: Any, plural: str) -> Response:
+    require_staff(request)
+    query = parse_query(request, ListQuery)
+    async with request.app.state.engine.begin() as conn:
+        rows, total = await table.page(conn, query.search, query.skip, query.limit)
+    return page(rows, f"{plural} retrieved successfully", total=total, skip=query.skip, limit=query.limit)
+
+
+async def _get(request: Request, table: Any, name: str) -> Response:
+    require_staff(request)
+    async with request.app.state.engine.begin() as conn:
+        found = await table.by_id(conn, _id(request))
+    if found is None:
+        raise ApiError(404, "not_found", f"{name} not found")
+    return ok(found, f"{name.capitalize()} retrieved successfully")
+
+
+async def _create(request: Request, table: Any, values: dict[str, Any], name: str) -> Response:
+    try:
+        async with request.app.state.engine.begin() as conn:
+            created = await table.by_id(conn, await table.create(conn, values))
+    except DBAPIError as error:
+        raise _database_refusal(error, f"a {name}") from None
+    return ok(created, f"{name.capitalize()} created successfully", status=201)
 
 
 async def _update(request: Request, table: Any, values: dict[str, Any], name: str, what: str) -> Response:
