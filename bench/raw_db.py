@@ -2,8 +2,8 @@
 
 `python -m bench.raw_db --keys-file keys.json --duration 10 --tasks 64` runs, in its own process, `tasks`
 concurrent asyncio loops of exactly what POST /beli does inside its transaction (SELECT reseller by
-api_key_hash, SELECT product, domain.purchases.accept: INSERT purchase, conditional saldo
-UPDATE, INSERT ledger_entry ... RETURNING, INSERT outbox, COMMIT) through an engine built by
+api_key_hash, then domain.purchases.accept: CALL accept_purchase, which reads the product, inserts
+the purchase, debits the saldo, records the ledger entry and the outbox row; COMMIT) through an engine built by
 db/engine.py with the web's settings, and prints one JSON line. Not included: HTTP, JSON,
 validation, and the Redis push after commit.
 """
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.cpu import machine_busy_seconds, pid_cpu_seconds, pid_of
 from core.security import hash_api_key
 from core.settings import get_settings
-from db import products, resellers
+from db import resellers
 from db.engine import create_engine
 from domain import purchases
 
@@ -67,12 +67,11 @@ async def _loop(engine: AsyncEngine, key_hash: bytes, tag: str, n: int, lease: i
         try:
             async with engine.begin() as conn:
                 reseller = await resellers.by_api_key_hash(conn, key_hash)
-                product = await products.active_by_id(conn, 1)
-                assert reseller is not None and product is not None
+                assert reseller is not None
                 await purchases.accept(
                     conn,
                     reseller_id=reseller.id,
-                    product=product,
+                    produk_id=1,
                     nomor_tujuan=f"0813{n}{count:07d}0",
                     nominal=None,
                     ref_id=f"{tag}-{n}-{count}",

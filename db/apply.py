@@ -1,4 +1,5 @@
-"""Create the database named by DATABASE_URL if needed and apply schema.sql: `python -m db.apply`."""
+"""Create the database named by DATABASE_URL if needed and apply schema.sql, then
+procedures.sql: `python -m db.apply`."""
 
 from __future__ import annotations
 
@@ -11,16 +12,29 @@ from sqlalchemy.engine import make_url
 
 from core.settings import get_settings
 
-SCHEMA = pathlib.Path(__file__).resolve().parent.parent / "schema.sql"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "schema.sql"
+PROCEDURES = ROOT / "procedures.sql"
+_DELIMITER = re.compile(r"^DELIMITER\s+(\S+)\s*$", re.MULTILINE)
 
 
 def statements(sql: str) -> list[str]:
+    """Split a file as the mysql client does, `DELIMITER //` lines included (procedure bodies
+    hold semicolons)."""
     without_comments = re.sub(r"--[^\n]*", "", sql)
-    return [s.strip() for s in without_comments.split(";") if s.strip()]
+    found: list[str] = []
+    delimiter = ";"
+    position = 0
+    for switch in [*_DELIMITER.finditer(without_comments), None]:
+        end = switch.start() if switch else len(without_comments)
+        found += [s.strip() for s in without_comments[position:end].split(delimiter) if s.strip()]
+        if switch:
+            delimiter, position = switch.group(1), switch.end()
+    return found
 
 
 def apply_schema(database_url: str, drop_first: bool = False) -> None:
-    """Apply schema.sql.
+    """Apply schema.sql and procedures.sql.
 
     database_url: the SQLAlchemy URL of the target database.
     drop_first: drop the database before creating it (tests and benchmarks only).
@@ -42,7 +56,7 @@ def apply_schema(database_url: str, drop_first: bool = False) -> None:
                 "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
             )
             cur.execute(f"USE `{url.database}`")
-            for statement in statements(SCHEMA.read_text()):
+            for statement in statements(SCHEMA.read_text()) + statements(PROCEDURES.read_text()):
                 cur.execute(statement)
     finally:
         conn.close()

@@ -71,14 +71,19 @@ _DEFERRED = text("UPDATE outbox SET due_at = NOW(6) + INTERVAL :lease SECOND WHE
 added_jobs: ContextVar[list[Job] | None] = ContextVar("added_jobs", default=None)
 
 
+def will_push(job: Job) -> None:
+    """Inside a unit of work: push this job, whose row the transaction writes, after the COMMIT."""
+    pending = added_jobs.get()
+    if pending is not None:
+        pending.append(job)
+
+
 async def add(conn: AsyncConnection, job: Job, lease_seconds: int) -> None:
     """Record a job; it is due again (for the relay) lease_seconds from now.
 
     Inside a unit of work the job is also pushed to Redis right after the COMMIT.
     """
-    pending = added_jobs.get()
-    if pending is not None:
-        pending.append(job)
+    will_push(job)
     await raw.run(
         conn,
         _ADD,

@@ -55,10 +55,14 @@ _COLUMNS = (
 )
 
 
-_BY_ID = sql(
+# Purchase's fields, in its order (procedures.sql's start_purchase answers the same).
+_SELECT = (
     "SELECT id, reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, status, provider_ref, sn, hasil_eksekusi, "
-    "waktu, updated_at FROM purchase WHERE id = :id"
+    "waktu, updated_at FROM purchase "
 )
+_BY_ID = sql(_SELECT + "WHERE id = :id")
+_OF_RESELLER = sql(_SELECT + "WHERE id = :id AND reseller_id = :reseller_id")
+_BY_REF_ID = sql(_SELECT + "WHERE reseller_id = :reseller_id AND ref_id = :ref_id")
 
 
 async def by_id(conn: AsyncConnection, purchase_id: int) -> Purchase | None:
@@ -68,17 +72,15 @@ async def by_id(conn: AsyncConnection, purchase_id: int) -> Purchase | None:
 
 
 async def of_reseller(conn: AsyncConnection, reseller_id: int, purchase_id: int) -> Purchase | None:
-    row = (
-        await conn.execute(select(*_COLUMNS).where(purchase.c.id == purchase_id, purchase.c.reseller_id == reseller_id))
-    ).first()
-    return Purchase(*row) if row else None
+    """GET /status/{id}: straight through the driver (db.raw)."""
+    found = await raw.run(conn, _OF_RESELLER, {"id": purchase_id, "reseller_id": reseller_id})
+    return Purchase(*found.rows[0]) if found.rows else None
 
 
 async def by_ref_id(conn: AsyncConnection, reseller_id: int, ref_id: str) -> Purchase | None:
-    row = (
-        await conn.execute(select(*_COLUMNS).where(purchase.c.reseller_id == reseller_id, purchase.c.ref_id == ref_id))
-    ).first()
-    return Purchase(*row) if row else None
+    """GET /status?ref_id=: straight through the driver (db.raw)."""
+    found = await raw.run(conn, _BY_REF_ID, {"reseller_id": reseller_id, "ref_id": ref_id})
+    return Purchase(*found.rows[0]) if found.rows else None
 
 
 async def by_provider_ref(conn: AsyncConnection, provider_ref: str) -> Purchase | None:

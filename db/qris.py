@@ -7,21 +7,33 @@ from typing import Any
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db import raw
+from db.raw import sql
 from db.tables import location
 from db.tables import qris_transaction as tr
 
 Row = dict[str, Any]
 
 
+# The hot reads (every create, every QR job, every payment event) go straight through the driver.
+_SELECT = f"SELECT {', '.join(column.name for column in tr.columns)} FROM qris_transaction "
+_BY_ID = sql(_SELECT + "WHERE tr_id = :id")
+_BY_EXTERNAL_ID = sql(_SELECT + "WHERE tr_external_id = :external_id")
+_BY_EXTERNAL_ID_LOCKED = sql(_SELECT + "WHERE tr_external_id = :external_id FOR UPDATE")
+
+
+def _first(result: raw.Result) -> Row | None:
+    found = result.mappings()
+    return found[0] if found else None
+
+
 async def by_external_id(conn: AsyncConnection, external_id: str, *, for_update: bool = False) -> Row | None:
-    query = select(tr).where(tr.c.tr_external_id == external_id)
-    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
-    return dict(row._mapping) if row else None
+    statement = _BY_EXTERNAL_ID_LOCKED if for_update else _BY_EXTERNAL_ID
+    return _first(await raw.run(conn, statement, {"external_id": external_id}))
 
 
 async def by_id(conn: AsyncConnection, tr_id: int) -> Row | None:
-    row = (await conn.execute(select(tr).where(tr.c.tr_id == tr_id))).first()
-    return dict(row._mapping) if row else None
+    return _first(await raw.run(conn, _BY_ID, {"id": tr_id}))
 
 
 def _filters(search: str | None, statuses: list[str] | None) -> list:

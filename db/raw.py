@@ -30,9 +30,14 @@ class Result:
     rowcount: int
     lastrowid: int
     rows: tuple[tuple[Any, ...], ...]
+    columns: tuple[str, ...] = ()
 
     def scalar(self) -> Any:
         return self.rows[0][0] if self.rows else None
+
+    def mappings(self) -> list[dict[str, Any]]:
+        """Each row as {column name: value}."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
 _WRAPPERS: tuple[tuple[type[pymysql.err.Error], type[exc.DBAPIError]], ...] = (
@@ -45,7 +50,8 @@ _WRAPPERS: tuple[tuple[type[pymysql.err.Error], type[exc.DBAPIError]], ...] = (
 
 
 async def run(conn: AsyncConnection, statement: str, params: dict[str, Any] | None = None) -> Result:
-    """Execute one statement made by sql(); its rows are fetched when it returns any."""
+    """Execute one statement made by sql(); its rows are fetched when it returns any (for a CALL:
+    the rows of its first result set)."""
     cursor = conn.info.get("raw_cursor")
     if cursor is None:
         driver = (await conn.get_raw_connection()).driver_connection
@@ -54,8 +60,14 @@ async def run(conn: AsyncConnection, statement: str, params: dict[str, Any] | No
         cursor = conn.info["raw_cursor"] = await driver.cursor()
     try:
         await cursor.execute(statement, params)
-        rows = await cursor.fetchall() if cursor.description else ()
-        return Result(cursor.rowcount, cursor.lastrowid, rows)
+        description = cursor.description
+        rows = await cursor.fetchall() if description else ()
+        result = Result(cursor.rowcount, cursor.lastrowid, rows, tuple(d[0] for d in description) if description else ())
+        # A CALL answers its SELECT's rows and then a status; read that too (no round trip: it is
+        # already here) or the connection's next command would take it for its own answer.
+        while await cursor.nextset():
+            pass
+        return result
     except pymysql.err.Error as error:
         wrapper = next(w for kind, w in _WRAPPERS if isinstance(error, kind))
         raise wrapper(statement, params, error) from error

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.errors import is_duplicate_key
 from db.tables import webhook_event
 
 
@@ -21,24 +19,6 @@ class WebhookEvent:
     reference: str | None
     payload: dict[str, Any]
     outcome: str
-
-
-_INSERT = text(
-    "INSERT INTO webhook_event (source, event_key, reference, payload) VALUES (:source, :event_key, :reference, :payload)"
-)
-
-
-async def insert(conn: AsyncConnection, source: str, event_key: str, reference: str | None, payload: dict[str, Any]) -> int | None:
-    """Store an event once per (source, event_key); returns its id, or None for a duplicate."""
-    try:
-        result = await conn.execute(
-            _INSERT, {"source": source, "event_key": event_key, "reference": reference, "payload": json.dumps(payload)}
-        )
-    except IntegrityError as error:
-        if is_duplicate_key(error):
-            return None
-        raise
-    return int(result.lastrowid)
 
 
 async def by_id(conn: AsyncConnection, event_id: int, *, for_update: bool = False) -> WebhookEvent | None:

@@ -12,24 +12,20 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import outbox, raw
+from db import outbox
 from db.outbox import Job
-from db.raw import sql
 
 CALLBACK_QUEUE = "callbacks"
 DELIVER_ACTOR = "deliver_callback"
+DELIVER_JOB_PREFIX = "callback:"
 # Seconds to wait after attempt n (1-based) failed: about 28 hours in all, then the delivery fails.
 RETRY_DELAYS = (10, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
 
 
 def deliver_job(delivery_id: int) -> Job:
-    return Job(job_key=f"callback:{delivery_id}", queue_name=CALLBACK_QUEUE, actor_name=DELIVER_ACTOR, args=[delivery_id])
+    return Job(job_key=f"{DELIVER_JOB_PREFIX}{delivery_id}", queue_name=CALLBACK_QUEUE, actor_name=DELIVER_ACTOR, args=[delivery_id])
 
 
-_SCHEDULE = sql(
-    "INSERT INTO callback_delivery (delivery_id, reseller_id, purchase_id, url) "
-    "SELECT :delivery_id, id, :purchase_id, callback_url FROM reseller WHERE id = :reseller_id AND callback_url IS NOT NULL"
-)
 _SET_PAYLOAD = text("UPDATE callback_delivery SET payload = :payload WHERE id = :id AND payload IS NULL")
 _ATTEMPT = text(
     "INSERT INTO callback_attempt (delivery_id, attempt, status_code, error, duration_ms) VALUES (:id, :attempt, :status, :error, :ms)"
@@ -41,11 +37,10 @@ _OUTCOME = text(
 )
 
 
-async def schedule(conn: AsyncConnection, reseller_id: int, purchase_id: int, lease_seconds: int) -> None:
-    """A delivery for an ended purchase, if the reseller has a callback URL (one per purchase)."""
-    inserted = await raw.run(conn, _SCHEDULE, {"delivery_id": uuid.uuid4().hex, "purchase_id": purchase_id, "reseller_id": reseller_id})
-    if inserted.rowcount == 1:
-        await outbox.add(conn, deliver_job(int(inserted.lastrowid)), lease_seconds)
+def new_delivery_key() -> str:
+    """X-Loket-Delivery: the same on every attempt of one delivery. A delivery is scheduled when
+    its purchase ends, by procedures.sql's settle_purchase (domain.purchases.settle)."""
+    return uuid.uuid4().hex
 
 
 async def fix_payload(conn: AsyncConnection, delivery_id: int, payload: dict[str, Any]) -> None:

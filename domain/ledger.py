@@ -1,4 +1,4 @@
-"""The one function that moves a reseller's money."""
+"""The one function that moves a reseller's money (its statements: procedures.sql's post_ledger_entry)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import raw
 from db.raw import sql
 
-# The condition in the UPDATE is what makes overspending impossible under any concurrency:
-# the row lock serialises debits and each one re-checks the saldo it sees.
-_MOVE_SALDO = sql("UPDATE reseller SET saldo = saldo + :jumlah WHERE id = :reseller_id AND saldo + :jumlah >= 0")
-
-# Reads the saldo this transaction just wrote (it holds the row lock), so saldo_akhir is exact.
-_RECORD_ENTRY = sql(
-    "INSERT INTO ledger_entry (reseller_id, jenis, jumlah, saldo_akhir, purchase_id, qris_id, keterangan) "
-    "SELECT id, :jenis, :jumlah, saldo, :purchase_id, :qris_id, :keterangan FROM reseller WHERE id = :reseller_id "
-    "RETURNING saldo_akhir"
-)
+# The rule (a conditional UPDATE, then the entry with the exact saldo it left) is written once, in
+# procedures.sql; accept_purchase calls the same procedure inside the database.
+_POST = sql("CALL post_ledger_entry(:reseller_id, :jenis, :jumlah, :purchase_id, :qris_id, :keterangan, @saldo_akhir)")
+_SALDO_AKHIR = sql("SELECT @saldo_akhir")
 
 
 class InsufficientSaldo(Exception):
@@ -41,9 +35,9 @@ async def post_entry(
     qris_id: the QRIS deposit it credits; the schema allows one entry per (deposit, jenis).
     Raises InsufficientSaldo when a debit would take the saldo below zero.
     """
-    params = {"reseller_id": reseller_id, "jumlah": jumlah}
-    moved = await raw.run(conn, _MOVE_SALDO, params)
-    if moved.rowcount != 1:
+    params = {"reseller_id": reseller_id, "jenis": jenis, "jumlah": jumlah, "purchase_id": purchase_id, "qris_id": qris_id, "keterangan": keterangan}
+    await raw.run(conn, _POST, params)
+    saldo_akhir = (await raw.run(conn, _SALDO_AKHIR)).scalar()
+    if saldo_akhir is None:
         raise InsufficientSaldo()
-    recorded = await raw.run(conn, _RECORD_ENTRY, {**params, "jenis": jenis, "purchase_id": purchase_id, "qris_id": qris_id, "keterangan": keterangan})
-    return int(recorded.scalar())
+    return int(saldo_akhir)

@@ -17,30 +17,39 @@ from db import outbox, raw
 from db import purchases as purchase_queries
 from db.errors import is_duplicate_key
 from db.outbox import Job
-from db.products import Product
 from db.purchases import Purchase
 from db.raw import sql
 from domain import callbacks
-from domain.ledger import post_entry
+from domain.ledger import InsufficientSaldo
 from provider.digiflazz import Outcome, ProviderAnswer
 
 EXECUTE_ACTOR = "execute_purchase"
 PURCHASE_QUEUE = "purchases"
 
-_INSERT = sql(
-    "INSERT INTO purchase (reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, provider_ref) "
-    "VALUES (:reseller_id, :ref_id, :produk_id, :kode, :nomor_tujuan, :nominal, :harga, :provider_ref)"
+EXECUTE_JOB_PREFIX = "purchase:"
+
+_ACCEPT = sql(
+    "CALL accept_purchase(:reseller_id, :produk_id, :nomor_tujuan, :nominal, :ref_id, :provider_ref, "
+    ":job_key_prefix, :queue_name, :actor_name, :lease)"
 )
-_TO_PROSES = sql("UPDATE purchase SET status = 'proses' WHERE id = :id AND status = 'pending'")
+_START = sql("CALL start_purchase(:id)")
 _SETTLE = sql(
-    "UPDATE purchase SET status = :status, sn = :sn, hasil_eksekusi = :message, provider_rc = :rc "
-    "WHERE id = :id AND status IN ('pending', 'proses')"
+    "CALL settle_purchase(:id, :status, :sn, :message, :rc, :execute_job_key, :delivery_key, "
+    ":callback_job_key_prefix, :callback_queue_name, :callback_actor_name, :lease)"
 )
 _NOTE = sql("UPDATE purchase SET hasil_eksekusi = :message, provider_rc = :rc WHERE id = :id AND status IN ('pending', 'proses')")
 
 
 class DuplicateRefId(Exception):
     """The reseller's ref_id is already taken; roll back and replay()."""
+
+
+class UnknownProduct(Exception):
+    """No active product with that id; nothing was changed."""
+
+
+class InvalidDestination(Exception):
+    """A PLN purchase whose meter/customer number is not 11-12 digits; nothing was changed."""
 
 
 class RefIdReused(Exception):
@@ -54,48 +63,59 @@ class RefIdReused(Exception):
 class Accepted:
     purchase_id: int
     provider_ref: str
+    harga: int
     saldo: int
 
 
 def execute_job(purchase_id: int) -> Job:
-    return Job(job_key=f"purchase:{purchase_id}", queue_name=PURCHASE_QUEUE, actor_name=EXECUTE_ACTOR, args=[purchase_id])
+    return Job(job_key=f"{EXECUTE_JOB_PREFIX}{purchase_id}", queue_name=PURCHASE_QUEUE, actor_name=EXECUTE_ACTOR, args=[purchase_id])
 
 
 async def accept(
     conn: AsyncConnection,
     *,
     reseller_id: int,
-    product: Product,
+    produk_id: int,
     nomor_tujuan: str,
     nominal: int | None,
     ref_id: str | None,
     lease_seconds: int,
 ) -> Accepted:
-    """Insert the purchase, debit its price and record its execute job, in the caller's transaction.
+    """Insert the purchase, debit its price and record its execute job, in the caller's
+    transaction: one round trip, procedures.sql's accept_purchase.
 
-    Raises domain.ledger.InsufficientSaldo, or DuplicateRefId when the ref_id is taken.
+    Raises UnknownProduct, InvalidDestination or domain.ledger.InsufficientSaldo (nothing was
+    written), or DuplicateRefId when the ref_id is taken.
     """
     provider_ref = "LK" + secrets.token_hex(11)
-    values = {
+    params = {
         "reseller_id": reseller_id,
-        "ref_id": ref_id,
-        "produk_id": product.id,
-        "kode": product.kode,
+        "produk_id": produk_id,
         "nomor_tujuan": nomor_tujuan,
         "nominal": nominal,
-        "harga": product.harga,
+        "ref_id": ref_id,
         "provider_ref": provider_ref,
+        "job_key_prefix": EXECUTE_JOB_PREFIX,
+        "queue_name": PURCHASE_QUEUE,
+        "actor_name": EXECUTE_ACTOR,
+        "lease": lease_seconds,
     }
     try:
-        inserted = await raw.run(conn, _INSERT, values)
+        answer = await raw.run(conn, _ACCEPT, params)
     except IntegrityError as error:
         if is_duplicate_key(error) and ref_id is not None:
             raise DuplicateRefId() from error
         raise
-    purchase_id = int(inserted.lastrowid)
-    saldo = await post_entry(conn, reseller_id, "pembelian", -product.harga, purchase_id=purchase_id)
-    await outbox.add(conn, execute_job(purchase_id), lease_seconds)
-    return Accepted(purchase_id=purchase_id, provider_ref=provider_ref, saldo=saldo)
+    outcome, purchase_id, harga, saldo = answer.rows[0]
+    if outcome == "unknown_product":
+        raise UnknownProduct()
+    if outcome == "invalid_destination":
+        raise InvalidDestination()
+    if outcome == "insufficient_saldo":
+        raise InsufficientSaldo()
+    job = execute_job(int(purchase_id))
+    outbox.will_push(job)
+    return Accepted(purchase_id=int(purchase_id), provider_ref=provider_ref, harga=int(harga), saldo=int(saldo))
 
 
 async def replay(
@@ -110,10 +130,12 @@ async def replay(
     return existing
 
 
-async def mark_at_provider(conn: AsyncConnection, purchase_id: int) -> bool:
+async def start(conn: AsyncConnection, purchase_id: int) -> Purchase | None:
     """pending -> proses: from here on the provider may have the order, so it is never refunded
-    on a mere error, only on the provider's own Gagal."""
-    return (await raw.run(conn, _TO_PROSES, {"id": purchase_id})).rowcount == 1
+    on a mere error, only on the provider's own Gagal. Returns the purchase as it now stands
+    (None if there is none; an ended one is returned unchanged). procedures.sql's start_purchase."""
+    found = await raw.run(conn, _START, {"id": purchase_id})
+    return Purchase(*found.rows[0]) if found.rows else None
 
 
 async def note_provider_answer(conn: AsyncConnection, purchase_id: int, message: str, rc: str | None) -> None:
@@ -125,22 +147,31 @@ async def settle(
     conn: AsyncConnection, purchase: Purchase, *, sukses: bool, sn: str | None, message: str, rc: str | None, lease_seconds: int
 ) -> bool:
     """pending|proses -> sukses|gagal; a gagal is refunded, and the reseller's callback is
-    scheduled, in the same transaction.
+    scheduled, in the same transaction: procedures.sql's settle_purchase, one round trip.
 
     Returns False (and changes nothing) when the purchase had already ended.
     """
-    status = "sukses" if sukses else "gagal"
-    changed = await raw.run(
+    answer = await raw.run(
         conn,
-        _SETTLE, {"id": purchase.id, "status": status, "sn": sn if sukses else None, "message": message[:255], "rc": rc}
+        _SETTLE,
+        {
+            "id": purchase.id,
+            "status": "sukses" if sukses else "gagal",
+            "sn": sn,
+            "message": message[:255],
+            "rc": rc,
+            "execute_job_key": execute_job(purchase.id).job_key,
+            "delivery_key": callbacks.new_delivery_key(),
+            "callback_job_key_prefix": callbacks.DELIVER_JOB_PREFIX,
+            "callback_queue_name": callbacks.CALLBACK_QUEUE,
+            "callback_actor_name": callbacks.DELIVER_ACTOR,
+            "lease": lease_seconds,
+        },
     )
-    if changed.rowcount != 1:
-        return False
-    if not sukses:
-        await post_entry(conn, purchase.reseller_id, "refund", purchase.harga, purchase_id=purchase.id)
-    await outbox.complete(conn, execute_job(purchase.id).job_key)
-    await callbacks.schedule(conn, purchase.reseller_id, purchase.id, lease_seconds)
-    return True
+    ended, delivery_id = answer.rows[0]
+    if delivery_id is not None:
+        outbox.will_push(callbacks.deliver_job(int(delivery_id)))
+    return bool(ended)
 
 
 async def apply_provider_answer(conn: AsyncConnection, purchase: Purchase, answer: ProviderAnswer, lease_seconds: int) -> bool:

@@ -13,11 +13,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import locations, outbox, prices
+from db import outbox, raw
 from db.outbox import Job
+from db.raw import sql
 from domain.ledger import post_entry
 
 QRIS_QUEUE = "qris"
@@ -41,14 +41,25 @@ class QuotaExhausted(Exception):
     pass
 
 
+_REFUSALS: dict[str, type[Exception]] = {
+    "unknown_location": LocationNotFound,
+    "unknown_price": PriceNotFound,
+    "price_not_for_location": PriceNotForLocation,
+    "quota_exhausted": QuotaExhausted,
+}
+
+
 @dataclass(frozen=True)
 class Created:
     tr_id: int
     external_id: str
 
 
+CREATE_QR_JOB_PREFIX = "qris:"
+
+
 def create_qr_job(tr_id: int) -> Job:
-    return Job(job_key=f"qris:{tr_id}", queue_name=QRIS_QUEUE, actor_name=CREATE_QR_ACTOR, args=[tr_id])
+    return Job(job_key=f"{CREATE_QR_JOB_PREFIX}{tr_id}", queue_name=QRIS_QUEUE, actor_name=CREATE_QR_ACTOR, args=[tr_id])
 
 
 def expire_job(tr_id: int) -> Job:
@@ -60,34 +71,31 @@ def new_external_id(location_id: int, now: dt.datetime) -> str:
     return f"TRX-{location_id}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(4).upper()}"
 
 
-_TAKE_SLOT = text(
-    "UPDATE price SET mp_used = mp_used + 1 WHERE mp_id = :id AND (mp_quota IS NULL OR mp_used < mp_quota)"
-)
-_GIVE_BACK_SLOT = text(
+_GIVE_BACK_SLOT = sql(
     "UPDATE price SET mp_used = mp_used - 1 WHERE mp_used > 0 AND mp_id = "
     "(SELECT tr_price_id FROM qris_transaction WHERE tr_id = :id)"
 )
-_INSERT = text(
-    "INSERT INTO qris_transaction (tr_external_id, tr_location_id, tr_price_id, tr_amount, tr_expired_at) "
-    "VALUES (:external_id, :location_id, :price_id, :amount, NOW(6) + INTERVAL :ttl SECOND)"
+_CREATE = sql(
+    "CALL create_qris_transaction(:external_id, :location_id, :price_id, :default_amount, :ttl, "
+    ":job_key_prefix, :queue_name, :actor_name, :lease)"
 )
-_INSERT_DEPOSIT = text(
+_INSERT_DEPOSIT = sql(
     "INSERT INTO qris_transaction (tr_external_id, tr_reseller_id, tr_amount, tr_gateway, tr_expired_at) "
     "VALUES (:external_id, :reseller_id, :amount, :gateway, NOW(6) + INTERVAL :ttl SECOND)"
 )
-_ATTACH_QR = text(
+_ATTACH_QR = sql(
     "UPDATE qris_transaction SET tr_xendit_id = :qr_id, tr_qris_string = :qr_string, tr_qris_url = :qr_url "
     "WHERE tr_id = :id AND tr_status = 'PENDING' AND tr_xendit_id IS NULL"
 )
-_COMPLETE = text(
+_COMPLETE = sql(
     "UPDATE qris_transaction SET tr_status = 'COMPLETED', tr_paid_at = NOW(6), tr_payment_id = :payment_id "
     "WHERE tr_id = :id AND tr_status = 'PENDING'"
 )
-_FAIL = text(
+_FAIL = sql(
     "UPDATE qris_transaction SET tr_status = 'FAILED', tr_failure_reason = :reason "
     "WHERE tr_id = :id AND tr_status = 'PENDING' AND tr_created_at <= NOW(6) - INTERVAL :after SECOND"
 )
-_EXPIRE = text(
+_EXPIRE = sql(
     "UPDATE qris_transaction SET tr_status = 'EXPIRED' "
     "WHERE tr_id = :id AND tr_status = 'PENDING' AND (:forced OR tr_expired_at <= NOW(6))"
 )
@@ -103,32 +111,30 @@ async def create(
     lease_seconds: int,
     now: dt.datetime,
 ) -> Created:
-    """A PENDING transaction, its quota slot and its create-QR job, in the caller's transaction."""
-    if await locations.by_id(conn, location_id) is None:
-        raise LocationNotFound()
-    amount = default_amount
-    if price_id is not None:
-        price = await prices.by_id(conn, price_id)
-        if price is None:
-            raise PriceNotFound()
-        if price["mp_location_id"] not in (None, location_id):
-            raise PriceNotForLocation()
-        # The conditional increment is the quota: concurrent creates serialise on the price row.
-        if (await conn.execute(_TAKE_SLOT, {"id": price_id})).rowcount != 1:
-            raise QuotaExhausted()
-        amount = int(price["mp_amount"])
+    """A PENDING transaction, its quota slot and its create-QR job, in the caller's transaction:
+    one round trip, procedures.sql's create_qris_transaction."""
     external_id = new_external_id(location_id, now)
-    inserted = await conn.execute(
-        _INSERT, {"external_id": external_id, "location_id": location_id, "price_id": price_id, "amount": amount, "ttl": ttl_seconds}
-    )
-    tr_id = int(inserted.lastrowid)
-    await outbox.add(conn, create_qr_job(tr_id), lease_seconds)
-    return Created(tr_id=tr_id, external_id=external_id)
+    params = {
+        "external_id": external_id,
+        "location_id": location_id,
+        "price_id": price_id,
+        "default_amount": default_amount,
+        "ttl": ttl_seconds,
+        "job_key_prefix": CREATE_QR_JOB_PREFIX,
+        "queue_name": QRIS_QUEUE,
+        "actor_name": CREATE_QR_ACTOR,
+        "lease": lease_seconds,
+    }
+    outcome, tr_id = (await raw.run(conn, _CREATE, params)).rows[0]
+    if outcome != "created":
+        raise _REFUSALS[outcome]()
+    outbox.will_push(create_qr_job(int(tr_id)))
+    return Created(tr_id=int(tr_id), external_id=external_id)
 
 
 async def attach_qr(conn: AsyncConnection, tr_id: int, qr_id: str, qr_string: str | None, qr_url: str | None) -> bool:
     """Store the gateway's QR code (or payment page) once; the create job is done either way."""
-    attached = (await conn.execute(_ATTACH_QR, {"id": tr_id, "qr_id": qr_id, "qr_string": qr_string, "qr_url": qr_url})).rowcount == 1
+    attached = (await raw.run(conn, _ATTACH_QR, {"id": tr_id, "qr_id": qr_id, "qr_string": qr_string, "qr_url": qr_url})).rowcount == 1
     await outbox.complete(conn, create_qr_job(tr_id).job_key)
     return attached
 
@@ -137,7 +143,7 @@ async def complete(conn: AsyncConnection, transaction: dict[str, Any], payment_i
     """PENDING -> COMPLETED with paid_at set now; a deposit credits its reseller in the same
     transaction. False if it had already ended (paid_at untouched, nothing credited)."""
     tr_id = transaction["tr_id"]
-    completed = (await conn.execute(_COMPLETE, {"id": tr_id, "payment_id": payment_id})).rowcount == 1
+    completed = (await raw.run(conn, _COMPLETE, {"id": tr_id, "payment_id": payment_id})).rowcount == 1
     if completed:
         await outbox.complete(conn, create_qr_job(tr_id).job_key)
         if transaction["tr_reseller_id"] is not None:
@@ -155,8 +161,8 @@ async def create_deposit(
     gateway: xendit (a QRIS code), midtrans or paystack (a payment page).
     """
     external_id = f"DEP-{reseller_id}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(4).upper()}"
-    inserted = await conn.execute(
-        _INSERT_DEPOSIT, {"external_id": external_id, "reseller_id": reseller_id, "amount": amount, "ttl": ttl_seconds, "gateway": gateway}
+    inserted = await raw.run(
+        conn, _INSERT_DEPOSIT, {"external_id": external_id, "reseller_id": reseller_id, "amount": amount, "ttl": ttl_seconds, "gateway": gateway}
     )
     tr_id = int(inserted.lastrowid)
     await outbox.add(conn, create_qr_job(tr_id), lease_seconds)
@@ -168,7 +174,7 @@ async def fail(conn: AsyncConnection, tr_id: int, reason: str, *, only_after_sec
 
     only_after_seconds: fail only a transaction at least this old (the gateway's grace period).
     """
-    failed = (await conn.execute(_FAIL, {"id": tr_id, "reason": reason[:255], "after": only_after_seconds})).rowcount == 1
+    failed = (await raw.run(conn, _FAIL, {"id": tr_id, "reason": reason[:255], "after": only_after_seconds})).rowcount == 1
     if failed:
         await _end_unpaid(conn, tr_id)
     return failed
@@ -176,12 +182,12 @@ async def fail(conn: AsyncConnection, tr_id: int, reason: str, *, only_after_sec
 
 async def expire(conn: AsyncConnection, tr_id: int, *, forced: bool = False) -> bool:
     """PENDING -> EXPIRED once its expiry has passed (or at once when the gateway says so)."""
-    expired = (await conn.execute(_EXPIRE, {"id": tr_id, "forced": forced})).rowcount == 1
+    expired = (await raw.run(conn, _EXPIRE, {"id": tr_id, "forced": forced})).rowcount == 1
     if expired:
         await _end_unpaid(conn, tr_id)
     return expired
 
 
 async def _end_unpaid(conn: AsyncConnection, tr_id: int) -> None:
-    await conn.execute(_GIVE_BACK_SLOT, {"id": tr_id})
+    await raw.run(conn, _GIVE_BACK_SLOT, {"id": tr_id})
     await outbox.complete(conn, create_qr_job(tr_id).job_key)

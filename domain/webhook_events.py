@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import outbox
+from db import outbox, raw
 from db import webhook_events as event_queries
 from db.outbox import Job
+from db.raw import sql
 
 APPLY_ACTOR = "apply_webhook_event"
 WEBHOOK_QUEUE = "webhooks"
 
 
+APPLY_JOB_PREFIX = "webhook_event:"
+
+_RECEIVE = sql(
+    "CALL receive_webhook_event(:source, :event_key, :reference, :payload, :job_key_prefix, :queue_name, :actor_name, :lease)"
+)
+
+
 def apply_job(event_id: int) -> Job:
-    return Job(job_key=f"webhook_event:{event_id}", queue_name=WEBHOOK_QUEUE, actor_name=APPLY_ACTOR, args=[event_id])
+    return Job(job_key=f"{APPLY_JOB_PREFIX}{event_id}", queue_name=WEBHOOK_QUEUE, actor_name=APPLY_ACTOR, args=[event_id])
 
 
 async def receive(
@@ -27,12 +36,23 @@ async def receive(
     payload: dict[str, Any],
     lease_seconds: int,
 ) -> Job | None:
-    """Store a verified event and its apply job; None when the same event was stored before."""
-    event_id = await event_queries.insert(conn, source, event_key, reference, payload)
+    """Store a verified event and its apply job; None when the same event was stored before.
+    One round trip: procedures.sql's receive_webhook_event."""
+    params = {
+        "source": source,
+        "event_key": event_key,
+        "reference": reference,
+        "payload": json.dumps(payload),
+        "job_key_prefix": APPLY_JOB_PREFIX,
+        "queue_name": WEBHOOK_QUEUE,
+        "actor_name": APPLY_ACTOR,
+        "lease": lease_seconds,
+    }
+    event_id = (await raw.run(conn, _RECEIVE, params)).scalar()
     if event_id is None:
         return None
-    job = apply_job(event_id)
-    await outbox.add(conn, job, lease_seconds)
+    job = apply_job(int(event_id))
+    outbox.will_push(job)
     return job
 
 

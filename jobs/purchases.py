@@ -8,7 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import context
 from db import outbox
-from db import purchases as purchase_queries
 from db.outbox import Job
 from domain import purchases
 from provider.digiflazz import ProviderOutcomeUnknown
@@ -29,11 +28,10 @@ async def execute(purchase_id: int) -> None:
     res = resources.current()
     job = purchases.execute_job(purchase_id)
     async with res.unit_of_work() as conn:
-        purchase = await purchase_queries.by_id(conn, purchase_id)
+        purchase = await purchases.start(conn, purchase_id)
         if purchase is None or purchase.is_final:
             await outbox.complete(conn, job.job_key)
             return
-        await purchases.mark_at_provider(conn, purchase_id)
 
     try:
         answer = await res.provider.topup(purchase.provider_ref, purchase.kode, purchase.nomor_tujuan)

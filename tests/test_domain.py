@@ -43,7 +43,7 @@ async def new_reseller(engine: AsyncEngine, saldo: int) -> int:
 async def accept(engine: AsyncEngine, reseller_id: int, ref_id: str | None = None) -> int:
     async with engine.begin() as conn:
         accepted = await purchases.accept(
-            conn, reseller_id=reseller_id, product=PULSA10, nomor_tujuan="081234567890", nominal=None, ref_id=ref_id, lease_seconds=60
+            conn, reseller_id=reseller_id, produk_id=PULSA10.id, nomor_tujuan="081234567890", nominal=None, ref_id=ref_id, lease_seconds=60
         )
     return accepted.purchase_id
 
@@ -57,6 +57,22 @@ async def test_a_debit_never_overdraws_and_changes_nothing_when_refused(engine, 
     assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 0
     assert db.value("SELECT MAX(id) FROM outbox") == outbox_before
     assert db.ledger_matches_saldo(reseller_id)
+
+
+async def test_every_refused_accept_writes_nothing_even_if_the_caller_commits(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 10_000)
+    refusals = {
+        InsufficientSaldo: {"produk_id": 1, "nomor_tujuan": "081234567890"},
+        purchases.UnknownProduct: {"produk_id": 999, "nomor_tujuan": "081234567890"},
+        purchases.InvalidDestination: {"produk_id": 3, "nomor_tujuan": "0812"},
+    }
+    for refusal, body in refusals.items():
+        async with engine.begin() as conn:  # commits: the refusal is caught inside the transaction
+            with pytest.raises(refusal):
+                await purchases.accept(conn, reseller_id=reseller_id, nominal=None, ref_id=f"R-{refusal.__name__}", lease_seconds=60, **body)
+    assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 0
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 10_000
+    assert db.value("SELECT COUNT(*) FROM ledger_entry WHERE reseller_id = %s", reseller_id) == 1  # saldo_awal only
 
 
 async def test_accept_writes_purchase_ledger_and_outbox_together(engine, db: MariaDB):

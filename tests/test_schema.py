@@ -1,5 +1,6 @@
-"""schema.sql and its mirror in db/tables.py name the same columns."""
+"""schema.sql and its mirror in db/tables.py name the same columns; procedures.sql loads."""
 
+from db.apply import PROCEDURES, apply_schema, statements
 from db.tables import metadata
 from tests.harness import MariaDB
 
@@ -15,3 +16,15 @@ def test_the_mirror_matches_the_database(db: MariaDB):
 
 def test_demo_products_are_seeded(db: MariaDB):
     assert [r["kode"] for r in db.rows("SELECT kode FROM produk ORDER BY id")] == ["pulsa10", "pulsa20", "pln50"]
+
+
+def test_procedures_are_loaded_and_reapplying_keeps_the_data(db: MariaDB):
+    created = [s.split("(")[0].split()[-1] for s in statements(PROCEDURES.read_text()) if s.startswith("CREATE PROCEDURE")]
+    assert created == ["post_ledger_entry", "accept_purchase", "start_purchase", "settle_purchase", "receive_webhook_event", "create_qris_transaction"]
+    loaded = {r["ROUTINE_NAME"] for r in db.rows(
+        "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s AND ROUTINE_TYPE = 'PROCEDURE'", db.name
+    )}  # fmt: skip
+    assert loaded == set(created)
+    products = db.value("SELECT COUNT(*) FROM produk")
+    apply_schema(db.url)
+    assert db.value("SELECT COUNT(*) FROM produk") == products

@@ -7,7 +7,6 @@ from starlette.responses import JSONResponse
 
 from db import products, resellers
 from db import purchases as purchase_queries
-from db.products import Product
 from domain import purchases
 from domain.ledger import InsufficientSaldo
 from web.auth import reseller_of
@@ -16,11 +15,6 @@ from web.requests import parse_body, parse_query
 from web.schemas import BeliRequest, PageQuery, RefIdQuery
 from web.views import product_view, purchase_view
 from workers.unit_of_work import unit_of_work
-
-
-def _check_destination(product: Product, nomor_tujuan: str) -> None:
-    if product.kategori == "pln" and not 11 <= len(nomor_tujuan) <= 12:
-        raise ApiError(422, "invalid_input", "nomor_tujuan: a PLN meter/customer id has 11-12 digits")
 
 
 async def list_products(request: Request) -> JSONResponse:
@@ -36,25 +30,25 @@ async def buy(request: Request) -> JSONResponse:
     try:
         async with unit_of_work(state.engine, state.redis) as conn:
             reseller = await reseller_of(conn, request)
-            product = await products.active_by_id(conn, body.produk_id)
-            if product is None:
-                raise ApiError(404, "unknown_product", f"produk {body.produk_id} tidak ada atau tidak aktif")
-            _check_destination(product, body.nomor_tujuan)
             accepted = await purchases.accept(
                 conn,
                 reseller_id=reseller.id,
-                product=product,
+                produk_id=body.produk_id,
                 nomor_tujuan=body.nomor_tujuan,
                 nominal=body.nominal,
                 ref_id=body.ref_id,
                 lease_seconds=state.settings.outbox_lease_seconds,
             )
+    except purchases.UnknownProduct:
+        raise ApiError(404, "unknown_product", f"produk {body.produk_id} tidak ada atau tidak aktif") from None
+    except purchases.InvalidDestination:
+        raise ApiError(422, "invalid_input", "nomor_tujuan: a PLN meter/customer id has 11-12 digits") from None
     except InsufficientSaldo:
         raise ApiError(402, "insufficient_saldo", "saldo tidak cukup") from None
     except purchases.DuplicateRefId:
         return await _replay(request, reseller.id, body)
     return JSONResponse(
-        {"id": accepted.purchase_id, "ref_id": body.ref_id, "status": "pending", "harga": product.harga, "saldo": accepted.saldo}
+        {"id": accepted.purchase_id, "ref_id": body.ref_id, "status": "pending", "harga": accepted.harga, "saldo": accepted.saldo}
     )
 
 

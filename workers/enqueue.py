@@ -2,7 +2,9 @@
 
 Dramatiq's own `send()` is a synchronous Redis call. Here the same two writes its enqueue script
 makes (the payload into `<queue>.msgs`, the id onto the list) go through redis.asyncio in one
-MULTI, so web handlers, async actors and the relay can all enqueue without stalling their loop.
+small Lua script, so web handlers, async actors and the relay can all enqueue without stalling
+their loop. A script, not a MULTI pipeline: one command and one reply instead of four, and the
+pipeline's bookkeeping was a tenth of the web's CPU per accepted purchase (py-spy, issue 4).
 """
 
 from __future__ import annotations
@@ -15,11 +17,23 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from core import context
+from core.lua import LuaScript
 from core.settings import get_settings
 from db.outbox import Job
 
 NAMESPACE = get_settings().redis_namespace  # the broker uses the same (workers/broker.py)
 log = logging.getLogger(__name__)
+
+# KEYS: for each message its queue list then its queue's `.msgs` hash; ARGV: id, payload pairs.
+# Atomic like Dramatiq's enqueue: a worker never sees an id whose payload is missing.
+_ENQUEUE = LuaScript("""
+for i = 1, #KEYS, 2 do
+  local n = (i + 1) / 2
+  redis.call('HSET', KEYS[i + 1], ARGV[2 * n - 1], ARGV[2 * n])
+  redis.call('RPUSH', KEYS[i], ARGV[2 * n - 1])
+end
+return #KEYS / 2
+""")
 
 
 def to_message(job: Job, delay_ms: int | None = None) -> dramatiq.Message:
@@ -43,13 +57,13 @@ async def push(redis: Redis, jobs: list[Job], delay_ms: int | None = None) -> No
     """
     if not jobs:
         return
-    async with redis.pipeline(transaction=True) as pipe:
-        for job in jobs:
-            message = to_message(job, delay_ms)
-            redis_id = message.options["redis_message_id"]
-            pipe.hset(f"{NAMESPACE}:{message.queue_name}.msgs", redis_id, message.encode())
-            pipe.rpush(f"{NAMESPACE}:{message.queue_name}", redis_id)
-        await pipe.execute()
+    keys: list[str] = []
+    args: list[str | bytes] = []
+    for job in jobs:
+        message = to_message(job, delay_ms)
+        keys += [f"{NAMESPACE}:{message.queue_name}", f"{NAMESPACE}:{message.queue_name}.msgs"]
+        args += [message.options["redis_message_id"], message.encode()]
+    await _ENQUEUE(redis, keys, args)
 
 
 async def push_after_commit(redis: Redis, jobs: list[Job], delay_ms: int | None = None) -> bool:
