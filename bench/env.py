@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -148,6 +149,12 @@ class BenchStack:
         self.stack.start(name, web_command(), url=f"http://127.0.0.1:{port}/health",
                          env={"PORT": str(port), "WEB_PROCESSES": str(self.web_workers), **env})  # fmt: skip
         return f"http://127.0.0.1:{port}"
+
+    def signal_workers(self, signum: int) -> None:
+        """Send a signal to every dramatiq process (each worker runs in its own process group)."""
+        for process in self.stack.processes:
+            if process.name == "worker" and process.popen.poll() is None:
+                os.killpg(process.popen.pid, signum)
 
     def stop_process(self, name: str) -> None:
         for process in [p for p in self.stack.processes if p.name == name]:

@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--raw-processes", type=int, default=1, help="client processes of the raw-DB run (default 1)")
     p.add_argument("--drain-timeout", type=float, default=600, help="max seconds to wait for purchases to end")
     p.add_argument("--no-hot", action="store_true", help="skip the one-reseller (hot row) phases")
+    p.add_argument("--accept-alone", action="store_true",
+                   help="also a /beli phase with the workers paused (SIGSTOP) while wrk runs, then draining")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep loket_bench and Redis db 5 afterwards")
     phases.add_arguments(p)
     return p.parse_args(argv)
@@ -55,8 +57,12 @@ def say(message: str) -> None:
 
 
 def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: list[str], tag: str, label: str,
-              duration: float, log_dir: Path) -> report.WebPhase:  # fmt: skip
-    """One wrk run, then wait until everything it bought is final."""
+              duration: float, log_dir: Path, pause_workers: bool = False) -> report.WebPhase:  # fmt: skip
+    """One wrk run, then wait until everything it bought is final.
+
+    pause_workers: stop the dramatiq processes (SIGSTOP) while wrk runs and let them go (SIGCONT)
+    after, so the accept figures are the web's and MariaDB's alone and the drain is the workers'.
+    """
     threads = max(1, min(args.wrk_threads, args.connections))
     after = drain.last_purchase_id(db)
     script = write_script(log_dir / f"{tag}.lua", keys, tag, threads)
@@ -66,9 +72,15 @@ def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: l
     calls_before = provider_calls(bench.sim_url)  # the previous phase has drained: nothing in flight
     say(f"[{label}] wrk -c {args.connections} -t {threads} for {duration:.0f}s over {len(keys)} reseller key(s)")
     meter.start()
-    load = run_wrk(
-        bench.web_url, script, connections=args.connections, threads=threads, duration=duration, log=log_dir / f"{tag}.wrk.txt"
-    )
+    if pause_workers:
+        bench.signal_workers(signal.SIGSTOP)
+    try:
+        load = run_wrk(
+            bench.web_url, script, connections=args.connections, threads=threads, duration=duration, log=log_dir / f"{tag}.wrk.txt"
+        )
+    finally:
+        if pause_workers:
+            bench.signal_workers(signal.SIGCONT)
     cpu_accept = meter.stop("wrk")
     say(f"  {load.ok} x 200 ({load.ok_per_second:.1f}/s), {load.not_ok} non-200 {load.statuses}, "
         f"latency p50/p90/p99/max {load.latency_ms['p50']:.1f}/{load.latency_ms['p90']:.1f}/"
@@ -227,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         run.web.append(web_phase(bench, db, args, spread_keys, "spread", f"{spread} resellers", args.duration, log_dir))
         if not args.no_hot:
             run.web.append(web_phase(bench, db, args, hot_keys, "hot", "1 reseller (hot row)", args.duration, log_dir))
+        if args.accept_alone or args.all:
+            run.web.append(web_phase(bench, db, args, spread_keys, "alone", f"{spread} resellers, workers paused",
+                                     args.duration, log_dir, pause_workers=True))  # fmt: skip
         run.endpoints = phases.Phases(bench, db, args, log_dir, say, run.problems, run.notes).run(keys)
         for phase in run.web:
             run.problems += phase_problems(phase, args.connections)

@@ -30,6 +30,8 @@ def main() -> None:
     os.environ["dramatiq_prom_port"] = str(args.metrics_port)
     os.environ.setdefault("dramatiq_prom_host", os.environ.get("METRICS_HOST", "127.0.0.1"))
 
+    # Each worker process sizes its database pool to its threads (workers.resources).
+    os.environ["WORKER_THREADS"] = str(args.threads)
     command = ["dramatiq", "workers.entry", "--processes", str(args.processes), "--threads", str(args.threads)]
     if args.queues:
         command += ["--queues", *args.queues]
