@@ -84,6 +84,8 @@ class Settings:
     response_encryption_key: str
     clock_metrics_port: int
     callback_retry_scale: float
+    callback_allow_private_networks: bool
+    """Let reseller callbacks go to loopback/private addresses (development and tests only: core.outbound)."""
     require_request_signature: bool
     """Every reseller request must be signed (X-Timestamp, X-Signature), not only those of accounts that ask."""
     signature_window_seconds: int
@@ -145,6 +147,7 @@ def get_settings() -> Settings:
         response_encryption_key=_str("RESPONSE_ENCRYPTION_KEY", ""),
         clock_metrics_port=_int("CLOCK_METRICS_PORT", 9300),
         callback_retry_scale=_float("CALLBACK_RETRY_SCALE", 1.0),
+        callback_allow_private_networks=_str("CALLBACK_ALLOW_PRIVATE_NETWORKS", "false").lower() in ("1", "true", "yes"),
         require_request_signature=_str("REQUIRE_REQUEST_SIGNATURE", "false").lower() in ("1", "true", "yes"),
         signature_window_seconds=_int("SIGNATURE_WINDOW_SECONDS", 300),
         rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 6000),

@@ -7,15 +7,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from core.settings import Settings
 
 
-def create_engine(settings: Settings, pool_size: int | None = None) -> AsyncEngine:
+def create_engine(settings: Settings, pool_size: int | None = None, max_overflow: int = 10) -> AsyncEngine:
     """Build the engine.
 
     pool_size: connections kept open; defaults to the DB_POOL_SIZE setting.
+    max_overflow: connections opened beyond pool_size under load, closed when returned.
     """
     return create_async_engine(
         settings.database_url,
         pool_size=pool_size or settings.db_pool_size,
-        max_overflow=10,
+        max_overflow=max_overflow,
         pool_recycle=1800,
         pool_pre_ping=False,
         # Each statement sees what is committed; money rows are guarded by conditional UPDATEs,

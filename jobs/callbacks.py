@@ -11,6 +11,7 @@ import time
 import aiohttp
 
 from core import context, metrics
+from core.outbound import refused_callback_url
 from core.security import PrivateKeyBox
 from db import callbacks as callback_queries
 from db import outbox
@@ -60,11 +61,17 @@ async def deliver(delivery_id: int) -> None:
     }
     started = time.perf_counter()
     status_code, error = None, None
-    try:
-        async with res.http.post(delivery["url"], data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False) as response:
-            status_code = response.status
-    except (aiohttp.ClientError, TimeoutError) as failure:
-        error = f"{type(failure).__name__}: {failure}"[:255]
+    # Checked again at each attempt: the URL may have been stored before the rule, or the rule
+    # switched on since (core.outbound). A refusal is recorded like any failed attempt.
+    refused = None if res.settings.callback_allow_private_networks else refused_callback_url(delivery["url"])
+    if refused is not None:
+        error = f"refused: {refused}"[:255]
+    else:
+        try:
+            async with res.callback_http.post(delivery["url"], data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False) as response:
+                status_code = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as failure:
+            error = f"{type(failure).__name__}: {failure}"[:255]
     duration_ms = int((time.perf_counter() - started) * 1000)
 
     async with res.unit_of_work() as conn:

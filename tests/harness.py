@@ -38,6 +38,8 @@ def fast_env() -> dict[str, str]:
         "PHOTO_PURGE_INTERVAL_SECONDS": "1",
         "CALLBACK_RETRY_SCALE": "0.05",
         "RATE_LIMIT_PER_MINUTE": "100000",
+        # The suite's callback receivers listen on 127.0.0.1 (test_callback_ssrf.py runs without this).
+        "CALLBACK_ALLOW_PRIVATE_NETWORKS": "true",
     }
 
 

@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from core.outbound import refused_callback_url
 from core.security import ADMIN_LEVEL, hash_api_key, new_api_key, new_private_key
 from db import callbacks as callback_queries
 from db import ledger, resellers
@@ -27,8 +28,18 @@ def _new_keys(request: Request) -> tuple[str, str, bytes, bytes]:
     return api_key, private_key, hash_api_key(api_key), request.app.state.key_box.seal(private_key)
 
 
+def _check_callback_url(request: Request, url: str | None) -> None:
+    """422 for a callback URL that points into a private network (core.outbound)."""
+    if url is None or request.app.state.settings.callback_allow_private_networks:
+        return
+    refused = refused_callback_url(url)
+    if refused is not None:
+        raise ApiError(422, "invalid_input", f"callback_url: {refused}")
+
+
 async def register(request: Request) -> JSONResponse:
     body = await parse_body(request, RegisterRequest)
+    _check_callback_url(request, body.callback_url)
     if body.saldo > 0:
         staff = staff_of(request)
         if staff is None or staff.role_level < ADMIN_LEVEL:
@@ -78,6 +89,7 @@ async def mutasi(request: Request) -> JSONResponse:
 
 async def set_callback(request: Request) -> JSONResponse:
     body = await parse_body(request, CallbackRequest)
+    _check_callback_url(request, body.callback_url)
     async with request.app.state.engine.begin() as conn:
         reseller = await reseller_of(conn, request)
         await resellers.set_callback_url(conn, reseller.id, body.callback_url)

@@ -14,6 +14,7 @@ import aiohttp
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.outbound import PublicOnlyResolver
 from core.settings import Settings, get_settings
 from db.engine import create_engine
 from provider.digiflazz import DigiflazzClient
@@ -22,12 +23,23 @@ from provider.xendit import XenditClient
 from workers.unit_of_work import unit_of_work
 
 
+def worker_pool_size(configured: int, threads: int) -> int:
+    """Connections a worker process keeps open, with no overflow: DB_POOL_SIZE, or one per thread
+    if it has fewer. A thread needs one only inside a transaction; when all are taken it waits for
+    one. With overflow connections instead, every burst past the pool opened and closed
+    connections (py-spy: 4% of a worker's CPU went to connecting), and a few worker processes
+    whose pools all grew could exhaust MariaDB's max_connections (151 by default)."""
+    return max(1, min(threads, configured))
+
+
 @dataclass
 class Resources:
     settings: Settings
     engine: AsyncEngine
     redis: Redis
     http: aiohttp.ClientSession
+    callback_http: aiohttp.ClientSession
+    """For reseller callbacks only: connects to public addresses only (core.outbound)."""
     provider: DigiflazzClient
     gateway: XenditClient
     midtrans: MidtransClient
@@ -40,13 +52,16 @@ class Resources:
         # default), and a request sent on a connection the server just closed ends in
         # ServerDisconnectedError, an unknown outcome that costs a purchase a re-check a minute later.
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=100, keepalive_timeout=4))
+        resolver = None if settings.callback_allow_private_networks else PublicOnlyResolver()
+        callback_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=4, resolver=resolver))
         return cls(
             settings=settings,
-            # One pooled connection per worker thread: with fewer, every burst past the pool opened
-            # and closed connections (py-spy: 4% of a worker's CPU went to connecting).
-            engine=create_engine(settings, pool_size=max(settings.db_pool_size, int(os.environ.get("WORKER_THREADS", 0)))),
+            engine=create_engine(
+                settings, pool_size=worker_pool_size(settings.db_pool_size, int(os.environ.get("WORKER_THREADS", 32))), max_overflow=0
+            ),
             redis=Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
             http=http,
+            callback_http=callback_http,
             provider=DigiflazzClient(
                 http,
                 settings.ppob_base_url,
@@ -71,6 +86,7 @@ class Resources:
 
     async def close(self) -> None:
         await self.http.close()
+        await self.callback_http.close()
         await self.redis.aclose()
         await self.engine.dispose()
 
