@@ -206,6 +206,18 @@ async def register(api: httpx.AsyncClient, admin_token: str, saldo: int = 0) -> 
     return Reseller(data["id"], data["api_key"], data["private_key"])
 
 
+async def sole_delivery_when(api: httpx.AsyncClient, reseller: Reseller, ready: Callable[[dict[str, Any]], bool], timeout: float = 20) -> dict[str, Any]:
+    """The reseller's one callback delivery (GET /callback/deliveries), once `ready` holds for it."""
+
+    async def check() -> bool:
+        deliveries = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
+        return bool(deliveries) and ready(deliveries[0])
+
+    await wait_until(check, timeout=timeout)
+    [delivery] = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
+    return delivery
+
+
 async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20, every: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from core.outbound import PublicOnlyResolver, refused_callback_url
-from tests.harness import LoketStack, final_statuses, register, wait_until
+from tests.harness import LoketStack, final_statuses, register, sole_delivery_when
 from tests.receiver import Receiver
 
 REFUSED = [
@@ -84,11 +84,6 @@ async def test_with_the_production_default_private_callbacks_are_refused_and_nev
         purchase = (await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": "081234560001"}, headers=reseller.headers)).json()
         await final_statuses(api, reseller, [purchase["id"]])
 
-        async def attempted() -> bool:
-            deliveries = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
-            return bool(deliveries) and deliveries[0]["attempts"] >= 1
-
-        await wait_until(attempted, timeout=20)
-        [delivery] = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
+        delivery = await sole_delivery_when(api, reseller, lambda d: d["attempts"] >= 1)
         assert delivery["status"] == "pending" and delivery["attempt_log"][0]["error"].startswith("refused: 127.0.0.1 is not a public address")
         assert receiver.of("legacy") == []

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from core.security import issue_staff_token
-from tests.harness import LoketStack, fast_env, final_statuses, register, wait_until
+from tests.harness import LoketStack, fast_env, final_statuses, register, sole_delivery_when, wait_until
 from tests.receiver import Receiver
 
 
@@ -36,12 +36,7 @@ async def test_a_callback_is_retried_until_2xx_and_verifiable_with_the_private_k
     purchase = (await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": "087800001232"}, headers=reseller.headers)).json()
     await final_statuses(api, reseller, [purchase["id"]])
 
-    async def delivered() -> bool:
-        deliveries = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
-        return bool(deliveries) and deliveries[0]["status"] == "delivered"
-
-    await wait_until(delivered, timeout=20)
-    [delivery] = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
+    delivery = await sole_delivery_when(api, reseller, lambda d: d["status"] == "delivered")
     assert delivery["attempts"] == 3 and delivery["trx_id"] == purchase["id"]
     assert [a["status_code"] for a in delivery["attempt_log"]] == [500, 500, 200]
     arrivals = receiver.of("flaky")
@@ -63,12 +58,7 @@ async def test_a_dead_endpoint_fails_after_its_retries_and_is_visible_to_operato
     purchase = (await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": "081233330000"}, headers=reseller.headers)).json()
     await final_statuses(api, reseller, [purchase["id"]])
 
-    async def attempted_twice() -> bool:
-        deliveries = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
-        return bool(deliveries) and deliveries[0]["attempts"] >= 2
-
-    await wait_until(attempted_twice, timeout=20)
-    [delivery] = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
+    delivery = await sole_delivery_when(api, reseller, lambda d: d["attempts"] >= 2)
     assert delivery["status"] == "pending" and delivery["next_attempt_at"] and "ClientConnectorError" in delivery["attempt_log"][0]["error"]
     staff = {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "ops", 50)}
     pending = (await api.get("/api/v1/callback-deliveries", params={"status": "pending"}, headers=staff)).json()["data"]
