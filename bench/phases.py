@@ -144,15 +144,16 @@ class Phases:
             time.sleep(0.5)
 
     def _percentiles(self, us_sql: str, from_sql: str, after: int) -> str:
-        """p50 / p99 / max ms of a microsecond expression (MariaDB's PERCENTILE_CONT)."""
+        """p50 / p99 / max ms of a microsecond expression (MariaDB's PERCENTILE_CONT, over milliseconds:
+        MariaDB 10.11 answers 100000000 for any percentile at or above that, seen with microseconds)."""
         rows = self.db.rows(
-            f"SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY us) OVER () AS p50, PERCENTILE_CONT(0.99) WITHIN GROUP "
-            f"(ORDER BY us) OVER () AS p99, MAX(us) OVER () AS mx FROM (SELECT {us_sql} AS us {from_sql}) AS t LIMIT 1",
+            f"SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY us / 1000) OVER () AS p50, PERCENTILE_CONT(0.99) WITHIN GROUP "
+            f"(ORDER BY us / 1000) OVER () AS p99, MAX(us) OVER () / 1000 AS mx FROM (SELECT {us_sql} AS us {from_sql}) AS t LIMIT 1",
             after,
         )
         if not rows:
             return "-"
-        return " / ".join(f"{float(rows[0][k]) / 1000:.1f}" for k in ("p50", "p99", "mx"))
+        return " / ".join(f"{float(rows[0][k]):.1f}" for k in ("p50", "p99", "mx"))
 
     # -- GET /status/{id} ------------------------------------------------------------------------------------------
 
