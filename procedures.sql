@@ -1,6 +1,6 @@
 -- Loket's hot money moves, as stored procedures: one round trip where the statements would take
--- four or five. Each is the one home of its rule; the domain layer (domain/ledger.py,
--- domain/purchases.py) is their only caller. Loaded after schema.sql by `python -m db.apply`
+-- four or five. Each is the one home of its rule; a function of the domain layer (domain/) is
+-- its only caller. Loaded after schema.sql by `python -m db.apply`
 -- (and by MariaDB's initdb in docker-compose); re-applying replaces them.
 --
 -- Measured (issue 4): each round trip costs the web process a socket write and a read, and those
