@@ -34,8 +34,13 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def refused_callback_url(url: str) -> str | None:
-    """Why this URL may not be called back (a sentence for the reseller), or None when it may."""
+def refused_callback_url(url: str, *, allow_private_networks: bool = False) -> str | None:
+    """Why this URL may not be called back (a sentence for the reseller), or None when it may.
+
+    allow_private_networks: the CALLBACK_ALLOW_PRIVATE_NETWORKS setting; True allows every URL.
+    """
+    if allow_private_networks:
+        return None
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -59,6 +64,12 @@ def refused_callback_url(url: str) -> str | None:
     if not is_public_address(host):
         return f"{host} is not a public address"
     return None
+
+
+def callback_resolver(*, allow_private_networks: bool) -> AbstractResolver | None:
+    """The resolver of the callback HTTP client: PublicOnlyResolver, or aiohttp's own (None) when
+    private networks are allowed."""
+    return None if allow_private_networks else PublicOnlyResolver()
 
 
 class PublicOnlyResolver(AbstractResolver):

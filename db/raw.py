@@ -30,14 +30,15 @@ class Result:
     rowcount: int
     lastrowid: int
     rows: tuple[tuple[Any, ...], ...]
-    columns: tuple[str, ...] = ()
+    description: tuple[tuple[Any, ...], ...] | None = None  # the cursor's; names are read only by mappings()
 
     def scalar(self) -> Any:
         return self.rows[0][0] if self.rows else None
 
     def mappings(self) -> list[dict[str, Any]]:
         """Each row as {column name: value}."""
-        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+        names = [column[0] for column in self.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in self.rows]
 
 
 _WRAPPERS: tuple[tuple[type[pymysql.err.Error], type[exc.DBAPIError]], ...] = (
@@ -62,7 +63,7 @@ async def run(conn: AsyncConnection, statement: str, params: dict[str, Any] | No
         await cursor.execute(statement, params)
         description = cursor.description
         rows = await cursor.fetchall() if description else ()
-        result = Result(cursor.rowcount, cursor.lastrowid, rows, tuple(d[0] for d in description) if description else ())
+        result = Result(cursor.rowcount, cursor.lastrowid, rows, description)
         # A CALL answers its SELECT's rows and then a status; read that too (no round trip: it is
         # already here) or the connection's next command would take it for its own answer.
         while await cursor.nextset():

@@ -62,7 +62,6 @@ class RefIdReused(Exception):
 @dataclass(frozen=True)
 class Accepted:
     purchase_id: int
-    provider_ref: str
     harga: int
     saldo: int
 
@@ -87,14 +86,13 @@ async def accept(
     Raises UnknownProduct, InvalidDestination or domain.ledger.InsufficientSaldo (nothing was
     written), or DuplicateRefId when the ref_id is taken.
     """
-    provider_ref = "LK" + secrets.token_hex(11)
     params = {
         "reseller_id": reseller_id,
         "produk_id": produk_id,
         "nomor_tujuan": nomor_tujuan,
         "nominal": nominal,
         "ref_id": ref_id,
-        "provider_ref": provider_ref,
+        "provider_ref": "LK" + secrets.token_hex(11),  # sent to the provider on every attempt
         "job_key_prefix": EXECUTE_JOB_PREFIX,
         "queue_name": PURCHASE_QUEUE,
         "actor_name": EXECUTE_ACTOR,
@@ -115,7 +113,7 @@ async def accept(
         raise InsufficientSaldo()
     job = execute_job(int(purchase_id))
     outbox.will_push(job)
-    return Accepted(purchase_id=int(purchase_id), provider_ref=provider_ref, harga=int(harga), saldo=int(saldo))
+    return Accepted(purchase_id=int(purchase_id), harga=int(harga), saldo=int(saldo))
 
 
 async def replay(

@@ -63,7 +63,7 @@ async def deliver(delivery_id: int) -> None:
     status_code, error = None, None
     # Checked again at each attempt: the URL may have been stored before the rule, or the rule
     # switched on since (core.outbound). A refusal is recorded like any failed attempt.
-    refused = None if res.settings.callback_allow_private_networks else refused_callback_url(delivery["url"])
+    refused = refused_callback_url(delivery["url"], allow_private_networks=res.settings.callback_allow_private_networks)
     if refused is not None:
         error = f"refused: {refused}"[:255]
     else:

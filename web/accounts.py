@@ -30,9 +30,8 @@ def _new_keys(request: Request) -> tuple[str, str, bytes, bytes]:
 
 def _check_callback_url(request: Request, url: str | None) -> None:
     """422 for a callback URL that points into a private network (core.outbound)."""
-    if url is None or request.app.state.settings.callback_allow_private_networks:
-        return
-    refused = refused_callback_url(url)
+    allow = request.app.state.settings.callback_allow_private_networks
+    refused = None if url is None else refused_callback_url(url, allow_private_networks=allow)
     if refused is not None:
         raise ApiError(422, "invalid_input", f"callback_url: {refused}")
 

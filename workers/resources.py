@@ -14,7 +14,7 @@ import aiohttp
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.outbound import PublicOnlyResolver
+from core.outbound import callback_resolver
 from core.settings import Settings, get_settings
 from db.engine import create_engine
 from provider.digiflazz import DigiflazzClient
@@ -52,7 +52,7 @@ class Resources:
         # default), and a request sent on a connection the server just closed ends in
         # ServerDisconnectedError, an unknown outcome that costs a purchase a re-check a minute later.
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=100, keepalive_timeout=4))
-        resolver = None if settings.callback_allow_private_networks else PublicOnlyResolver()
+        resolver = callback_resolver(allow_private_networks=settings.callback_allow_private_networks)
         callback_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=4, resolver=resolver))
         return cls(
             settings=settings,
