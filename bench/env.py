@@ -18,7 +18,7 @@ from core.security import ADMIN_LEVEL, issue_staff_token
 from db.apply import apply_schema
 from ops.stack import Stack, free_port, web_command
 
-DATABASE_URL = "mysql+aiomysql://root@127.0.0.1:3306/loket_bench"
+DATABASE_URL = "mysql+asyncmy://root@127.0.0.1:3306/loket_bench"
 REDIS_URL = "redis://127.0.0.1:6379/5"
 SALDO = 1_000_000_000_000  # the API's maximum: 83 million purchases of 12,000 each
 

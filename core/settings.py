@@ -100,7 +100,7 @@ class Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings(
-        database_url=_str("DATABASE_URL", "mysql+aiomysql://root@127.0.0.1:3306/loket"),
+        database_url=_str("DATABASE_URL", "mysql+asyncmy://root@127.0.0.1:3306/loket"),
         redis_url=_str("REDIS_URL", "redis://127.0.0.1:6379/0"),
         redis_namespace=_str("REDIS_NAMESPACE", "dramatiq"),
         port=_int("PORT", 8000),

@@ -1,10 +1,13 @@
-"""The async engine every process uses (SQLAlchemy Core over aiomysql)."""
+"""The async engine every process uses (SQLAlchemy Core over asyncmy)."""
 
 from __future__ import annotations
 
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.settings import Settings
+
+DRIVER = "mysql+asyncmy"
 
 
 def create_engine(settings: Settings, pool_size: int | None = None, max_overflow: int = 10) -> AsyncEngine:
@@ -13,8 +16,12 @@ def create_engine(settings: Settings, pool_size: int | None = None, max_overflow
     pool_size: connections kept open; defaults to the DB_POOL_SIZE setting.
     max_overflow: connections opened beyond pool_size under load, closed when returned.
     """
+    url = make_url(settings.database_url)
+    if url.drivername != DRIVER:
+        # db/raw.py speaks asyncmy's cursor under the hot paths; another driver would fail there.
+        raise ValueError(f"DATABASE_URL must use {DRIVER}:// (found {url.drivername}://)")
     return create_async_engine(
-        settings.database_url,
+        url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,

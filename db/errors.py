@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pymysql.constants import ER
+from asyncmy.constants import ER
 from sqlalchemy.exc import IntegrityError
 
 

@@ -10,7 +10,7 @@ import os
 
 # Settings for code imported into the test process itself (domain tests); before any import of them.
 # A database per test session, so that two sessions on one machine never drop each other's tables.
-os.environ.setdefault("DATABASE_URL", f"mysql+aiomysql://root@127.0.0.1:3306/loket_test_{os.getpid()}")
+os.environ.setdefault("DATABASE_URL", f"mysql+asyncmy://root@127.0.0.1:3306/loket_test_{os.getpid()}")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("REDIS_NAMESPACE", f"loket-test-{os.getpid()}")  # and its own Redis keys
 

@@ -18,7 +18,7 @@ def test_compose_runs_every_procfile_process_with_the_same_program():
         program = declared if isinstance(declared, str) else " ".join(declared)
         assert command.split()[0] in program, (name, program)
         if name != "mail":
-            assert services[name]["environment"]["DATABASE_URL"].startswith("mysql+aiomysql://")
+            assert services[name]["environment"]["DATABASE_URL"].startswith("mysql+asyncmy://")
     initdb = sorted(volume.split(":")[1] for volume in services["mariadb"]["volumes"] if "initdb" in volume)
     sources = {volume.split(":")[1]: volume.split(":")[0] for volume in services["mariadb"]["volumes"]}
     assert [sources[target] for target in initdb] == ["./schema.sql", "./procedures.sql"]

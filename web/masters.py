@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymysql.constants import ER
+from asyncmy.constants import ER
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
