@@ -78,7 +78,7 @@ def will_push(job: Job) -> None:
         pending.append(job)
 
 
-async def add(conn: AsyncConnection, job: Job, lease_seconds: int) -> None:
+async def add(conn: raw.Connection, job: Job, lease_seconds: int) -> None:
     """Record a job; it is due again (for the relay) lease_seconds from now.
 
     Inside a unit of work the job is also pushed to Redis right after the COMMIT.
@@ -97,12 +97,12 @@ async def add(conn: AsyncConnection, job: Job, lease_seconds: int) -> None:
     )
 
 
-async def reschedule(conn: AsyncConnection, job_key: str, seconds: float) -> None:
+async def reschedule(conn: raw.Connection, job_key: str, seconds: float) -> None:
     """Keep the job alive: the relay will push it again after `seconds` if it is still here."""
     await raw.run(conn, _RESCHEDULE, {"job_key": job_key, "seconds": seconds})
 
 
-async def complete(conn: AsyncConnection, job_key: str) -> None:
+async def complete(conn: raw.Connection, job_key: str) -> None:
     await raw.run(conn, _COMPLETE, {"job_key": job_key})
 
 

@@ -65,19 +65,19 @@ _OF_RESELLER = sql(_SELECT + "WHERE id = :id AND reseller_id = :reseller_id")
 _BY_REF_ID = sql(_SELECT + "WHERE reseller_id = :reseller_id AND ref_id = :ref_id")
 
 
-async def by_id(conn: AsyncConnection, purchase_id: int) -> Purchase | None:
+async def by_id(conn: raw.Connection, purchase_id: int) -> Purchase | None:
     """Every execution of a purchase starts here: straight through the driver (db.raw)."""
     found = await raw.run(conn, _BY_ID, {"id": purchase_id})
     return Purchase(*found.rows[0]) if found.rows else None
 
 
-async def of_reseller(conn: AsyncConnection, reseller_id: int, purchase_id: int) -> Purchase | None:
+async def of_reseller(conn: raw.Connection, reseller_id: int, purchase_id: int) -> Purchase | None:
     """GET /status/{id}: straight through the driver (db.raw)."""
     found = await raw.run(conn, _OF_RESELLER, {"id": purchase_id, "reseller_id": reseller_id})
     return Purchase(*found.rows[0]) if found.rows else None
 
 
-async def by_ref_id(conn: AsyncConnection, reseller_id: int, ref_id: str) -> Purchase | None:
+async def by_ref_id(conn: raw.Connection, reseller_id: int, ref_id: str) -> Purchase | None:
     """GET /status?ref_id=: straight through the driver (db.raw)."""
     found = await raw.run(conn, _BY_REF_ID, {"reseller_id": reseller_id, "ref_id": ref_id})
     return Purchase(*found.rows[0]) if found.rows else None

@@ -27,12 +27,12 @@ def _first(result: raw.Result) -> Row | None:
     return found[0] if found else None
 
 
-async def by_external_id(conn: AsyncConnection, external_id: str, *, for_update: bool = False) -> Row | None:
+async def by_external_id(conn: raw.Connection, external_id: str, *, for_update: bool = False) -> Row | None:
     statement = _BY_EXTERNAL_ID_LOCKED if for_update else _BY_EXTERNAL_ID
     return _first(await raw.run(conn, statement, {"external_id": external_id}))
 
 
-async def by_id(conn: AsyncConnection, tr_id: int) -> Row | None:
+async def by_id(conn: raw.Connection, tr_id: int) -> Row | None:
     return _first(await raw.run(conn, _BY_ID, {"id": tr_id}))
 
 

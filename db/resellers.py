@@ -28,7 +28,7 @@ _BY_KEY = sql(
 )
 
 
-async def by_api_key_hash(conn: AsyncConnection, key_hash: bytes) -> Reseller | None:
+async def by_api_key_hash(conn: raw.Connection, key_hash: bytes) -> Reseller | None:
     """Every authenticated request runs this: straight through the driver (db.raw)."""
     found = await raw.run(conn, _BY_KEY, {"key_hash": key_hash})
     if not found.rows:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from db import raw
 from db.raw import sql
 
@@ -18,7 +16,7 @@ class InsufficientSaldo(Exception):
 
 
 async def post_entry(
-    conn: AsyncConnection,
+    conn: raw.Connection,
     reseller_id: int,
     jenis: str,
     jumlah: int,

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import outbox, raw
 from db import purchases as purchase_queries
@@ -71,7 +70,7 @@ def execute_job(purchase_id: int) -> Job:
 
 
 async def accept(
-    conn: AsyncConnection,
+    conn: raw.Connection,
     *,
     reseller_id: int,
     produk_id: int,
@@ -117,7 +116,7 @@ async def accept(
 
 
 async def replay(
-    conn: AsyncConnection, *, reseller_id: int, ref_id: str, produk_id: int, nomor_tujuan: str, nominal: int | None
+    conn: raw.Connection, *, reseller_id: int, ref_id: str, produk_id: int, nomor_tujuan: str, nominal: int | None
 ) -> Purchase | None:
     """The purchase an earlier request with this ref_id made, if the body matches; else RefIdReused."""
     existing = await purchase_queries.by_ref_id(conn, reseller_id, ref_id)
@@ -128,7 +127,7 @@ async def replay(
     return existing
 
 
-async def start(conn: AsyncConnection, purchase_id: int) -> Purchase | None:
+async def start(conn: raw.Connection, purchase_id: int) -> Purchase | None:
     """pending -> proses: from here on the provider may have the order, so it is never refunded
     on a mere error, only on the provider's own Gagal. Returns the purchase as it now stands
     (None if there is none; an ended one is returned unchanged). procedures.sql's start_purchase."""
@@ -136,13 +135,13 @@ async def start(conn: AsyncConnection, purchase_id: int) -> Purchase | None:
     return Purchase(*found.rows[0]) if found.rows else None
 
 
-async def note_provider_answer(conn: AsyncConnection, purchase_id: int, message: str, rc: str | None) -> None:
+async def note_provider_answer(conn: raw.Connection, purchase_id: int, message: str, rc: str | None) -> None:
     """Record the provider's latest non-final answer for the reseller to see."""
     await raw.run(conn, _NOTE, {"id": purchase_id, "message": message[:255], "rc": rc})
 
 
 async def settle(
-    conn: AsyncConnection, purchase: Purchase, *, sukses: bool, sn: str | None, message: str, rc: str | None, lease_seconds: int
+    conn: raw.Connection, purchase: Purchase, *, sukses: bool, sn: str | None, message: str, rc: str | None, lease_seconds: int
 ) -> bool:
     """pending|proses -> sukses|gagal; a gagal is refunded, and the reseller's callback is
     scheduled, in the same transaction: procedures.sql's settle_purchase, one round trip.
@@ -172,7 +171,7 @@ async def settle(
     return bool(ended)
 
 
-async def apply_provider_answer(conn: AsyncConnection, purchase: Purchase, answer: ProviderAnswer, lease_seconds: int) -> bool:
+async def apply_provider_answer(conn: raw.Connection, purchase: Purchase, answer: ProviderAnswer, lease_seconds: int) -> bool:
     """Apply what the provider said about a purchase (from a call or a callback).
 
     Returns True when the purchase ended; False when it is still open (Pending, or a request

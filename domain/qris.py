@@ -13,8 +13,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from db import outbox, raw
 from db.outbox import Job
 from db.raw import sql
@@ -102,7 +100,7 @@ _EXPIRE = sql(
 
 
 async def create(
-    conn: AsyncConnection,
+    conn: raw.Connection,
     *,
     location_id: int,
     price_id: int | None,
@@ -132,14 +130,14 @@ async def create(
     return Created(tr_id=int(tr_id), external_id=external_id)
 
 
-async def attach_qr(conn: AsyncConnection, tr_id: int, qr_id: str, qr_string: str | None, qr_url: str | None) -> bool:
+async def attach_qr(conn: raw.Connection, tr_id: int, qr_id: str, qr_string: str | None, qr_url: str | None) -> bool:
     """Store the gateway's QR code (or payment page) once; the create job is done either way."""
     attached = (await raw.run(conn, _ATTACH_QR, {"id": tr_id, "qr_id": qr_id, "qr_string": qr_string, "qr_url": qr_url})).rowcount == 1
     await outbox.complete(conn, create_qr_job(tr_id).job_key)
     return attached
 
 
-async def complete(conn: AsyncConnection, transaction: dict[str, Any], payment_id: str | None) -> bool:
+async def complete(conn: raw.Connection, transaction: dict[str, Any], payment_id: str | None) -> bool:
     """PENDING -> COMPLETED with paid_at set now; a deposit credits its reseller in the same
     transaction. False if it had already ended (paid_at untouched, nothing credited)."""
     tr_id = transaction["tr_id"]
@@ -154,7 +152,7 @@ async def complete(conn: AsyncConnection, transaction: dict[str, Any], payment_i
 
 
 async def create_deposit(
-    conn: AsyncConnection, *, reseller_id: int, amount: int, gateway: str, ttl_seconds: int, lease_seconds: int, now: dt.datetime
+    conn: raw.Connection, *, reseller_id: int, amount: int, gateway: str, ttl_seconds: int, lease_seconds: int, now: dt.datetime
 ) -> Created:
     """A reseller's top-up: a PENDING transaction without a location, paid like a kiosk session.
 
@@ -169,7 +167,7 @@ async def create_deposit(
     return Created(tr_id=tr_id, external_id=external_id)
 
 
-async def fail(conn: AsyncConnection, tr_id: int, reason: str, *, only_after_seconds: int = 0) -> bool:
+async def fail(conn: raw.Connection, tr_id: int, reason: str, *, only_after_seconds: int = 0) -> bool:
     """PENDING -> FAILED (the slot goes back).
 
     only_after_seconds: fail only a transaction at least this old (the gateway's grace period).
@@ -180,7 +178,7 @@ async def fail(conn: AsyncConnection, tr_id: int, reason: str, *, only_after_sec
     return failed
 
 
-async def expire(conn: AsyncConnection, tr_id: int, *, forced: bool = False) -> bool:
+async def expire(conn: raw.Connection, tr_id: int, *, forced: bool = False) -> bool:
     """PENDING -> EXPIRED once its expiry has passed (or at once when the gateway says so)."""
     expired = (await raw.run(conn, _EXPIRE, {"id": tr_id, "forced": forced})).rowcount == 1
     if expired:
@@ -188,6 +186,6 @@ async def expire(conn: AsyncConnection, tr_id: int, *, forced: bool = False) -> 
     return expired
 
 
-async def _end_unpaid(conn: AsyncConnection, tr_id: int) -> None:
+async def _end_unpaid(conn: raw.Connection, tr_id: int) -> None:
     await raw.run(conn, _GIVE_BACK_SLOT, {"id": tr_id})
     await outbox.complete(conn, create_qr_job(tr_id).job_key)

@@ -28,7 +28,7 @@ def apply_job(event_id: int) -> Job:
 
 
 async def receive(
-    conn: AsyncConnection,
+    conn: raw.Connection,
     *,
     source: str,
     event_key: str,
@@ -62,6 +62,6 @@ async def finish(conn: AsyncConnection, event_id: int, outcome: str, note: str |
     await outbox.complete(conn, apply_job(event_id).job_key)
 
 
-async def finish_job_only(conn: AsyncConnection, event_id: int) -> None:
+async def finish_job_only(conn: raw.Connection, event_id: int) -> None:
     """A duplicate delivery of an event already handled: only its job row goes."""
     await outbox.complete(conn, apply_job(event_id).job_key)

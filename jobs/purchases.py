@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from core import context
-from db import outbox
+from db import outbox, raw
 from db.outbox import Job
 from domain import purchases
 from provider.digiflazz import ProviderOutcomeUnknown
@@ -27,7 +25,7 @@ async def execute(purchase_id: int) -> None:
     context.subject.set(f"purchase:{purchase_id}")
     res = resources.current()
     job = purchases.execute_job(purchase_id)
-    async with res.unit_of_work() as conn:
+    async with res.raw_unit_of_work() as conn:
         purchase = await purchases.start(conn, purchase_id)
         if purchase is None or purchase.is_final:
             await outbox.complete(conn, job.job_key)
@@ -40,7 +38,7 @@ async def execute(purchase_id: int) -> None:
         await _recheck_later(purchase_id, f"Menunggu konfirmasi provider ({unknown})", None)
         return
 
-    async with res.unit_of_work() as conn:
+    async with res.raw_unit_of_work() as conn:
         ended = await purchases.apply_provider_answer(conn, purchase, answer, res.settings.outbox_lease_seconds)
         if not ended:
             await _keep_for_recheck(conn, job)
@@ -52,13 +50,13 @@ async def execute(purchase_id: int) -> None:
 
 async def _recheck_later(purchase_id: int, message: str, rc: str | None) -> None:
     job = purchases.execute_job(purchase_id)
-    async with resources.current().unit_of_work() as conn:
+    async with resources.current().raw_unit_of_work() as conn:
         await purchases.note_provider_answer(conn, purchase_id, message, rc)
         await _keep_for_recheck(conn, job)
     await _push_recheck(job)
 
 
-async def _keep_for_recheck(conn: AsyncConnection, job: Job) -> None:
+async def _keep_for_recheck(conn: raw.Connection, job: Job) -> None:
     """The outbox row outlives the timer by a lease: a lost timer is re-pushed by the relay."""
     settings = resources.current().settings
     await outbox.reschedule(conn, job.job_key, settings.ppob_recheck_seconds + settings.outbox_lease_seconds)

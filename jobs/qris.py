@@ -28,7 +28,7 @@ async def create(tr_id: int) -> None:
     context.subject.set(f"qris:{tr_id}")
     res = resources.current()
     job = qris.create_qr_job(tr_id)
-    async with res.unit_of_work() as conn:
+    async with res.raw_unit_of_work() as conn:
         transaction = await qris_queries.by_id(conn, tr_id)
         if transaction is None or transaction["tr_status"] != "PENDING" or transaction["tr_xendit_id"]:
             await outbox.complete(conn, job.job_key)
@@ -37,12 +37,12 @@ async def create(tr_id: int) -> None:
     try:
         qr = await _create_at_gateway(res, transaction)
     except GatewayRejected as rejected:
-        async with res.unit_of_work() as conn:
+        async with res.raw_unit_of_work() as conn:
             await qris.fail(conn, tr_id, f"gateway refused: {rejected}")
         log.warning("qris %s failed: gateway refused", tr_id)
         return
     except GatewayUnavailable as unavailable:
-        async with res.unit_of_work() as conn:
+        async with res.raw_unit_of_work() as conn:
             gave_up = await qris.fail(
                 conn, tr_id, f"gateway unavailable: {unavailable}", only_after_seconds=res.settings.qris_create_deadline_seconds
             )
@@ -50,7 +50,7 @@ async def create(tr_id: int) -> None:
             log.warning("qris %s failed: gateway unavailable past the deadline", tr_id)
             return
         raise dramatiq.Retry(f"gateway unavailable: {unavailable}", delay=_retry_delay_ms(transaction, res.settings.qris_create_deadline_seconds)) from None
-    async with res.unit_of_work() as conn:
+    async with res.raw_unit_of_work() as conn:
         attached = await qris.attach_qr(conn, tr_id, qr.id, qr.qr_string, qr.url)
     if attached:
         await qr_ready.announce(res.redis, transaction["tr_external_id"], qr.qr_string or qr.url or "")
@@ -83,7 +83,7 @@ def _retry_delay_ms(transaction: dict, deadline_seconds: int) -> int:
 async def expire(tr_id: int) -> None:
     context.subject.set(f"qris:{tr_id}")
     res = resources.current()
-    async with res.unit_of_work() as conn:
+    async with res.raw_unit_of_work() as conn:
         if await qris.expire(conn, tr_id):
             log.info("qris %s expired", tr_id)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from core.security import StaffClaims, hash_api_key, verify_staff_token
-from db import resellers
+from db import raw, resellers
 from db.resellers import Reseller
 from web import rate_limit, signing
 from web.errors import ApiError
@@ -14,7 +13,7 @@ from web.errors import ApiError
 MAX_KEY_LENGTH = 128
 
 
-async def reseller_of(conn: AsyncConnection, request: Request) -> Reseller:
+async def reseller_of(conn: raw.Connection, request: Request) -> Reseller:
     """The reseller whose API key the request carries: 401 otherwise, 429 over the rate limit,
     401 for a missing (when required), stale, wrong or replayed signature.
 

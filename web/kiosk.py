@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from db import photos as photo_queries
 from db import qris as qris_queries
+from db import raw
 from domain import photos, qris
 from web.envelope import ok, page, public
 from web.errors import ApiError
@@ -49,7 +50,7 @@ async def create(request: Request) -> Response:
     state = request.app.state
     settings = state.settings
     try:
-        async with unit_of_work(state.engine, state.redis) as conn:
+        async with unit_of_work(raw.transaction(state.engine), state.redis) as conn:
             created = await qris.create(
                 conn,
                 location_id=body.location_id,
@@ -68,7 +69,7 @@ async def create(request: Request) -> Response:
     except qris.QuotaExhausted:
         raise ApiError(409, "quota_exhausted", f"price {body.price_id} has no quota left") from None
     await qr_ready.wait(state.redis, created.external_id, settings.qris_create_wait_ms)
-    async with state.engine.begin() as conn:
+    async with raw.transaction(state.engine) as conn:
         row = await qris_queries.by_id(conn, created.tr_id)
     assert row is not None
     return ok(transaction_view(row), "Transaction created successfully", status=201)
@@ -104,7 +105,7 @@ async def add_photos(request: Request) -> Response:
         raise ApiError(409, "not_paid", f"transaction is {row['tr_status']}; photos are for paid sessions")
     state = request.app.state
     try:
-        async with unit_of_work(state.engine, state.redis) as conn:
+        async with unit_of_work(state.engine.begin(), state.redis) as conn:
             await photos.request_delivery(conn, row["tr_id"], body.email, [p.url for p in body.photos], state.settings.outbox_lease_seconds)
     except photos.AlreadyRequested:
         raise ApiError(409, "photos_exist", "photos for this transaction were already sent") from None

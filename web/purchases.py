@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from db import products, resellers
+from db import products, raw, resellers
 from db import purchases as purchase_queries
 from domain import purchases
 from domain.ledger import InsufficientSaldo
@@ -28,7 +28,7 @@ async def buy(request: Request) -> JSONResponse:
     body = await parse_body(request, BeliRequest)
     state = request.app.state
     try:
-        async with unit_of_work(state.engine, state.redis) as conn:
+        async with unit_of_work(raw.transaction(state.engine), state.redis) as conn:
             reseller = await reseller_of(conn, request)
             accepted = await purchases.accept(
                 conn,
@@ -75,7 +75,7 @@ async def _replay(request: Request, reseller_id: int, body: BeliRequest) -> JSON
 
 async def status_by_id(request: Request) -> JSONResponse:
     purchase_id = request.path_params["purchase_id"]
-    async with request.app.state.engine.begin() as conn:
+    async with raw.transaction(request.app.state.engine) as conn:
         reseller = await reseller_of(conn, request)
         found = await purchase_queries.of_reseller(conn, reseller.id, purchase_id) if purchase_id < 2**63 else None
     if found is None:
@@ -85,7 +85,7 @@ async def status_by_id(request: Request) -> JSONResponse:
 
 async def status_by_ref(request: Request) -> JSONResponse:
     query = parse_query(request, RefIdQuery)
-    async with request.app.state.engine.begin() as conn:
+    async with raw.transaction(request.app.state.engine) as conn:
         reseller = await reseller_of(conn, request)
         found = await purchase_queries.by_ref_id(conn, reseller.id, query.ref_id)
     if found is None:

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from core import metrics
 from core.security import hmac_sha1_hex, same_secret
+from db import raw
 from domain import webhook_events
 from provider.payment_links import midtrans_signature, parse_midtrans, parse_paystack, paystack_signature
 from provider.xendit import parse_payment_webhook
@@ -19,9 +20,9 @@ from web.requests import read_body
 from workers.unit_of_work import unit_of_work
 
 
-def _digiflazz_data(raw: bytes) -> dict[str, Any]:
+def _digiflazz_data(raw_body: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
+        body = json.loads(raw_body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
     data = body.get("data") if isinstance(body, dict) else None
@@ -36,7 +37,7 @@ def _digiflazz_data(raw: bytes) -> dict[str, Any]:
 async def _store(request: Request, source: str, identity: str, reference: str | None, payload: dict[str, Any]) -> JSONResponse:
     """Store a verified event once and hand it to a worker; the 2xx comes after the COMMIT."""
     state = request.app.state
-    async with unit_of_work(state.engine, state.redis) as conn:
+    async with unit_of_work(raw.transaction(state.engine), state.redis) as conn:
         job = await webhook_events.receive(
             conn,
             source=source,
@@ -50,14 +51,14 @@ async def _store(request: Request, source: str, identity: str, reference: str | 
 
 
 async def digiflazz(request: Request) -> JSONResponse:
-    raw = await read_body(request)
+    raw_body = await read_body(request)
     secret = request.app.state.settings.ppob_webhook_secret
     signature = request.headers.get("x-hub-signature")
     if not signature:
         raise ApiError(401, "missing_signature", "header X-Hub-Signature is required")
-    if not same_secret(signature, "sha1=" + hmac_sha1_hex(secret, raw)):
+    if not same_secret(signature, "sha1=" + hmac_sha1_hex(secret, raw_body)):
         raise ApiError(403, "bad_signature", "X-Hub-Signature does not match the body")
-    body = _digiflazz_data(raw)
+    body = _digiflazz_data(raw_body)
     data = body["data"]
     # Digiflazz sends no event id: the same ref_id reporting the same result is the same event.
     identity = "|".join(str(data.get(k) or "") for k in ("ref_id", "status", "rc", "sn"))
@@ -66,23 +67,23 @@ async def digiflazz(request: Request) -> JSONResponse:
 
 async def xendit(request: Request) -> JSONResponse:
     """Xendit's QR payment webhook (v2, legacy) or the seed's body; x-callback-token is a shared token."""
-    raw = await read_body(request)
+    raw_body = await read_body(request)
     token = request.headers.get("x-callback-token")
     if not token:
         raise ApiError(401, "missing_token", "header x-callback-token is required")
     if not same_secret(token, request.app.state.settings.xendit_callback_token):
         raise ApiError(403, "bad_token", "x-callback-token is not valid")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw_body)
         payment = parse_payment_webhook(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(400, "invalid_event", f"not a QR payment event: {error}") from None
     return await _store(request, "xendit", payment.event_key, payment.reference, body)
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
+def _json_object(raw_body: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
+        body = json.loads(raw_body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -111,13 +112,13 @@ async def midtrans(request: Request) -> JSONResponse:
 
 async def paystack(request: Request) -> JSONResponse:
     """Paystack event: x-paystack-signature = hex HMAC-SHA512(secret key, raw body)."""
-    raw = await read_body(request)
+    raw_body = await read_body(request)
     signature = request.headers.get("x-paystack-signature")
     if not signature:
         raise ApiError(401, "missing_signature", "header x-paystack-signature is required")
-    if not same_secret(signature, paystack_signature(raw, request.app.state.settings.paystack_secret_key)):
+    if not same_secret(signature, paystack_signature(raw_body, request.app.state.settings.paystack_secret_key)):
         raise ApiError(403, "bad_signature", "x-paystack-signature does not match the body")
-    body = _json_object(raw)
+    body = _json_object(raw_body)
     try:
         payment = parse_paystack(body)
     except ValueError as error:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.outbound import callback_resolver
 from core.settings import Settings, get_settings
+from db import raw
 from db.engine import create_engine
 from provider.digiflazz import DigiflazzClient
 from provider.payment_links import MidtransClient, PaystackClient
@@ -82,7 +83,11 @@ class Resources:
 
     def unit_of_work(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction whose outbox jobs are pushed after it commits (workers.unit_of_work)."""
-        return unit_of_work(self.engine, self.redis)
+        return unit_of_work(self.engine.begin(), self.redis)
+
+    def raw_unit_of_work(self) -> AbstractAsyncContextManager[raw.Transaction]:
+        """The same on db.raw.transaction(), cheaper: for units whose statements all go through db.raw."""
+        return unit_of_work(raw.transaction(self.engine), self.redis)
 
     async def close(self) -> None:
         await self.http.close()

@@ -1,8 +1,11 @@
 """One database transaction whose outbox jobs are pushed to Redis once it has committed.
 
-    async with unit_of_work(engine, redis) as conn:
+    async with unit_of_work(raw.transaction(engine), redis) as conn:
         await purchases.accept(conn, ...)      # adds an outbox row
     # committed: the job is on its queue now (or, if Redis is down, the relay will push it)
+
+The transaction is SQLAlchemy's engine.begin() where a statement is built with SQLAlchemy, or
+db.raw.transaction() where every statement goes through db.raw (the hot paths).
 
 On an exception the transaction rolls back and nothing is pushed; a job is never visible to a
 worker before the rows it needs.
@@ -11,21 +14,24 @@ worker before the rows it needs.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.outbox import Job, added_jobs
 from workers.enqueue import push_after_commit
 
+Conn = TypeVar("Conn")
+
 
 @asynccontextmanager
-async def unit_of_work(engine: AsyncEngine, redis: Redis) -> AsyncIterator[AsyncConnection]:
+async def unit_of_work(transaction: AbstractAsyncContextManager[Conn], redis: Redis) -> AsyncIterator[Conn]:
+    """transaction: not yet entered; engine.begin() or db.raw.transaction(engine)."""
     jobs: list[Job] = []
     token = added_jobs.set(jobs)
     try:
-        async with engine.begin() as conn:
+        async with transaction as conn:
             yield conn
     finally:
         added_jobs.reset(token)

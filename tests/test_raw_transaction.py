@@ -1,0 +1,107 @@
+"""db.raw.transaction(): the hot paths' transaction, against the real MariaDB.
+
+It commits through the driver, so what SQLAlchemy's engine.begin() would guarantee is checked
+here: a failed body leaves nothing behind, and a connection in an unknown state (killed by the
+server, cancelled mid-statement) is closed instead of being handed to the next caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import get_settings
+from db import raw, resellers
+from db.engine import create_engine
+from domain import purchases
+from domain.ledger import post_entry
+from tests.harness import MariaDB
+
+CONNECTION_ID = raw.sql("SELECT CONNECTION_ID()")
+
+
+@pytest.fixture
+async def engine(db: MariaDB) -> AsyncIterator[AsyncEngine]:
+    # One connection and no overflow: every transaction reuses what the previous one left.
+    engine = create_engine(get_settings(), pool_size=1, max_overflow=0)
+    yield engine
+    await engine.dispose()
+
+
+async def new_reseller(engine: AsyncEngine, saldo: int) -> int:
+    async with engine.begin() as conn:
+        reseller_id = await resellers.insert(
+            conn, nama="Uji", email=f"{uuid.uuid4().hex}@uji.id", hp=None, callback_url=None,
+            api_key_hash=uuid.uuid4().bytes * 2, private_key_enc=b"x",
+        )  # fmt: skip
+        await post_entry(conn, reseller_id, "saldo_awal", saldo)
+    return reseller_id
+
+
+async def connection_id(engine: AsyncEngine) -> int:
+    async with raw.transaction(engine) as tx:
+        return (await raw.run(tx, CONNECTION_ID)).scalar()
+
+
+async def test_a_purchase_accepted_in_a_raw_transaction_is_committed(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 50_000)
+    async with raw.transaction(engine) as tx:
+        accepted = await purchases.accept(
+            tx, reseller_id=reseller_id, produk_id=1, nomor_tujuan="081234567890", nominal=None, ref_id=None, lease_seconds=60
+        )
+    assert db.value("SELECT status FROM purchase WHERE id = %s", accepted.purchase_id) == "pending"
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 50_000 - accepted.harga
+    assert db.ledger_matches_saldo(reseller_id)
+    assert engine.pool.checkedout() == 0
+
+
+async def test_an_exception_in_the_body_rolls_everything_back_and_keeps_the_connection(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 50_000)
+    before = await connection_id(engine)
+    with pytest.raises(RuntimeError, match="after the debit"):
+        async with raw.transaction(engine) as tx:
+            await purchases.accept(
+                tx, reseller_id=reseller_id, produk_id=1, nomor_tujuan="081234567890", nominal=None, ref_id=None, lease_seconds=60
+            )
+            raise RuntimeError("after the debit")
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 50_000
+    assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 0
+    assert db.ledger_matches_saldo(reseller_id)
+    assert engine.pool.checkedout() == 0
+    assert await connection_id(engine) == before  # rolled back and pooled, not closed
+
+
+async def test_a_connection_killed_by_the_server_is_not_pooled_again(engine, db: MariaDB):
+    with pytest.raises(OperationalError):
+        async with raw.transaction(engine) as tx:
+            killed = (await raw.run(tx, CONNECTION_ID)).scalar()
+            db.rows(f"KILL CONNECTION {int(killed)}")
+            await raw.run(tx, raw.sql("SELECT 1"))
+    assert engine.pool.checkedout() == 0
+    assert await connection_id(engine) != killed  # a fresh connection, and it works
+
+
+async def test_a_transaction_cancelled_mid_statement_closes_its_connection(engine, db: MariaDB):
+    started = asyncio.Event()
+    ids: list[int] = []
+
+    async def slow() -> None:
+        async with raw.transaction(engine) as tx:
+            ids.append((await raw.run(tx, CONNECTION_ID)).scalar())
+            started.set()
+            await raw.run(tx, raw.sql("SELECT SLEEP(5)"))
+
+    task = asyncio.create_task(slow())
+    await started.wait()
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert engine.pool.checkedout() == 0
+    # The cancelled connection still has a SLEEP's answer on its way: reusing it would read that.
+    assert await connection_id(engine) != ids[0]
