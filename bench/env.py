@@ -110,8 +110,9 @@ class BenchStack:
             "OUTBOX_LEASE_SECONDS": "60",
             "WORKER_PROCESSES": str(options.workers),
             "WORKER_THREADS": str(options.threads),
-            # The limiter would throttle the one-reseller phase; it costs one Redis call per request.
-            "RATE_LIMIT_PER_MINUTE": "0",
+            # The limiter runs (one Redis call per request, as in production) but never refuses:
+            # the default 6,000/min per key would throttle the one-reseller phase.
+            "RATE_LIMIT_PER_MINUTE": "10000000",
         }
         stack = Stack(env=env, log_dir=log_dir)
         bench = cls(stack, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sim_port}", jwt_secret, webhook_secret,

@@ -8,6 +8,7 @@ server, cancelled mid-statement) is closed instead of being handed to the next c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
@@ -105,3 +106,9 @@ async def test_a_transaction_cancelled_mid_statement_closes_its_connection(engin
     assert engine.pool.checkedout() == 0
     # The cancelled connection still has a SLEEP's answer on its way: reusing it would read that.
     assert await connection_id(engine) != ids[0]
+
+
+def test_an_engine_refuses_a_driver_that_the_hot_path_cannot_use():
+    settings = dataclasses.replace(get_settings(), database_url="mysql+aiomysql://root@127.0.0.1:3306/loket")
+    with pytest.raises(ValueError, match="mysql\\+asyncmy"):
+        create_engine(settings)

@@ -17,6 +17,7 @@ from web import accounts, deposits, health, kiosk, masters, metrics, openapi, pu
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware.metrics import RequestMetrics
 from web.middleware.request_context import RequestContext
+from workers.pusher import Pusher
 
 ROUTES = [
     Route("/health", health.health, methods=["GET"]),
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.redis = Redis.from_url(
             settings.redis_url, socket_timeout=settings.qris_create_wait_ms / 1000 + 1, socket_connect_timeout=1
         )
+        app.state.pusher = Pusher(app.state.redis)
         try:
             yield
         finally:

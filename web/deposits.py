@@ -44,7 +44,7 @@ async def create(request: Request) -> Response:
     """A QRIS top-up; the saldo is credited once, when the gateway reports the payment."""
     body = await parse_body(request, DepositRequest)
     state = request.app.state
-    async with unit_of_work(state.engine.begin(), state.redis) as conn:
+    async with unit_of_work(state.engine.begin(), state.pusher) as conn:
         reseller = await reseller_of(conn, request)
         created = await qris.create_deposit(
             conn,

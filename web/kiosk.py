@@ -50,7 +50,7 @@ async def create(request: Request) -> Response:
     state = request.app.state
     settings = state.settings
     try:
-        async with unit_of_work(raw.transaction(state.engine), state.redis) as conn:
+        async with unit_of_work(raw.transaction(state.engine), state.pusher) as conn:
             created = await qris.create(
                 conn,
                 location_id=body.location_id,
@@ -105,7 +105,7 @@ async def add_photos(request: Request) -> Response:
         raise ApiError(409, "not_paid", f"transaction is {row['tr_status']}; photos are for paid sessions")
     state = request.app.state
     try:
-        async with unit_of_work(state.engine.begin(), state.redis) as conn:
+        async with unit_of_work(state.engine.begin(), state.pusher) as conn:
             await photos.request_delivery(conn, row["tr_id"], body.email, [p.url for p in body.photos], state.settings.outbox_lease_seconds)
     except photos.AlreadyRequested:
         raise ApiError(409, "photos_exist", "photos for this transaction were already sent") from None

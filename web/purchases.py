@@ -28,7 +28,7 @@ async def buy(request: Request) -> JSONResponse:
     body = await parse_body(request, BeliRequest)
     state = request.app.state
     try:
-        async with unit_of_work(raw.transaction(state.engine), state.redis) as conn:
+        async with unit_of_work(raw.transaction(state.engine), state.pusher) as conn:
             reseller = await reseller_of(conn, request)
             accepted = await purchases.accept(
                 conn,

@@ -76,7 +76,7 @@ async def resolve_purchase(request: Request) -> Response:
     staff = require_admin(request)
     body = await parse_body(request, Resolution)
     state = request.app.state
-    async with unit_of_work(state.engine.begin(), state.redis) as conn:
+    async with unit_of_work(state.engine.begin(), state.pusher) as conn:
         purchase = await purchase_queries.by_id(conn, _id(request))
         if purchase is None:
             raise ApiError(404, "not_found", "purchase not found")

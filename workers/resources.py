@@ -21,6 +21,7 @@ from db.engine import create_engine
 from provider.digiflazz import DigiflazzClient
 from provider.payment_links import MidtransClient, PaystackClient
 from provider.xendit import XenditClient
+from workers.pusher import Pusher
 from workers.unit_of_work import unit_of_work
 
 
@@ -38,6 +39,8 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     redis: Redis
+    pusher: Pusher
+    """Pushes the jobs of committed units of work (workers.pusher), on this loop's Redis client."""
     http: aiohttp.ClientSession
     callback_http: aiohttp.ClientSession
     """For reseller callbacks only: connects to public addresses only (core.outbound)."""
@@ -55,12 +58,14 @@ class Resources:
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=100, keepalive_timeout=4))
         resolver = callback_resolver(allow_private_networks=settings.callback_allow_private_networks)
         callback_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=4, resolver=resolver))
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         return cls(
             settings=settings,
             engine=create_engine(
                 settings, pool_size=worker_pool_size(settings.db_pool_size, int(os.environ.get("WORKER_THREADS", 32))), max_overflow=0
             ),
-            redis=Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
+            redis=redis,
+            pusher=Pusher(redis),
             http=http,
             callback_http=callback_http,
             provider=DigiflazzClient(
@@ -83,11 +88,11 @@ class Resources:
 
     def unit_of_work(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction whose outbox jobs are pushed after it commits (workers.unit_of_work)."""
-        return unit_of_work(self.engine.begin(), self.redis)
+        return unit_of_work(self.engine.begin(), self.pusher)
 
     def raw_unit_of_work(self) -> AbstractAsyncContextManager[raw.Transaction]:
         """The same on db.raw.transaction(), cheaper: for units whose statements all go through db.raw."""
-        return unit_of_work(raw.transaction(self.engine), self.redis)
+        return unit_of_work(raw.transaction(self.engine), self.pusher)
 
     async def close(self) -> None:
         await self.http.close()

@@ -1,6 +1,6 @@
 """One database transaction whose outbox jobs are pushed to Redis once it has committed.
 
-    async with unit_of_work(raw.transaction(engine), redis) as conn:
+    async with unit_of_work(raw.transaction(engine), pusher) as conn:
         await purchases.accept(conn, ...)      # adds an outbox row
     # committed: the job is on its queue now (or, if Redis is down, the relay will push it)
 
@@ -17,17 +17,16 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
 
-from redis.asyncio import Redis
-
 from db.outbox import Job, added_jobs
-from workers.enqueue import push_after_commit
+from workers.pusher import Pusher
 
 Conn = TypeVar("Conn")
 
 
 @asynccontextmanager
-async def unit_of_work(transaction: AbstractAsyncContextManager[Conn], redis: Redis) -> AsyncIterator[Conn]:
-    """transaction: not yet entered; engine.begin() or db.raw.transaction(engine)."""
+async def unit_of_work(transaction: AbstractAsyncContextManager[Conn], pusher: Pusher) -> AsyncIterator[Conn]:
+    """transaction: not yet entered; engine.begin() or db.raw.transaction(engine).
+    pusher: the process's (workers.pusher), which may push these jobs together with others'."""
     jobs: list[Job] = []
     token = added_jobs.set(jobs)
     try:
@@ -35,4 +34,4 @@ async def unit_of_work(transaction: AbstractAsyncContextManager[Conn], redis: Re
             yield conn
     finally:
         added_jobs.reset(token)
-    await push_after_commit(redis, jobs)
+    await pusher.push_after_commit(jobs)
