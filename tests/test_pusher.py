@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
+from core import context
 from db.outbox import Job
 from tests.servers import RedisServer
 from workers.enqueue import NAMESPACE
@@ -80,3 +82,16 @@ async def test_with_redis_down_every_caller_hears_false_and_pushing_resumes_when
     redis_server.start()
     assert await pusher.push_after_commit([job(99)]) is True
     assert await queued_ids(redis) == {"pushertest:99"}
+
+
+async def test_each_message_of_a_shared_push_carries_its_own_request_id(redis):
+    pusher = Pusher(redis)
+
+    async def unit_of_work(n: int) -> bool:
+        context.request_id.set(f"req-{n}")
+        return await pusher.push_after_commit([job(n)])
+
+    assert all(await asyncio.gather(*(unit_of_work(n) for n in range(10))))
+    payloads = await redis.hgetall(f"{NAMESPACE}:pushertest.msgs")
+    by_job = {key.decode(): json.loads(value)["options"]["request_id"] for key, value in payloads.items()}
+    assert by_job == {f"pushertest:{n}": f"req-{n}" for n in range(10)}

@@ -50,20 +50,31 @@ def to_message(job: Job, delay_ms: int | None = None) -> dramatiq.Message:
     return dramatiq.Message(queue_name=queue_name, actor_name=job.actor_name, args=tuple(job.args), kwargs={}, options=options)
 
 
-async def push(redis: Redis, jobs: list[Job], delay_ms: int | None = None) -> None:
-    """Enqueue jobs; raises RedisError when Redis is unreachable.
+Encoded = tuple[list[str], list[str | bytes]]
+"""The enqueue script's KEYS and ARGV for some jobs."""
+
+
+def encode(jobs: list[Job], delay_ms: int | None = None) -> Encoded:
+    """The messages of jobs, made now: in the caller's context, whose request id they carry.
 
     delay_ms: run no sooner than this many milliseconds from now (Dramatiq's delay queue).
     """
-    if not jobs:
-        return
     keys: list[str] = []
     args: list[str | bytes] = []
     for job in jobs:
         message = to_message(job, delay_ms)
         keys += [f"{NAMESPACE}:{message.queue_name}", f"{NAMESPACE}:{message.queue_name}.msgs"]
         args += [message.options["redis_message_id"], message.encode()]
-    await _ENQUEUE(redis, keys, args)
+    return keys, args
+
+
+async def push(redis: Redis, jobs: list[Job], delay_ms: int | None = None) -> None:
+    """Enqueue jobs; raises RedisError when Redis is unreachable.
+
+    delay_ms: run no sooner than this many milliseconds from now (Dramatiq's delay queue).
+    """
+    if jobs:
+        await _ENQUEUE(redis, *encode(jobs, delay_ms))
 
 
 async def push_after_commit(redis: Redis, jobs: list[Job], delay_ms: int | None = None) -> bool:
@@ -72,8 +83,13 @@ async def push_after_commit(redis: Redis, jobs: list[Job], delay_ms: int | None 
     Returns whether they were pushed. The caller's work is already durable, so a Redis outage
     must not turn an accepted request into an error.
     """
+    return await push_encoded_after_commit(redis, encode(jobs, delay_ms)) if jobs else True
+
+
+async def push_encoded_after_commit(redis: Redis, encoded: Encoded) -> bool:
+    """push_after_commit() of messages made by encode()."""
     try:
-        await push(redis, jobs, delay_ms)
+        await _ENQUEUE(redis, *encoded)
         return True
     except (RedisError, OSError) as error:
         log.warning("enqueue deferred to the outbox relay: %s", type(error).__name__)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 
 from db.outbox import Job
-from workers.enqueue import push_after_commit
+from workers.enqueue import Encoded, encode, push_encoded_after_commit
 
 MAX_JOBS_PER_PUSH = 256  # bounds the Lua script's run, during which Redis serves no one else
 
@@ -28,7 +29,7 @@ class Pusher:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._waiting: deque[tuple[list[Job], asyncio.Future[bool]]] = deque()
+        self._waiting: deque[_Waiting] = deque()
         self._flusher: asyncio.Task[None] | None = None
 
     async def push_after_commit(self, jobs: list[Job]) -> bool:
@@ -36,18 +37,21 @@ class Pusher:
         if not jobs:
             return True
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((jobs, done))
+        # Encoded here, not in the flusher task: each message carries its own request's id.
+        self._waiting.append(_Waiting(encode(jobs), len(jobs), done))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
         # shield: a cancelled caller stops waiting; its jobs still go (their rows are committed).
         return await asyncio.shield(done)
 
     async def _flush(self) -> None:
-        batch: list[tuple[list[Job], asyncio.Future[bool]]] = []
+        batch: list[_Waiting] = []
         try:
             while self._waiting:
                 batch = self._take_batch()
-                _resolve(batch, await push_after_commit(self.redis, [job for jobs, _ in batch for job in jobs]))
+                keys = [key for waiting in batch for key in waiting.encoded[0]]
+                args = [arg for waiting in batch for arg in waiting.encoded[1]]
+                _resolve(batch, await push_encoded_after_commit(self.redis, (keys, args)))
                 batch = []
         finally:
             self._flusher = None
@@ -55,17 +59,23 @@ class Pusher:
             _resolve([*batch, *self._waiting], False)
             self._waiting.clear()
 
-    def _take_batch(self) -> list[tuple[list[Job], asyncio.Future[bool]]]:
+    def _take_batch(self) -> list[_Waiting]:
         batch = [self._waiting.popleft()]
-        size = len(batch[0][0])
-        while self._waiting and size + len(self._waiting[0][0]) <= MAX_JOBS_PER_PUSH:
-            entry = self._waiting.popleft()
-            batch.append(entry)
-            size += len(entry[0])
+        size = batch[0].jobs
+        while self._waiting and size + self._waiting[0].jobs <= MAX_JOBS_PER_PUSH:
+            waiting = self._waiting.popleft()
+            batch.append(waiting)
+            size += waiting.jobs
         return batch
 
 
-def _resolve(batch: list[tuple[list[Job], asyncio.Future[bool]]], pushed: bool) -> None:
-    for _, done in batch:
-        if not done.done():
-            done.set_result(pushed)
+class _Waiting(NamedTuple):
+    encoded: Encoded
+    jobs: int
+    done: asyncio.Future[bool]
+
+
+def _resolve(batch: list[_Waiting], pushed: bool) -> None:
+    for waiting in batch:
+        if not waiting.done.done():
+            waiting.done.set_result(pushed)
