@@ -17,7 +17,6 @@ from web import accounts, deposits, health, kiosk, masters, metrics, openapi, pu
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware.metrics import RequestMetrics
 from web.middleware.request_context import RequestContext
-from web.rate_limit import RateLimiter
 from workers.pusher import Pusher
 
 ROUTES = [
@@ -84,7 +83,6 @@ def create_app(settings: Settings) -> Starlette:
             settings.redis_url, socket_timeout=settings.qris_create_wait_ms / 1000 + 1, socket_connect_timeout=1
         )
         app.state.pusher = Pusher(app.state.redis)
-        app.state.rate_limiter = RateLimiter(app.state.redis, settings.rate_limit_per_minute)
         try:
             yield
         finally:
