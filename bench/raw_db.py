@@ -3,8 +3,9 @@
 `python -m bench.raw_db --keys-file keys.json --duration 10 --tasks 64` runs, in its own process, `tasks`
 concurrent asyncio loops of exactly what POST /beli does inside its transaction (SELECT reseller by
 api_key_hash, then domain.purchases.accept: CALL accept_purchase, which reads the product, inserts
-the purchase, debits the saldo, records the ledger entry and the outbox row; COMMIT) through an engine built by
-db/engine.py with the web's settings, and prints one JSON line. Not included: HTTP, JSON,
+the purchase, debits the saldo, records the ledger entry and the outbox row; COMMIT) in a
+db.raw.transaction() of an engine built by db/engine.py with the web's settings, and writes its
+result as JSON to --out. Not included: HTTP, JSON,
 validation, and the Redis push after commit.
 """
 
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -28,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.cpu import machine_busy_seconds, pid_cpu_seconds, pid_of
 from core.security import hash_api_key
 from core.settings import get_settings
-from db import resellers
+from db import raw, resellers
 from db.engine import create_engine
 from domain import purchases
 
@@ -65,7 +67,7 @@ async def _loop(engine: AsyncEngine, key_hash: bytes, tag: str, n: int, lease: i
         count += 1
         started = time.perf_counter()
         try:
-            async with engine.begin() as conn:
+            async with raw.transaction(engine) as conn:  # as POST /beli's unit of work
                 reseller = await resellers.by_api_key_hash(conn, key_hash)
                 assert reseller is not None
                 await purchases.accept(
@@ -125,21 +127,23 @@ def run_processes(keys: list[str], tasks: int, duration: float, tag: str, env: d
     share = [tasks // processes + (1 if i < tasks % processes else 0) for i in range(processes)]
     children: list[subprocess.Popen[str]] = []
     results = []
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as keys_file:
-        json.dump(keys, keys_file)
-        keys_file.flush()
+    with tempfile.TemporaryDirectory() as folder:
+        keys_file = Path(folder) / "keys.json"
+        keys_file.write_text(json.dumps(keys))
         try:
             for i, count in enumerate(share):
-                command = [sys.executable, "-m", "bench.raw_db", "--keys-file", keys_file.name, "--tasks", str(count),
+                command = [sys.executable, "-m", "bench.raw_db", "--keys-file", str(keys_file), "--tasks", str(count),
                            "--first", str(sum(share[:i])), "--start-at", str(start_at), "--duration", str(duration),
-                           "--tag", f"{tag}p{i}"]  # fmt: skip
+                           "--tag", f"{tag}p{i}", "--out", str(Path(folder) / f"result{i}.json")]  # fmt: skip
                 children.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                                  env={**os.environ, **env}))  # fmt: skip
-            for child in children:
-                stdout, stderr = child.communicate(timeout=duration + 120)
+            for i, child in enumerate(children):
+                _, stderr = child.communicate(timeout=duration + 120)
                 if child.returncode != 0:
                     raise RuntimeError(f"raw_db exited with {child.returncode}:\n{stderr[-3000:]}")
-                results.append(json.loads(stdout.strip().splitlines()[-1]))
+                # A file, not stdout: with PYTHONUNBUFFERED a result over 64 KiB (10,000+ latencies)
+                # reached the pipe cut short, and the run ended in a JSONDecodeError.
+                results.append(json.loads((Path(folder) / f"result{i}.json").read_text()))
         finally:
             for child in children:
                 if child.poll() is None:
@@ -177,9 +181,11 @@ def main() -> None:
     parser.add_argument("--start-at", type=float, default=0.0, help="wall-clock time to start the measured loops")
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--tag", default="raw")
+    parser.add_argument("--out", required=True, help="where to write the result (JSON)")
     args = parser.parse_args()
     keys = json.loads(open(args.keys_file).read())
-    print(json.dumps(uvloop.run(run(keys, args.tasks, args.first, args.start_at, args.duration, args.tag))))
+    result = uvloop.run(run(keys, args.tasks, args.first, args.start_at, args.duration, args.tag))
+    Path(args.out).write_text(json.dumps(result))
 
 
 if __name__ == "__main__":
