@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,11 +16,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import get_settings
-from db import raw, resellers
+from db import raw
 from db.engine import create_engine
 from domain import purchases
-from domain.ledger import post_entry
 from tests.harness import MariaDB
+from tests.test_domain import new_reseller
 
 CONNECTION_ID = raw.sql("SELECT CONNECTION_ID()")
 
@@ -32,16 +31,6 @@ async def engine(db: MariaDB) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(get_settings(), pool_size=1, max_overflow=0)
     yield engine
     await engine.dispose()
-
-
-async def new_reseller(engine: AsyncEngine, saldo: int) -> int:
-    async with engine.begin() as conn:
-        reseller_id = await resellers.insert(
-            conn, nama="Uji", email=f"{uuid.uuid4().hex}@uji.id", hp=None, callback_url=None,
-            api_key_hash=uuid.uuid4().bytes * 2, private_key_enc=b"x",
-        )  # fmt: skip
-        await post_entry(conn, reseller_id, "saldo_awal", saldo)
-    return reseller_id
 
 
 async def connection_id(engine: AsyncEngine) -> int:
