@@ -91,7 +91,8 @@ def _gate(engine: AsyncEngine) -> asyncio.Semaphore:
     # The pool's queue is not fair: a task that returns a connection and asks again at once can
     # take it before a waiting task wakes, and in a tight loop of 64 tasks over 30 connections
     # one task waited 6 s (the whole run) for one. This FIFO semaphore (fair since Python 3.11)
-    # queues the tasks instead, so one passing it finds a connection free in the pool.
+    # queues the tasks instead, so one passing it finds a connection free in the pool. Sized to
+    # the pool's base size: its overflow, if any, is left to the engine.begin() paths.
     gate = _GATES.get(engine)
     if gate is None:
         gate = _GATES[engine] = asyncio.Semaphore(engine.pool.size())
