@@ -12,6 +12,7 @@ one kind.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,8 @@ from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
+
+log = logging.getLogger(__name__)
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -105,20 +108,13 @@ async def _on_pooled_connection(engine: AsyncEngine) -> AsyncIterator[Transactio
     driver = pooled.driver_connection
     try:
         yield Transaction(_cursor(pooled))
-    except Exception:
+    except BaseException as failure:
+        # Only an ordinary error leaves the connection's state known; a cancellation mid-statement does not.
+        rolled_back = False
         try:
-            await driver.rollback()
-        except Exception:
-            # Any failure leaves the connection unusable; the body's own error is what the caller needs.
-            await _discard(pooled)
-        except BaseException:
-            await _discard(pooled)
-            raise
-        else:
-            await greenlet_spawn(pooled.close)
-        raise
-    except BaseException:
-        await _discard(pooled)
+            rolled_back = isinstance(failure, Exception) and await _rolled_back(driver)
+        finally:
+            await (greenlet_spawn(pooled.close) if rolled_back else _discard(pooled))
         raise
     try:
         await driver.commit()
@@ -129,6 +125,15 @@ async def _on_pooled_connection(engine: AsyncEngine) -> AsyncIterator[Transactio
         raise
     # Returning it may close an overflow connection: driver I/O that needs SQLAlchemy's greenlet.
     await greenlet_spawn(pooled.close)
+
+
+async def _rolled_back(driver: Any) -> bool:
+    try:
+        await driver.rollback()
+        return True
+    except Exception as error:  # the caller gets the body's own error; this connection is only discarded
+        log.warning("ROLLBACK failed (%s); the connection is discarded", type(error).__name__)
+        return False
 
 
 async def _discard(pooled: PoolProxiedConnection) -> None:
