@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -64,11 +65,17 @@ async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(limited_
         retry_after = int(limited.headers["retry-after"])
         assert 1 <= retry_after <= 60
         assert (await api.get("/saldo", headers=other.headers)).status_code == 200  # per key
-        # The window ends: move this key's counter as the next minute would.
+        # The window ends: move this key's counter as the next minute would. The web hears of it
+        # when it next settles its counts with Redis (web/rate_limit.py), within a request or two.
+        await asyncio.sleep(0.3)  # the counts have reached Redis
         client = sync_redis.Redis.from_url("redis://127.0.0.1:6379/11")
         for key in client.scan_iter("loket:rl:*"):
             client.delete(key)
-        assert (await api.get("/saldo", headers=reseller.headers)).status_code == 200
+        codes = []
+        while len(codes) < 20 and 200 not in codes:
+            await asyncio.sleep(0.1)
+            codes.append((await api.get("/saldo", headers=reseller.headers)).status_code)
+        assert codes[-1] == 200 and len(codes) <= 3, codes
 
 
 async def test_a_flood_of_wrong_keys_is_limited_too_before_the_database(limited_stack: LoketStack):

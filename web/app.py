@@ -17,6 +17,7 @@ from web import accounts, deposits, health, kiosk, masters, metrics, openapi, pu
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware.metrics import RequestMetrics
 from web.middleware.request_context import RequestContext
+from web.rate_limit import RateLimiter
 from workers.pusher import Pusher
 
 ROUTES = [
@@ -83,9 +84,11 @@ def create_app(settings: Settings) -> Starlette:
             settings.redis_url, socket_timeout=settings.qris_create_wait_ms / 1000 + 1, socket_connect_timeout=1
         )
         app.state.pusher = Pusher(app.state.redis)
+        app.state.rate_limiter = RateLimiter(app.state.redis, settings.rate_limit_per_minute)
         try:
             yield
         finally:
+            await app.state.rate_limiter.aclose()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
 

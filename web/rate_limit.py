@@ -1,9 +1,20 @@
-"""Per-API-key rate limiting in Redis: a counter per key and minute (fixed window)."""
+"""Per-API-key rate limiting: a counter per key and minute (fixed window), shared through Redis.
+
+Each web process counts its requests in memory and settles them with Redis in one script call
+for every key it saw, `settle_seconds` after the first unsettled one; Redis answers each key's
+total over all processes. The per-request Redis call this replaces cost ~13% of the web's CPU
+per accepted purchase (py-spy). The price is precision across processes: another process's
+requests are seen at this one's next settle, so the limit can be passed by what the processes
+admit within one settle interval. Within one process the count is exact, and it keeps counting
+(per process only) while Redis is down.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -13,30 +24,93 @@ from web.errors import ApiError
 
 log = logging.getLogger(__name__)
 
-# One command per request (a pipeline of INCR and EXPIRE cost twice the CPU): the window's counter,
-# given its expiry when it is created.
-_COUNT = LuaScript("""
-local used = redis.call('INCR', KEYS[1])
-if used == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return used
+# KEYS: the window counters; ARGV[1]: their expiry, ARGV[i + 1]: what to add to KEYS[i].
+_SETTLE = LuaScript("""
+local totals = {}
+for i, key in ipairs(KEYS) do
+  local added = tonumber(ARGV[i + 1])
+  local used = redis.call('INCRBY', key, added)
+  if used == added then redis.call('EXPIRE', key, ARGV[1]) end
+  totals[i] = used
+end
+return totals
 """)
 
+_EXPIRE_SECONDS = 120  # a window's counter outlives its minute, then goes
 
-async def enforce(redis: Redis, key_hash: bytes, per_minute: int) -> None:
-    """429 with Retry-After when this key has used its minute; a Redis outage lets requests through.
 
-    per_minute: the allowance (0 disables the limit).
-    """
-    if per_minute <= 0:
-        return
-    now = time.time()
-    window = int(now // 60)
-    key = f"loket:rl:{key_hash.hex()[:32]}:{window}"
-    try:
-        used = await _COUNT(redis, [key], [120])
-    except RedisError:
-        log.warning("rate limit skipped: Redis unavailable")
-        return
-    if used > per_minute:
-        retry_after = max(1, int((window + 1) * 60 - now))
-        raise ApiError(429, "rate_limited", f"more than {per_minute} requests this minute", {"Retry-After": str(retry_after)})
+@dataclass
+class _Window:
+    number: int  # minutes since the epoch
+    settled: dict[str, int] = field(default_factory=dict)  # key -> its total in Redis at the last settle
+    unsettled: dict[str, int] = field(default_factory=dict)  # key -> requests counted here since then
+
+
+class RateLimiter:
+    """One per web process, shared by its requests."""
+
+    def __init__(self, redis: Redis, per_minute: int, settle_seconds: float = 0.05) -> None:
+        """per_minute: each key's allowance (0 disables the limit).
+        settle_seconds: how long counts stay in this process before they go to Redis.
+        """
+        self._redis = redis
+        self._per_minute = per_minute
+        self._settle_seconds = settle_seconds
+        self._window = _Window(-1)
+        self._settling: asyncio.Task[None] | None = None
+        self._redis_failing = False
+
+    def enforce(self, key_hash: bytes) -> None:
+        """Count one request of this key: 429 with Retry-After when the key has used its minute.
+        A refused request counts too, so a flood stays refused."""
+        if self._per_minute <= 0:
+            return
+        now = time.time()
+        number = int(now // 60)
+        window = self._window
+        if window.number != number:
+            window = self._window = _Window(number)
+        key = f"loket:rl:{key_hash.hex()[:32]}:{number}"
+        unsettled = window.unsettled[key] = window.unsettled.get(key, 0) + 1
+        if self._settling is None:
+            self._settling = asyncio.get_running_loop().create_task(self._settle_while_counting())
+        if window.settled.get(key, 0) + unsettled > self._per_minute:
+            retry_after = max(1, int((number + 1) * 60 - now))
+            raise ApiError(
+                429, "rate_limited", f"more than {self._per_minute} requests this minute", {"Retry-After": str(retry_after)}
+            )
+
+    async def aclose(self, timeout: float = 2.0) -> None:
+        """Settle what is counted, so the other processes see it; for when no request comes any more.
+
+        timeout: seconds to wait for Redis before the counts are given up.
+        """
+        if self._settling is None:
+            return
+        try:
+            await asyncio.wait_for(self._settling, timeout)
+        except TimeoutError:
+            log.warning("rate limit counts not settled at shutdown: Redis did not answer")
+
+    async def _settle_while_counting(self) -> None:
+        while self._window.unsettled:
+            await asyncio.sleep(self._settle_seconds)
+            await self._settle_once()
+        self._settling = None  # no await since the check: a request counted after it starts a new task
+
+    async def _settle_once(self) -> None:
+        window = self._window
+        counts, window.unsettled = window.unsettled, {}
+        if not counts:
+            return
+        try:
+            totals = await _SETTLE(self._redis, list(counts), [_EXPIRE_SECONDS, *counts.values()])
+        except RedisError:
+            if not self._redis_failing:
+                log.warning("rate limit counted in this process only: Redis unavailable")
+            self._redis_failing = True
+            for key, count in counts.items():  # still counted here, and sent at the next settle
+                window.unsettled[key] = window.unsettled.get(key, 0) + count
+            return
+        self._redis_failing = False
+        window.settled.update(zip(counts, (int(total) for total in totals), strict=True))
