@@ -35,8 +35,12 @@ BEGIN
 END //
 
 -- Accept a purchase: insert it, debit its price, record its execute job in the outbox.
+-- The buyer is p_reseller_id, or, when that is NULL, the active reseller whose API key hashes
+-- to p_api_key_hash (an unsigned request: the key check and the debit in one round trip).
 -- Answers one row (outcome, purchase_id, harga, saldo). outcome is
 --   accepted             everything was written;
+--   invalid_api_key      no active reseller has that key; nothing was written;
+--   signature_required   the key's reseller requires signed requests; nothing was written;
 --   unknown_product      nothing was written;
 --   invalid_destination  a PLN number that is not 11-12 digits; nothing was written;
 --   insufficient_saldo   nothing was written.
@@ -44,6 +48,7 @@ END //
 DROP PROCEDURE IF EXISTS accept_purchase //
 CREATE PROCEDURE accept_purchase(
   IN p_reseller_id INT UNSIGNED,
+  IN p_api_key_hash BINARY(32),
   IN p_produk_id INT UNSIGNED,
   IN p_nomor_tujuan VARCHAR(20),
   IN p_nominal INT UNSIGNED,
@@ -55,12 +60,27 @@ CREATE PROCEDURE accept_purchase(
   IN p_lease_seconds INT
 )
 accept: BEGIN
+  DECLARE v_reseller_id INT UNSIGNED DEFAULT p_reseller_id;
+  DECLARE v_require_signature BOOLEAN DEFAULT FALSE;
   DECLARE v_kode VARCHAR(32) DEFAULT NULL;
   DECLARE v_kategori VARCHAR(16);
   DECLARE v_harga INT UNSIGNED;
   DECLARE v_purchase_id BIGINT UNSIGNED;
   DECLARE v_saldo BIGINT;
   DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_kode = NULL;
+
+  IF v_reseller_id IS NULL THEN
+    SELECT id, require_signature INTO v_reseller_id, v_require_signature
+    FROM reseller WHERE api_key_hash = p_api_key_hash AND aktif;
+    IF v_reseller_id IS NULL THEN
+      SELECT 'invalid_api_key', NULL, NULL, NULL;
+      LEAVE accept;
+    END IF;
+    IF v_require_signature THEN
+      SELECT 'signature_required', NULL, NULL, NULL;
+      LEAVE accept;
+    END IF;
+  END IF;
 
   SELECT kode, kategori, harga INTO v_kode, v_kategori, v_harga FROM produk WHERE id = p_produk_id AND aktif;
   IF v_kode IS NULL THEN
@@ -73,10 +93,10 @@ accept: BEGIN
   END IF;
 
   INSERT INTO purchase (reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, provider_ref)
-  VALUES (p_reseller_id, p_ref_id, p_produk_id, v_kode, p_nomor_tujuan, p_nominal, v_harga, p_provider_ref);
+  VALUES (v_reseller_id, p_ref_id, p_produk_id, v_kode, p_nomor_tujuan, p_nominal, v_harga, p_provider_ref);
   SET v_purchase_id = LAST_INSERT_ID();
 
-  CALL post_ledger_entry(p_reseller_id, 'pembelian', -CAST(v_harga AS SIGNED), v_purchase_id, NULL, NULL, v_saldo);
+  CALL post_ledger_entry(v_reseller_id, 'pembelian', -CAST(v_harga AS SIGNED), v_purchase_id, NULL, NULL, v_saldo);
   IF v_saldo IS NULL THEN
     -- undone here rather than left to the caller's rollback, so that a caller who catches the
     -- refusal and commits still writes nothing

@@ -28,7 +28,7 @@ PURCHASE_QUEUE = "purchases"
 EXECUTE_JOB_PREFIX = "purchase:"
 
 _ACCEPT = sql(
-    "CALL accept_purchase(:reseller_id, :produk_id, :nomor_tujuan, :nominal, :ref_id, :provider_ref, "
+    "CALL accept_purchase(:reseller_id, :api_key_hash, :produk_id, :nomor_tujuan, :nominal, :ref_id, :provider_ref, "
     ":job_key_prefix, :queue_name, :actor_name, :lease)"
 )
 _START = sql("CALL start_purchase(:id)")
@@ -41,6 +41,14 @@ _NOTE = sql("UPDATE purchase SET hasil_eksekusi = :message, provider_rc = :rc WH
 
 class DuplicateRefId(Exception):
     """The reseller's ref_id is already taken; roll back and replay()."""
+
+
+class UnknownApiKey(Exception):
+    """No active reseller has the API key the purchase was accepted by; nothing was changed."""
+
+
+class SignatureRequired(Exception):
+    """The API key's reseller requires signed requests, and this purchase came by key alone."""
 
 
 class UnknownProduct(Exception):
@@ -72,7 +80,8 @@ def execute_job(purchase_id: int) -> Job:
 async def accept(
     conn: raw.Connection,
     *,
-    reseller_id: int,
+    reseller_id: int | None = None,
+    api_key_hash: bytes | None = None,
     produk_id: int,
     nomor_tujuan: str,
     nominal: int | None,
@@ -82,11 +91,18 @@ async def accept(
     """Insert the purchase, debit its price and record its execute job, in the caller's
     transaction: one round trip, procedures.sql's accept_purchase.
 
-    Raises UnknownProduct, InvalidDestination or domain.ledger.InsufficientSaldo (nothing was
-    written), or DuplicateRefId when the ref_id is taken.
+    reseller_id: the buyer, authenticated by the caller; or None, and api_key_hash: the hash of
+    the API key of an unsigned request, checked here in the same round trip.
+
+    Raises UnknownApiKey or SignatureRequired (by key only), UnknownProduct, InvalidDestination
+    or domain.ledger.InsufficientSaldo (nothing was written), or DuplicateRefId when the ref_id is
+    taken.
     """
+    if (reseller_id is None) == (api_key_hash is None):
+        raise ValueError("give the reseller_id or the api_key_hash")
     params = {
         "reseller_id": reseller_id,
+        "api_key_hash": api_key_hash,
         "produk_id": produk_id,
         "nomor_tujuan": nomor_tujuan,
         "nominal": nominal,
@@ -104,6 +120,10 @@ async def accept(
             raise DuplicateRefId() from error
         raise
     outcome, purchase_id, harga, saldo = answer.rows[0]
+    if outcome == "invalid_api_key":
+        raise UnknownApiKey()
+    if outcome == "signature_required":
+        raise SignatureRequired()
     if outcome == "unknown_product":
         raise UnknownProduct()
     if outcome == "invalid_destination":

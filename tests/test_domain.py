@@ -86,6 +86,28 @@ async def test_accept_writes_purchase_ledger_and_outbox_together(engine, db: Mar
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 18_000
 
 
+async def test_accept_by_api_key_checks_the_key_in_the_same_call(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 30_000)
+    key_hash = db.value("SELECT api_key_hash FROM reseller WHERE id = %s", reseller_id)
+    order = {"produk_id": PULSA10.id, "nomor_tujuan": "081234567890", "nominal": None, "lease_seconds": 60}
+    async with engine.begin() as conn:
+        accepted = await purchases.accept(conn, api_key_hash=key_hash, ref_id="K1", **order)
+    assert db.value("SELECT reseller_id FROM purchase WHERE id = %s", accepted.purchase_id) == reseller_id
+    assert accepted.saldo == 18_000
+    db.rows("UPDATE reseller SET require_signature = TRUE WHERE id = %s", reseller_id)
+    refusals = {purchases.SignatureRequired: key_hash, purchases.UnknownApiKey: b"\0" * 32}
+    for refusal, refused_hash in refusals.items():
+        async with engine.begin() as conn:
+            with pytest.raises(refusal):
+                await purchases.accept(conn, api_key_hash=refused_hash, ref_id=f"R-{refusal.__name__}", **order)
+    for neither_or_both in ({}, {"reseller_id": reseller_id, "api_key_hash": key_hash}):
+        async with engine.begin() as conn:
+            with pytest.raises(ValueError):
+                await purchases.accept(conn, ref_id="X", **neither_or_both, **order)
+    assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 1
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 18_000
+
+
 async def test_settle_gagal_refunds_once_however_often_it_is_called(engine, db: MariaDB):
     reseller_id = await new_reseller(engine, 12_000)
     purchase_id = await accept(engine, reseller_id)

@@ -40,6 +40,20 @@ async def test_generate_key_retires_the_old_key_at_once(api, admin_token):
     assert (await api.get("/saldo", headers=new_headers)).json() == {"saldo": 20_000}
 
 
+async def test_a_retired_or_deactivated_key_buys_nothing(api, stack: LoketStack, admin_token):
+    reseller = await register(api, admin_token, saldo=20_000)
+    rotated = (await api.post("/generate-key", headers=reseller.headers)).json()
+    order = {"produk_id": 1, "nomor_tujuan": "081211113333", "ref_id": "OLD-KEY"}
+    retired = await api.post("/beli", json=order, headers=reseller.headers)
+    assert retired.status_code == 401 and retired.json()["code"] == "invalid_api_key"
+    stack.db.rows("UPDATE reseller SET aktif = FALSE WHERE id = %s", reseller.id)
+    deactivated = await api.post("/beli", json=order, headers={"x-api-key": rotated["api_key"]})
+    assert deactivated.status_code == 401 and deactivated.json()["code"] == "invalid_api_key"
+    assert stack.db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller.id) == 0
+    assert stack.db.value("SELECT saldo FROM reseller WHERE id = %s", reseller.id) == 20_000
+    assert stack.db.value("SELECT COUNT(*) FROM ledger_entry WHERE reseller_id = %s AND jenis = 'pembelian'", reseller.id) == 0
+
+
 async def test_products_list(api, admin_token):
     reseller = await register(api, admin_token)
     products = (await api.get("/produk", headers=reseller.headers)).json()

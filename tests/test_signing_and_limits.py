@@ -48,6 +48,22 @@ async def test_an_account_can_require_signatures(api, stack: LoketStack, admin_t
     assert (await api.get("/saldo", headers=signed_headers(reseller, "GET", "/saldo", b""))).json() == {"saldo": 0}
 
 
+async def test_an_account_that_requires_signatures_buys_nothing_unsigned(api, stack: LoketStack, admin_token):
+    reseller = await register(api, admin_token, saldo=50_000)
+    stack.db.rows("UPDATE reseller SET require_signature = TRUE WHERE id = %s", reseller.id)
+    body = json.dumps({"produk_id": 1, "nomor_tujuan": "081211110009", "ref_id": "REQ-SIG"}).encode()
+    json_type = {"content-type": "application/json"}
+    unsigned = await api.post("/beli", content=body, headers={**reseller.headers, **json_type})
+    assert unsigned.status_code == 401 and unsigned.json()["code"] == "signature_required"
+    assert stack.db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller.id) == 0
+    assert stack.db.value("SELECT saldo FROM reseller WHERE id = %s", reseller.id) == 50_000
+    signed = await api.post("/beli", content=body, headers={**signed_headers(reseller, "POST", "/beli", body), **json_type})
+    assert signed.status_code == 200 and signed.json()["saldo"] == 38_000
+    # The same order signed afresh: the same purchase back, nothing debited twice.
+    again = await api.post("/beli", content=body, headers={**signed_headers(reseller, "POST", "/beli", body, int(time.time()) - 1), **json_type})
+    assert again.status_code == 200 and again.json()["id"] == signed.json()["id"] and again.json()["saldo"] == 38_000
+
+
 @pytest.fixture
 def limited_stack(make_stack) -> Iterator[LoketStack]:
     yield make_stack("redis://127.0.0.1:6379/11", extra_env={"RATE_LIMIT_PER_MINUTE": "20"})

@@ -19,21 +19,40 @@ async def reseller_of(conn: raw.Connection, request: Request) -> Reseller:
 
     The key is hashed and looked up by hash, so no comparison of the secret itself happens here.
     """
+    return await reseller_by_key(conn, request, api_key_hash_of(request))
+
+
+def api_key_hash_of(request: Request) -> bytes:
+    """The hash of the request's API key, counted against its rate limit; 401 without a usable
+    key, 429 over the limit. The key is not looked up yet."""
     api_key = request.headers.get("x-api-key")
     if not api_key:
         raise ApiError(401, "missing_api_key", "header x-api-key is required")
     if len(api_key) > MAX_KEY_LENGTH:
-        raise ApiError(401, "invalid_api_key", "API key not recognised")
-    settings = request.app.state.settings
+        raise invalid_api_key()
     key_hash = hash_api_key(api_key)
     # Before the database: a flood with one key, valid or not, is refused without a query.
     request.app.state.rate_limiter.enforce(key_hash)
+    return key_hash
+
+
+async def reseller_by_key(conn: raw.Connection, request: Request, key_hash: bytes) -> Reseller:
+    """The active reseller with this key hash, its signature checked (see reseller_of)."""
     found = await resellers.by_api_key_hash(conn, key_hash)
     if found is None:
-        raise ApiError(401, "invalid_api_key", "API key not recognised")
-    if found.require_signature or settings.require_request_signature or "x-signature" in request.headers:
+        raise invalid_api_key()
+    if found.require_signature or signature_sent_or_required(request):
         await signing.verify(request, found)
     return found
+
+
+def signature_sent_or_required(request: Request) -> bool:
+    """Whether the request's signature is checked whatever its account says."""
+    return request.app.state.settings.require_request_signature or "x-signature" in request.headers
+
+
+def invalid_api_key() -> ApiError:
+    return ApiError(401, "invalid_api_key", "API key not recognised")
 
 
 def staff_of(request: Request) -> StaffClaims | None:

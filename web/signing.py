@@ -27,12 +27,16 @@ def expected_signature(private_key: str, timestamp: str, method: str, path: str,
     return hmac.new(private_key.encode(), message, hashlib.sha256).hexdigest()
 
 
+def signature_required() -> ApiError:
+    return ApiError(401, "signature_required", "this account requires X-Timestamp and X-Signature")
+
+
 async def verify(request: Request, reseller: Reseller) -> None:
     """Raise a 401 unless the request carries a fresh, valid, first-time signature of this reseller."""
     state = request.app.state
     timestamp, signature = request.headers.get("x-timestamp"), request.headers.get("x-signature")
     if not timestamp or not signature:
-        raise ApiError(401, "signature_required", "this account requires X-Timestamp and X-Signature")
+        raise signature_required()
     if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > state.settings.signature_window_seconds:
         raise ApiError(401, "stale_timestamp", f"X-Timestamp must be within {state.settings.signature_window_seconds} s of now")
     body = getattr(request.state, "raw_body", None)
