@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from core import heap
 from core.security import PrivateKeyBox, ResponseCipher
 from core.settings import Settings
 from db.engine import create_engine
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> Starlette:
         )
         app.state.pusher = Pusher(app.state.redis)
         app.state.rate_limiter = RateLimiter(app.state.redis, settings.rate_limit_per_minute)
+        heap.settle()
         try:
             yield
         finally:

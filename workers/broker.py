@@ -17,6 +17,7 @@ from dramatiq.middleware import (
 from dramatiq.middleware.prometheus import Prometheus
 
 from core.settings import Settings
+from workers.middleware.heap import SettledHeap
 from workers.middleware.log_context import LogContext
 from workers.middleware.resources import ResourcesMiddleware
 
@@ -46,6 +47,7 @@ def build_broker(settings: Settings) -> RedisBroker:
             Prometheus(),
             LogContext(),
             ResourcesMiddleware(),
+            SettledHeap(),
         ],
     )
     return broker
