@@ -66,7 +66,7 @@ def stack(db: MariaDB, mailbox: Mailbox) -> Iterator[LoketStack]:
     yield loket
     loket.stop()
     client = sync_redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(f"{os.environ['REDIS_NAMESPACE']}:*"):
+    for key in client.scan_iter(f"{os.environ['REDIS_NAMESPACE']}*"):  # the private stacks' namespaces too
         client.delete(key)
 
 
@@ -113,10 +113,13 @@ def make_stack(db: MariaDB) -> Iterator:
     """Start a private stack: its own database, and whatever Redis URL the test gives it."""
     started: list[LoketStack] = []
 
-    def start(redis_url: str, **options: object) -> LoketStack:
+    def start(redis_url: str, extra_env: dict[str, str] | None = None, **options: object) -> LoketStack:
         name = "t" + uuid.uuid4().hex[:8]
         url = db.url.rsplit("/", 1)[0] + f"/loket_{name}"
-        loket = LoketStack.start(name=name, database_url=url, redis_url=redis_url, log_dir=LOG_ROOT / name, **options)
+        # Queues of its own: on the shared stack's Redis, the shared workers would otherwise take
+        # this stack's jobs and run them against the shared database.
+        env = {"REDIS_NAMESPACE": f"{os.environ['REDIS_NAMESPACE']}-{name}", **(extra_env or {})}
+        loket = LoketStack.start(name=name, database_url=url, redis_url=redis_url, log_dir=LOG_ROOT / name, extra_env=env, **options)
         started.append(loket)
         return loket
 
