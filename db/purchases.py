@@ -63,6 +63,7 @@ _SELECT = (
 _BY_ID = sql(_SELECT + "WHERE id = :id")
 _OF_RESELLER = sql(_SELECT + "WHERE id = :id AND reseller_id = :reseller_id")
 _BY_REF_ID = sql(_SELECT + "WHERE reseller_id = :reseller_id AND ref_id = :ref_id")
+_BY_PROVIDER_REF = sql(_SELECT + "WHERE provider_ref = :provider_ref")
 
 
 async def by_id(conn: raw.Connection, purchase_id: int) -> Purchase | None:
@@ -83,9 +84,10 @@ async def by_ref_id(conn: raw.Connection, reseller_id: int, ref_id: str) -> Purc
     return Purchase(*found.rows[0]) if found.rows else None
 
 
-async def by_provider_ref(conn: AsyncConnection, provider_ref: str) -> Purchase | None:
-    row = (await conn.execute(select(*_COLUMNS).where(purchase.c.provider_ref == provider_ref))).first()
-    return Purchase(*row) if row else None
+async def by_provider_ref(conn: raw.Connection, provider_ref: str) -> Purchase | None:
+    """A provider's callback names the purchase by the ref_id Loket sent it."""
+    found = await raw.run(conn, _BY_PROVIDER_REF, {"provider_ref": provider_ref})
+    return Purchase(*found.rows[0]) if found.rows else None
 
 
 async def history(conn: AsyncConnection, reseller_id: int, limit: int, before_id: int | None) -> list[Purchase]:

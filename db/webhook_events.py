@@ -6,9 +6,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db import raw
+from db.raw import sql
 from db.tables import webhook_event
 
 
@@ -21,24 +23,23 @@ class WebhookEvent:
     outcome: str
 
 
-async def by_id(conn: AsyncConnection, event_id: int, *, for_update: bool = False) -> WebhookEvent | None:
-    query = select(
-        webhook_event.c.id, webhook_event.c.source, webhook_event.c.reference, webhook_event.c.payload, webhook_event.c.outcome
-    ).where(webhook_event.c.id == event_id)
-    if for_update:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
-    if row is None:
+_SELECT = "SELECT id, source, reference, payload, outcome FROM webhook_event WHERE id = :id"
+_BY_ID = sql(_SELECT)
+_BY_ID_LOCKED = sql(_SELECT + " FOR UPDATE")
+_MARK_HANDLED = sql("UPDATE webhook_event SET outcome = :outcome, note = :note, handled_at = NOW(6) WHERE id = :id")
+
+
+async def by_id(conn: raw.Connection, event_id: int, *, for_update: bool = False) -> WebhookEvent | None:
+    found = await raw.run(conn, _BY_ID_LOCKED if for_update else _BY_ID, {"id": event_id})
+    if not found.rows:
         return None
-    payload = row.payload if isinstance(row.payload, dict) else json.loads(row.payload)
-    return WebhookEvent(id=row.id, source=row.source, reference=row.reference, payload=payload, outcome=row.outcome)
+    id_, source, reference, payload, outcome = found.rows[0]
+    payload = payload if isinstance(payload, dict) else json.loads(payload)
+    return WebhookEvent(id=id_, source=source, reference=reference, payload=payload, outcome=outcome)
 
 
-async def mark_handled(conn: AsyncConnection, event_id: int, outcome: str, note: str | None) -> None:
-    await conn.execute(
-        text("UPDATE webhook_event SET outcome = :outcome, note = :note, handled_at = NOW(6) WHERE id = :id"),
-        {"id": event_id, "outcome": outcome, "note": (note or "")[:255] or None},
-    )
+async def mark_handled(conn: raw.Connection, event_id: int, outcome: str, note: str | None) -> None:
+    await raw.run(conn, _MARK_HANDLED, {"id": event_id, "outcome": outcome, "note": (note or "")[:255] or None})
 
 
 async def page(conn: AsyncConnection, outcome: str | None, source: str | None, skip: int, limit: int) -> tuple[list[dict[str, Any]], int]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from db import outbox, raw
 from db import webhook_events as event_queries
 from db.outbox import Job
@@ -56,7 +54,7 @@ async def receive(
     return job
 
 
-async def finish(conn: AsyncConnection, event_id: int, outcome: str, note: str | None = None) -> None:
+async def finish(conn: raw.Connection, event_id: int, outcome: str, note: str | None = None) -> None:
     """Close an event: applied, ignored (nothing to change) or unmatched (kept for reconciliation)."""
     await event_queries.mark_handled(conn, event_id, outcome, note)
     await outbox.complete(conn, apply_job(event_id).job_key)

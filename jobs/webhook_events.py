@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from core import context
 from db import purchases as purchase_queries
 from db import qris as qris_queries
+from db import raw
 from db import webhook_events as event_queries
 from db.webhook_events import WebhookEvent
 from domain import purchases, qris, webhook_events
@@ -23,7 +22,7 @@ log = logging.getLogger(__name__)
 Result = tuple[str, str]  # (outcome, note)
 
 
-async def _digiflazz(conn: AsyncConnection, event: WebhookEvent) -> Result:
+async def _digiflazz(conn: raw.Connection, event: WebhookEvent) -> Result:
     answer = answer_from(event.payload["data"])
     purchase = await purchase_queries.by_provider_ref(conn, event.reference or "")
     if purchase is None:
@@ -35,21 +34,21 @@ async def _digiflazz(conn: AsyncConnection, event: WebhookEvent) -> Result:
     return "ignored", f"provider says {answer.status} ({answer.rc}); purchase stays open"
 
 
-async def _xendit(conn: AsyncConnection, event: WebhookEvent) -> Result:
+async def _xendit(conn: raw.Connection, event: WebhookEvent) -> Result:
     return await _payment(conn, "xendit", parse_payment_webhook(event.payload))
 
 
-async def _midtrans(conn: AsyncConnection, event: WebhookEvent) -> Result:
+async def _midtrans(conn: raw.Connection, event: WebhookEvent) -> Result:
     payment = parse_midtrans(event.payload)
     return await _payment(conn, "midtrans", payment) if payment else ("ignored", "not a final payment state")
 
 
-async def _paystack(conn: AsyncConnection, event: WebhookEvent) -> Result:
+async def _paystack(conn: raw.Connection, event: WebhookEvent) -> Result:
     payment = parse_paystack(event.payload)
     return await _payment(conn, "paystack", payment) if payment else ("ignored", "not a successful charge")
 
 
-async def _payment(conn: AsyncConnection, gateway: str, payment: PaymentEvent) -> Result:
+async def _payment(conn: raw.Connection, gateway: str, payment: PaymentEvent) -> Result:
     """What a gateway says about a kiosk session or a deposit, applied on its current state."""
     # Locked: events of one transaction applied by parallel workers decide on its current state.
     transaction = await qris_queries.by_external_id(conn, payment.reference, for_update=True)
@@ -82,7 +81,7 @@ def _same_payment(transaction: dict, payment: PaymentEvent) -> bool:
     return payment.qr_id is not None and payment.qr_id == transaction["tr_xendit_id"]
 
 
-HANDLERS: dict[str, Callable[[AsyncConnection, WebhookEvent], Awaitable[Result]]] = {
+HANDLERS: dict[str, Callable[[raw.Connection, WebhookEvent], Awaitable[Result]]] = {
     "digiflazz": _digiflazz,
     "xendit": _xendit,
     "midtrans": _midtrans,
@@ -94,7 +93,7 @@ async def apply(event_id: int) -> None:
     """Apply one event; the event row is locked so two copies of this job run one after the other."""
     context.subject.set(f"webhook_event:{event_id}")
     res = resources.current()
-    async with res.unit_of_work() as conn:
+    async with res.raw_unit_of_work() as conn:
         event = await event_queries.by_id(conn, event_id, for_update=True)
         if event is None or event.outcome != "received":
             await webhook_events.finish_job_only(conn, event_id)
