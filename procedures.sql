@@ -202,7 +202,8 @@ END //
 
 -- A kiosk session: a PENDING QRIS transaction, its price's quota slot and its create-QR job.
 -- Answers one row (outcome, tr_id). outcome is created, or (nothing written) unknown_location,
--- unknown_price, price_not_for_location, quota_exhausted.
+-- unknown_price, price_not_for_location, quota_exhausted, duplicate_external_id (the caller's
+-- random external id is taken: it tries another).
 -- The conditional increment is the quota: concurrent creates serialise on the price row.
 DROP PROCEDURE IF EXISTS create_qris_transaction //
 CREATE PROCEDURE create_qris_transaction(
@@ -221,6 +222,7 @@ create_transaction: BEGIN
   DECLARE v_found BOOLEAN DEFAULT FALSE;
   DECLARE v_price_location INT UNSIGNED;
   DECLARE v_tr_id BIGINT UNSIGNED;
+  DECLARE v_duplicate BOOLEAN DEFAULT FALSE;
   DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_found = FALSE;
 
   IF NOT EXISTS (SELECT 1 FROM location WHERE ml_id = p_location_id) THEN
@@ -244,8 +246,17 @@ create_transaction: BEGIN
     END IF;
   END IF;
 
-  INSERT INTO qris_transaction (tr_external_id, tr_location_id, tr_price_id, tr_amount, tr_expired_at)
-  VALUES (p_external_id, p_location_id, p_price_id, v_amount, NOW(6) + INTERVAL p_ttl_seconds SECOND);
+  BEGIN
+    DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
+    INSERT INTO qris_transaction (tr_external_id, tr_location_id, tr_price_id, tr_amount, tr_expired_at)
+    VALUES (p_external_id, p_location_id, p_price_id, v_amount, NOW(6) + INTERVAL p_ttl_seconds SECOND);
+  END;
+  IF v_duplicate THEN
+    -- the slot taken above goes back, so that a caller who tries again takes one slot in all
+    UPDATE price SET mp_used = mp_used - 1 WHERE mp_id = p_price_id;
+    SELECT 'duplicate_external_id', NULL;
+    LEAVE create_transaction;
+  END IF;
   SET v_tr_id = LAST_INSERT_ID();
   INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
   VALUES (CONCAT(p_job_key_prefix, v_tr_id), p_queue_name, p_actor_name, CONCAT('[', v_tr_id, ']'),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import get_settings
 from db import purchases as purchase_queries
-from db import resellers
+from db import raw, resellers
 from db.engine import create_engine
 from db.products import Product
-from domain import purchases
+from domain import purchases, qris
 from domain.ledger import InsufficientSaldo, post_entry
 from provider.digiflazz import ProviderAnswer
 from tests.harness import MariaDB
@@ -147,3 +148,30 @@ async def test_rejections_and_pending_keep_the_purchase_open(engine, db: MariaDB
         assert not await purchases.apply_provider_answer(conn, purchase, ProviderAnswer(status, rc, None, "wait"), 60)
     assert db.value("SELECT status FROM purchase WHERE id = %s", purchase_id) == "pending"
     assert db.value("SELECT COUNT(*) FROM ledger_entry WHERE purchase_id = %s AND jenis = 'refund'", purchase_id) == 0
+
+
+async def test_a_taken_qris_external_id_is_replaced_and_the_quota_slot_taken_once(engine, db: MariaDB):
+    name = f"Loc {uuid.uuid4().hex[:8]}"
+    db.rows("INSERT INTO location (ml_name) VALUES (%s)", name)
+    location_id = db.value("SELECT ml_id FROM location WHERE ml_name = %s", name)
+    db.rows("INSERT INTO price (mp_name, mp_amount, mp_location_id, mp_quota) VALUES (%s, 30000, %s, 5)", name, location_id)
+    price_id = db.value("SELECT mp_id FROM price WHERE mp_name = %s", name)
+    now = dt.datetime.now(dt.UTC)
+    taken = qris.new_external_id(location_id, now)
+    session = {"location_id": location_id, "price_id": price_id, "default_amount": 1, "ttl_seconds": 60, "lease_seconds": 60, "now": now}
+    async with raw.transaction(engine) as conn:
+        await qris.create(conn, **session, new_id=lambda *_: taken)
+
+    fresh = qris.new_external_id(location_id, now)
+    ids = iter([taken, taken, fresh])
+    async with raw.transaction(engine) as conn:
+        created = await qris.create(conn, **session, new_id=lambda *_: next(ids))
+    assert created.external_id == fresh
+    assert db.value("SELECT tr_status FROM qris_transaction WHERE tr_external_id = %s", fresh) == "PENDING"
+    assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", price_id) == 2  # one slot per transaction
+
+    with pytest.raises(RuntimeError):
+        async with raw.transaction(engine) as conn:
+            await qris.create(conn, **session, new_id=lambda *_: taken)
+    assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", price_id) == 2
+    assert db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_location_id = %s", location_id) == 2
