@@ -110,7 +110,7 @@ class BenchStack:
             "OUTBOX_LEASE_SECONDS": "60",
             "WORKER_PROCESSES": str(options.workers),
             "WORKER_THREADS": str(options.threads),
-            # The limiter runs (one Redis call per request, as in production) but never refuses:
+            # The limiter runs (as in production) but never refuses:
             # the default 6,000/min per key would throttle the one-reseller phase.
             "RATE_LIMIT_PER_MINUTE": "10000000",
         }
