@@ -54,6 +54,19 @@ async def test_one_process_counts_exactly_and_per_key(redis: Redis):
     await limiter.aclose()
 
 
+async def test_requests_counted_while_a_settle_is_on_its_way_still_count(redis: Redis):
+    limiter = RateLimiter(redis, per_minute=10, settle_seconds=SETTLE)
+    pauser = Redis(port=redis.connection_pool.connection_kwargs["port"])
+    await pauser.execute_command("CLIENT", "PAUSE", 300, "WRITE")  # the settle's script waits in Redis
+    assert admitted(limiter, 6) == 6
+    await asyncio.sleep(SETTLE * 3)  # the settle has taken the 6 and is waiting for its answer
+    assert admitted(limiter, 10) == 4
+    await asyncio.sleep(0.5)
+    assert await redis_total(redis) == 16
+    await limiter.aclose()
+    await pauser.aclose()
+
+
 async def test_processes_see_each_others_counts_at_their_next_settle(redis: Redis):
     first = RateLimiter(redis, per_minute=10, settle_seconds=SETTLE)
     second = RateLimiter(redis, per_minute=10, settle_seconds=SETTLE)

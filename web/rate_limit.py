@@ -43,7 +43,11 @@ _EXPIRE_SECONDS = 120  # a window's counter outlives its minute, then goes
 class _Window:
     number: int  # minutes since the epoch
     settled: dict[str, int] = field(default_factory=dict)  # key -> its total in Redis at the last settle
+    settling: dict[str, int] = field(default_factory=dict)  # key -> requests on their way to Redis now
     unsettled: dict[str, int] = field(default_factory=dict)  # key -> requests counted here since then
+
+    def used(self, key: str) -> int:
+        return self.settled.get(key, 0) + self.settling.get(key, 0) + self.unsettled.get(key, 0)
 
 
 class RateLimiter:
@@ -71,10 +75,10 @@ class RateLimiter:
         if window.number != number:
             window = self._window = _Window(number)
         key = f"loket:rl:{key_hash.hex()[:32]}:{number}"
-        unsettled = window.unsettled[key] = window.unsettled.get(key, 0) + 1
+        window.unsettled[key] = window.unsettled.get(key, 0) + 1
         if self._settling is None:
             self._settling = asyncio.get_running_loop().create_task(self._settle_while_counting())
-        if window.settled.get(key, 0) + unsettled > self._per_minute:
+        if window.used(key) > self._per_minute:
             retry_after = max(1, int((number + 1) * 60 - now))
             raise ApiError(
                 429, "rate_limited", f"more than {self._per_minute} requests this minute", {"Retry-After": str(retry_after)}
@@ -100,7 +104,8 @@ class RateLimiter:
 
     async def _settle_once(self) -> None:
         window = self._window
-        counts, window.unsettled = window.unsettled, {}
+        counts = window.settling = window.unsettled
+        window.unsettled = {}
         if not counts:
             return
         try:
@@ -112,5 +117,7 @@ class RateLimiter:
             for key, count in counts.items():  # still counted here, and sent at the next settle
                 window.unsettled[key] = window.unsettled.get(key, 0) + count
             return
+        finally:
+            window.settling = {}
         self._redis_failing = False
         window.settled.update(zip(counts, (int(total) for total in totals), strict=True))
