@@ -71,6 +71,7 @@ def limited_stack(make_stack) -> Iterator[LoketStack]:
 
 
 async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(limited_stack: LoketStack, admin_token):
+    await asyncio.sleep(max(0.0, 10 - (60 - time.time() % 60)))  # the whole test in one minute's window
     async with httpx.AsyncClient(base_url=limited_stack.web_url, timeout=30) as api:
         reseller = await register(api, admin_token, saldo=0)
         other = await register(api, admin_token, saldo=0)
@@ -95,6 +96,7 @@ async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(limited_
 
 
 async def test_a_flood_of_wrong_keys_is_limited_too_before_the_database(limited_stack: LoketStack):
+    await asyncio.sleep(max(0.0, 10 - (60 - time.time() % 60)))  # the whole test in one minute's window
     async with httpx.AsyncClient(base_url=limited_stack.web_url, timeout=30) as api:
         codes = [(await api.get("/saldo", headers={"x-api-key": "f" * 64})).status_code for _ in range(22)]
         assert codes[:20] == [401] * 20 and codes[20:] == [429, 429]
