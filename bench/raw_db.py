@@ -1,9 +1,10 @@
 """The accept path's transaction without the web layer: the ceiling the /beli figures are set against.
 
 `python -m bench.raw_db --keys-file keys.json --duration 10 --tasks 64` runs, in its own process, `tasks`
-concurrent asyncio loops of exactly what POST /beli does inside its transaction (SELECT reseller by
-api_key_hash, then domain.purchases.accept: CALL accept_purchase, which reads the product, inserts
-the purchase, debits the saldo, records the ledger entry and the outbox row; COMMIT) in a
+concurrent asyncio loops of exactly what an unsigned POST /beli does inside its transaction
+(domain.purchases.accept by API key hash: CALL accept_purchase, which finds the reseller by its
+key, reads the product, inserts the purchase, debits the saldo, records the ledger entry and the
+outbox row; COMMIT) in a
 db.raw.transaction() of an engine built by db/engine.py with the web's settings, and writes its
 result as JSON to --out. Not included: HTTP, JSON,
 validation, and the Redis push after commit.
