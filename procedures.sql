@@ -115,9 +115,16 @@ END //
 -- refunded on a mere error, only on the provider's own Gagal). Answers the purchase as it now
 -- stands (no row if there is none): the caller leaves an ended one alone.
 DROP PROCEDURE IF EXISTS start_purchase //
-CREATE PROCEDURE start_purchase(IN p_id BIGINT UNSIGNED)
+-- pending -> proses, and the purchase as it now stands. The execute job's outbox row is kept due at
+-- least half a lease away (rewritten only when it is nearer): the worker acknowledges its message
+-- before the provider answers (workers/in_flight.py), and the relay must not push the job again
+-- while its call is in flight.
+CREATE PROCEDURE start_purchase(IN p_id BIGINT UNSIGNED, IN p_job_key VARCHAR(64), IN p_lease_seconds INT)
 BEGIN
   UPDATE purchase SET status = 'proses' WHERE id = p_id AND status = 'pending';
+  -- By its key alone: on the due_at index it locked other jobs' rows and deadlocked with settle_purchase.
+  UPDATE outbox FORCE INDEX (uq_outbox_job) SET due_at = NOW(6) + INTERVAL p_lease_seconds SECOND
+  WHERE job_key = p_job_key AND due_at < NOW(6) + INTERVAL (p_lease_seconds DIV 2) SECOND;
   SELECT id, reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, status, provider_ref, sn,
          hasil_eksekusi, waktu, updated_at
   FROM purchase WHERE id = p_id;

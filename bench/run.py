@@ -178,7 +178,7 @@ def describe(args: argparse.Namespace, db: Database) -> dict[str, str]:
     return {
         "duration": f"{args.duration:g}s", "connections": str(args.connections), "wrk threads": str(args.wrk_threads),
         "web workers": str(args.web_workers), "dramatiq": f"{args.workers}x{args.threads} threads",
-        "provider latency": f"{args.provider_latency_ms} ms", "DB pool per process": f"web {get_settings().db_pool_size}+10, worker {worker_pool_size(get_settings().db_pool_size, args.threads)}",
+        "provider latency": f"{args.provider_latency_ms} ms", "DB pool per process": f"web {get_settings().db_pool_size}+10, worker {worker_pool_size(get_settings().db_pool_size, args.threads + get_settings().worker_in_flight)}",
         "raw client processes": str(args.raw_processes), "PPOB_RECHECK_SECONDS": "60", "OUTBOX_LEASE_SECONDS": "60",
         "LOG_LEVEL": "WARNING", "MariaDB": variables.get("version", "?"),
         "innodb_flush_log_at_trx_commit": variables.get("innodb_flush_log_at_trx_commit", "?"),

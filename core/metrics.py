@@ -7,7 +7,7 @@ so every process writes its own file and one scrape sums them.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 
@@ -29,3 +29,11 @@ http_latency = Histogram(
 callback_deliveries = Counter(
     "loket_reseller_callbacks_total", "Reseller callback attempts by outcome (delivered, pending = will retry, failed = gave up).", ["outcome"]
 )
+worker_in_flight = Gauge(
+    "loket_worker_in_flight_work", "Provider calls and their follow-up handed to a worker's event loop, not yet ended (workers.in_flight).",
+    multiprocess_mode="livesum",
+)  # fmt: skip
+job_retries = Counter(
+    "loket_job_retries_total", "Retries scheduled by work that runs after its message was acknowledged (workers.in_flight), by actor.",
+    ["actor_name"],
+)  # fmt: skip

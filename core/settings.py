@@ -50,6 +50,8 @@ class Settings:
     broker_maintenance_chance: int
     worker_processes: int
     worker_threads: int
+    worker_in_flight: int
+    """Provider calls (with their follow-up) a worker process keeps in flight at once (workers.in_flight)."""
     log_level: str
     xendit_base_url: str
     xendit_secret_key: str
@@ -118,7 +120,8 @@ def get_settings() -> Settings:
         broker_heartbeat_timeout_ms=_int("BROKER_HEARTBEAT_TIMEOUT_MS", 30000),
         broker_maintenance_chance=_int("BROKER_MAINTENANCE_CHANCE", 10000),
         worker_processes=_int("WORKER_PROCESSES", 2),
-        worker_threads=_int("WORKER_THREADS", 32),
+        worker_threads=_int("WORKER_THREADS", 8),
+        worker_in_flight=_int("WORKER_IN_FLIGHT", 256),
         log_level=_str("LOG_LEVEL", "INFO"),
         xendit_base_url=_str("XENDIT_BASE_URL", "http://127.0.0.1:8100"),
         xendit_secret_key=_str("XENDIT_SECRET_KEY", "xnd_development_loket"),

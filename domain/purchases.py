@@ -31,7 +31,7 @@ _ACCEPT = sql(
     "CALL accept_purchase(:reseller_id, :api_key_hash, :produk_id, :nomor_tujuan, :nominal, :ref_id, :provider_ref, "
     ":job_key_prefix, :queue_name, :actor_name, :lease)"
 )
-_START = sql("CALL start_purchase(:id)")
+_START = sql("CALL start_purchase(:id, :job_key, :lease)")
 _SETTLE = sql(
     "CALL settle_purchase(:id, :status, :sn, :message, :rc, :execute_job_key, :delivery_key, "
     ":callback_job_key_prefix, :callback_queue_name, :callback_actor_name, :lease)"
@@ -73,8 +73,14 @@ class Accepted:
     saldo: int
 
 
-def execute_job(purchase_id: int) -> Job:
-    return Job(job_key=f"{EXECUTE_JOB_PREFIX}{purchase_id}", queue_name=PURCHASE_QUEUE, actor_name=EXECUTE_ACTOR, args=[purchase_id])
+def execute_job(purchase_id: int, attempt: int = 0) -> Job:
+    """The job that sends a purchase to the provider, or re-checks it there.
+
+    attempt: how many tries of it failed before (a retry backs off longer with each); the job's
+    key and outbox row are the same for every attempt.
+    """
+    args = [purchase_id, attempt] if attempt else [purchase_id]
+    return Job(job_key=f"{EXECUTE_JOB_PREFIX}{purchase_id}", queue_name=PURCHASE_QUEUE, actor_name=EXECUTE_ACTOR, args=args)
 
 
 async def accept(
@@ -147,11 +153,15 @@ async def replay(
     return existing
 
 
-async def start(conn: raw.Connection, purchase_id: int) -> Purchase | None:
+async def start(conn: raw.Connection, purchase_id: int, lease_seconds: int) -> Purchase | None:
     """pending -> proses: from here on the provider may have the order, so it is never refunded
     on a mere error, only on the provider's own Gagal. Returns the purchase as it now stands
-    (None if there is none; an ended one is returned unchanged). procedures.sql's start_purchase."""
-    found = await raw.run(conn, _START, {"id": purchase_id})
+    (None if there is none; an ended one is returned unchanged). procedures.sql's start_purchase.
+
+    lease_seconds: the execute job's outbox row stays due at least half of this away, so the
+    relay does not push the job again while the provider call it starts is in flight.
+    """
+    found = await raw.run(conn, _START, {"id": purchase_id, "job_key": execute_job(purchase_id).job_key, "lease": lease_seconds})
     return Purchase(*found.rows[0]) if found.rows else None
 
 

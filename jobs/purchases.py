@@ -3,30 +3,43 @@
 from __future__ import annotations
 
 import logging
+import math
 
-from core import context
+from dramatiq.common import compute_backoff
+
+from core import context, metrics
 from db import outbox, raw
 from db.outbox import Job
 from domain import purchases
 from provider.digiflazz import ProviderOutcomeUnknown
 from workers import resources
 from workers.actor import actor
+from workers.broker import RETRY_MAX_BACKOFF_MS, RETRY_MIN_BACKOFF_MS
 from workers.enqueue import push_after_commit
 
 log = logging.getLogger(__name__)
 
 
-async def execute(purchase_id: int) -> None:
+async def execute(purchase_id: int, attempt: int = 0) -> None:
     """Send the purchase to the provider (or re-check it: the same request with the same ref_id).
 
     Idempotent: a purchase that has ended is left alone, and the provider never sells one ref_id
-    twice. ProviderUnreachable propagates so Dramatiq retries with backoff.
+    twice. A failure (the provider unreachable, the database or Redis out) schedules a retry.
+
+    attempt: how many tries failed before this one.
     """
     context.subject.set(f"purchase:{purchase_id}")
+    try:
+        await _execute(purchase_id)
+    except Exception as failure:
+        await _retry_later(purchase_id, attempt, failure)
+
+
+async def _execute(purchase_id: int) -> None:
     res = resources.current()
     job = purchases.execute_job(purchase_id)
     async with res.raw_unit_of_work() as conn:
-        purchase = await purchases.start(conn, purchase_id)
+        purchase = await purchases.start(conn, purchase_id, res.settings.outbox_lease_seconds)
         if purchase is None or purchase.is_final:
             await outbox.complete(conn, job.job_key)
             return
@@ -46,6 +59,31 @@ async def execute(purchase_id: int) -> None:
         log.info("purchase %s ended: %s", purchase_id, answer.outcome.value)
     else:
         await _push_recheck(job)
+
+
+async def _retry_later(purchase_id: int, attempt: int, failure: Exception) -> None:
+    """The work ran after its message was acknowledged (workers.in_flight), out of sight of
+    Dramatiq's Retries: back off as they do, and keep the outbox row due after the retry so the
+    relay does not push it sooner. With the database out the row stays as it was and the relay
+    pushes the job when it falls due; running it twice is harmless (see execute)."""
+    res = resources.current()
+    _, delay_ms = compute_backoff(attempt, factor=RETRY_MIN_BACKOFF_MS, max_backoff=RETRY_MAX_BACKOFF_MS)
+    retry = purchases.execute_job(purchase_id, attempt + 1)
+    metrics.job_retries.labels(retry.actor_name).inc()
+    log.warning("purchase %s: attempt %d failed (%s), retry in %.1f s", purchase_id, attempt + 1, _reason(failure), delay_ms / 1000)
+    try:
+        async with res.raw_unit_of_work() as conn:
+            await outbox.reschedule(conn, retry.job_key, math.ceil(delay_ms / 1000) + res.settings.outbox_lease_seconds)
+    except Exception as error:
+        log.warning("purchase %s: retry not recorded (%s); the relay pushes it when its row falls due", purchase_id, type(error).__name__)
+    await push_after_commit(res.redis, [retry], delay_ms=delay_ms)
+
+
+def _reason(failure: Exception) -> str:
+    """The error's kind and first argument (for a database error: the driver's code), without the
+    statement and its parameters."""
+    cause = getattr(failure, "orig", None) or failure
+    return f"{type(cause).__name__} {cause.args[0] if cause.args else ''}".strip()
 
 
 async def _recheck_later(purchase_id: int, message: str, rc: str | None) -> None:
@@ -68,5 +106,7 @@ async def _push_recheck(job: Job) -> None:
 
 
 @actor(actor_name=purchases.EXECUTE_ACTOR, queue_name=purchases.PURCHASE_QUEUE)
-async def execute_purchase(purchase_id: int) -> None:
-    await execute(purchase_id)
+async def execute_purchase(purchase_id: int, attempt: int = 0) -> None:
+    """Hands the purchase to this process's work in flight and returns: the provider call does
+    not hold a worker thread (workers.in_flight)."""
+    await resources.current().in_flight.start(execute(purchase_id, attempt))

@@ -87,6 +87,29 @@ async def test_accept_writes_purchase_ledger_and_outbox_together(engine, db: Mar
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 18_000
 
 
+async def test_start_moves_pending_to_proses_once_and_keeps_the_job_from_falling_due_mid_call(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 30_000)
+    purchase_id = await accept(engine, reseller_id)
+    job_key = f"purchase:{purchase_id}"
+    db.rows("UPDATE outbox SET due_at = NOW(6) + INTERVAL 50 SECOND WHERE job_key = %s", job_key)
+    far = db.value("SELECT due_at FROM outbox WHERE job_key = %s", job_key)
+    async with raw.transaction(engine) as tx:
+        started = await purchases.start(tx, purchase_id, lease_seconds=60)
+    assert started is not None and started.status == "proses"
+    assert db.value("SELECT due_at FROM outbox WHERE job_key = %s", job_key) == far  # more than half a lease away: not rewritten
+
+    db.rows("UPDATE outbox SET due_at = NOW(6) - INTERVAL 1 SECOND WHERE job_key = %s", job_key)  # due: a worker took it late
+    other = await accept(engine, reseller_id)
+    db.rows("UPDATE outbox SET due_at = NOW(6) - INTERVAL 1 SECOND WHERE job_key = %s", f"purchase:{other}")
+    async with raw.transaction(engine) as tx:
+        again = await purchases.start(tx, purchase_id, lease_seconds=60)
+    assert again is not None and again.status == "proses"
+    seconds_left = db.value("SELECT TIMESTAMPDIFF(SECOND, NOW(6), due_at) FROM outbox WHERE job_key = %s", job_key)
+    assert 55 <= seconds_left <= 60
+    assert db.value("SELECT due_at < NOW(6) FROM outbox WHERE job_key = %s", f"purchase:{other}") == 1  # only its own row
+    assert db.value("SELECT status FROM purchase WHERE id = %s", other) == "pending"
+
+
 async def test_accept_by_api_key_checks_the_key_in_the_same_call(engine, db: MariaDB):
     reseller_id = await new_reseller(engine, 30_000)
     key_hash = db.value("SELECT api_key_hash FROM reseller WHERE id = %s", reseller_id)

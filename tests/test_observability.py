@@ -61,8 +61,9 @@ def test_every_alert_and_panel_is_valid_promql_with_the_fields_grafana_and_prome
 
 async def test_every_metric_the_dashboard_and_alerts_use_is_served(api, stack: LoketStack, admin_token):
     """After a purchase that meets a provider outage, then Pending and a callback, and a kiosk
-    transaction, the web, a worker and the clock serve every metric name used."""
-    await stack.configure_sim(fail_next=4, pending_ms=300)
+    transaction whose QR creation meets a gateway outage (a Dramatiq retry), the web, a worker
+    and the clock serve every metric name used."""
+    await stack.configure_sim(fail_next=4, pending_ms=300, gateway_fail_next=6)
     reseller = await register(api, admin_token, saldo=100_000)
     purchase = (await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": "087800001233"}, headers=reseller.headers)).json()
     await final_statuses(api, reseller, [purchase["id"]])

@@ -21,12 +21,16 @@ from workers.middleware.heap import SettledHeap
 from workers.middleware.log_context import LogContext
 from workers.middleware.resources import ResourcesMiddleware
 
+RETRY_MIN_BACKOFF_MS = 1_000
+RETRY_MAX_BACKOFF_MS = 300_000
+"""Transient failures (provider unreachable, database restarting) back off from 1 s to 5 min,
+long enough to ride out an outage; the outbox relay covers anything beyond."""
+
 
 def build_broker(settings: Settings) -> RedisBroker:
     """A Redis broker for `settings.redis_url`.
 
-    Retries: transient failures (provider unreachable, database restarting) back off from 1 s to
-    5 min, long enough to ride out an outage; the outbox relay covers anything beyond.
+    Retries: back off from RETRY_MIN_BACKOFF_MS to RETRY_MAX_BACKOFF_MS.
     heartbeat_timeout / maintenance_chance: how fast messages of a killed worker go back to
     their queue (Dramatiq's maintenance runs on that share of a million broker calls).
     """
@@ -41,7 +45,7 @@ def build_broker(settings: Settings) -> RedisBroker:
             ShutdownNotifications(),
             Callbacks(),
             Pipelines(),
-            Retries(max_retries=200, min_backoff=1_000, max_backoff=300_000),
+            Retries(max_retries=200, min_backoff=RETRY_MIN_BACKOFF_MS, max_backoff=RETRY_MAX_BACKOFF_MS),
             AsyncIO(),
             CurrentMessage(),
             Prometheus(),

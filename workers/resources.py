@@ -21,17 +21,18 @@ from db.engine import create_engine
 from provider.digiflazz import DigiflazzClient
 from provider.payment_links import MidtransClient, PaystackClient
 from provider.xendit import XenditClient
+from workers.in_flight import InFlight
 from workers.pusher import Pusher
 from workers.unit_of_work import unit_of_work
 
 
-def worker_pool_size(configured: int, threads: int) -> int:
-    """Connections a worker process keeps open, with no overflow: DB_POOL_SIZE, or one per thread
-    if it has fewer. A thread needs one only inside a transaction; when all are taken it waits for
-    one. With overflow connections instead, every burst past the pool opened and closed
-    connections (py-spy: 4% of a worker's CPU went to connecting), and a few worker processes
-    whose pools all grew could exhaust MariaDB's max_connections (151 by default)."""
-    return max(1, min(threads, configured))
+def worker_pool_size(configured: int, concurrency: int) -> int:
+    """Connections a worker process keeps open, with no overflow: DB_POOL_SIZE, or one per task
+    that can be in a transaction at once (threads plus work in flight) if there are fewer. When
+    all are taken a transaction waits for one. With overflow connections instead, every burst past
+    the pool opened and closed connections (py-spy: 4% of a worker's CPU went to connecting), and a
+    few worker processes whose pools all grew could exhaust MariaDB's max_connections (151 by default)."""
+    return max(1, min(concurrency, configured))
 
 
 @dataclass
@@ -45,6 +46,8 @@ class Resources:
     callback_http: aiohttp.ClientSession
     """For reseller callbacks only: connects to public addresses only (core.outbound)."""
     provider: DigiflazzClient
+    in_flight: InFlight
+    """Provider calls (with their follow-up) running after their message was acknowledged."""
     gateway: XenditClient
     midtrans: MidtransClient
     paystack: PaystackClient
@@ -55,14 +58,17 @@ class Resources:
         # Idle connections are dropped after 4 s: servers commonly close them after 5 s (uvicorn's
         # default), and a request sent on a connection the server just closed ends in
         # ServerDisconnectedError, an unknown outcome that costs a purchase a re-check a minute later.
-        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=100, keepalive_timeout=4))
+        # One connection per call in flight, so a call never queues for one behind its own timeout.
+        per_host = max(100, settings.worker_in_flight)
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2 * per_host, limit_per_host=per_host, keepalive_timeout=4))
         resolver = callback_resolver(allow_private_networks=settings.callback_allow_private_networks)
         callback_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=4, resolver=resolver))
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         return cls(
             settings=settings,
             engine=create_engine(
-                settings, pool_size=worker_pool_size(settings.db_pool_size, int(os.environ.get("WORKER_THREADS", 32))), max_overflow=0
+                settings, pool_size=worker_pool_size(settings.db_pool_size, int(os.environ.get("WORKER_THREADS", 8)) + settings.worker_in_flight),
+                max_overflow=0,
             ),
             redis=redis,
             pusher=Pusher(redis),
@@ -75,6 +81,7 @@ class Resources:
                 settings.ppob_api_key,
                 settings.ppob_timeout_seconds,
             ),
+            in_flight=InFlight(settings.worker_in_flight),
             gateway=XenditClient(
                 http,
                 settings.xendit_base_url,

@@ -1,0 +1,54 @@
+"""Provider calls wait on a worker's event loop, not on its threads (workers.in_flight)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tests.harness import LoketStack, Reseller, final_statuses, register, wait_until
+from tests.test_crash_recovery import assert_each_charged_once
+
+
+async def buy_at_a_slow_provider(loket: LoketStack, api: httpx.AsyncClient, admin_token: str, count: int, at_once: int) -> tuple[Reseller, list[int]]:
+    """count purchases with the provider answering in 1 s (under the tests' PPOB_TIMEOUT_SECONDS,
+    1.5); returns once at_once of them are at the provider together."""
+    await loket.reset_sim(latency_ms=1000)
+    reseller = await register(api, admin_token, saldo=1_000_000)
+    responses = await asyncio.gather(
+        *(api.post("/beli", json={"produk_id": 1, "nomor_tujuan": f"0816{i:08d}"}, headers=reseller.headers) for i in range(count))
+    )
+    assert [r.status_code for r in responses] == [200] * count
+
+    async def at_the_provider() -> bool:
+        return loket.db.value("SELECT COUNT(*) FROM purchase WHERE status = 'proses'") >= at_once
+
+    await wait_until(at_the_provider, timeout=15, every=0.05)
+    return reseller, [r.json()["id"] for r in responses]
+
+
+async def test_slow_provider_calls_in_flight_outnumber_the_worker_threads(redis_server, make_stack, admin_token):
+    loket: LoketStack = make_stack(redis_server.url, worker_processes=1, worker_threads=2)
+    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
+        # A thread held per call would let 2 purchases be at the provider at a time.
+        reseller, ids = await buy_at_a_slow_provider(loket, api, admin_token, count=30, at_once=20)
+        ended = await final_statuses(api, reseller, ids, timeout=60)
+    assert {s["status"] for s in ended.values()} == {"sukses"}
+    assert_each_charged_once(loket, reseller.id, ended)
+    # One provider call each: no job was pushed again while its call was in flight.
+    assert [t["calls"] for t in await loket.sim_transactions()] == [1] * 30
+
+
+async def test_a_stopping_worker_lets_its_calls_in_flight_end(redis_server, make_stack, admin_token):
+    loket: LoketStack = make_stack(redis_server.url, worker_processes=1, worker_threads=2)
+    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
+        reseller, ids = await buy_at_a_slow_provider(loket, api, admin_token, count=10, at_once=10)
+        worker = loket.process("worker")
+        worker.stop(timeout=30)  # SIGTERM, as a deploy does; returns once the process has exited
+        assert worker.popen.returncode is not None
+        # Ended by the stopping worker itself: no worker runs now.
+        assert loket.db.rows("SELECT status, COUNT(*) AS n FROM purchase GROUP BY status") == [{"status": "sukses", "n": 10}]
+        ended = await final_statuses(api, reseller, ids, timeout=5)
+    assert_each_charged_once(loket, reseller.id, ended)
+    assert [t["calls"] for t in await loket.sim_transactions()] == [1] * 10
+    assert "cancelled at shutdown" not in worker.log()
