@@ -36,9 +36,6 @@ class InFlight:
         self._slots = asyncio.Semaphore(limit)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def __len__(self) -> int:
-        return len(self._tasks)
-
     async def start(self, work: Coroutine[Any, Any, None]) -> None:
         """Run work on this event loop and return once it has started (its slot taken).
 
