@@ -113,12 +113,11 @@ END //
 
 -- pending -> proses, the moment the purchase goes to the provider (from here on it is never
 -- refunded on a mere error, only on the provider's own Gagal). Answers the purchase as it now
--- stands (no row if there is none): the caller leaves an ended one alone.
+-- stands (no row if there is none): the caller leaves an ended one alone. The execute job's outbox
+-- row is kept due at least half a lease away (rewritten only when it is nearer): the worker
+-- acknowledges its message before the provider answers (workers/in_flight.py), and the relay must
+-- not push the job again while its call is in flight.
 DROP PROCEDURE IF EXISTS start_purchase //
--- pending -> proses, and the purchase as it now stands. The execute job's outbox row is kept due at
--- least half a lease away (rewritten only when it is nearer): the worker acknowledges its message
--- before the provider answers (workers/in_flight.py), and the relay must not push the job again
--- while its call is in flight.
 CREATE PROCEDURE start_purchase(IN p_id BIGINT UNSIGNED, IN p_job_key VARCHAR(64), IN p_lease_seconds INT)
 BEGIN
   UPDATE purchase SET status = 'proses' WHERE id = p_id AND status = 'pending';

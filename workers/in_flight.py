@@ -1,12 +1,12 @@
 """Work that goes on on a worker's event loop after its message is acknowledged, so a worker
 thread is not held for the length of a provider call.
 
-An async actor holds its Dramatiq worker thread until its coroutine ends. With a provider that
-answers in 2 s, 2 processes x 32 threads finish 32 purchases a second; and the more threads an
-instant provider keeps busy, the more CPU goes to handing the interpreter lock between them
-(measured on 2 cores: 2 x 8 threads let the web accept 920 purchases/s, 2 x 32 only 466/s). An
-actor whose job has an outbox row can hand its work here and return at once: the work then waits
-on the event loop, not on a thread.
+An async actor holds its Dramatiq worker thread until its coroutine ends, so a worker finishes
+at most threads / latency jobs a second: with a provider that answers in 2 s, 2 processes x 32
+threads can finish 32 purchases a second, and 2 x 128 threads finished 99 (measured). An actor whose job
+has an outbox row can hand its work here and return at once: the work then waits on the event
+loop, not on a thread, and the bound becomes the limit below / latency (2 x 256 / 2 s: 239
+purchases a second measured, with 2 x 8 threads).
 
 What the hand-off gives up, and what covers it: the message is acknowledged before the work
 ends, so Dramatiq's retries never see the work fail (the work schedules its own retry), and the
