@@ -57,8 +57,14 @@ class Created:
 CREATE_QR_JOB_PREFIX = "qris:"
 
 
-def create_qr_job(tr_id: int) -> Job:
-    return Job(job_key=f"{CREATE_QR_JOB_PREFIX}{tr_id}", queue_name=QRIS_QUEUE, actor_name=CREATE_QR_ACTOR, args=[tr_id])
+def create_qr_job(tr_id: int, attempt: int = 0) -> Job:
+    """The job that asks the gateway for a transaction's QR code.
+
+    attempt: how many tries of it failed before (a retry backs off longer with each); the job's
+    key and outbox row are the same for every attempt.
+    """
+    args = [tr_id, attempt] if attempt else [tr_id]
+    return Job(job_key=f"{CREATE_QR_JOB_PREFIX}{tr_id}", queue_name=QRIS_QUEUE, actor_name=CREATE_QR_ACTOR, args=args)
 
 
 def expire_job(tr_id: int) -> Job:

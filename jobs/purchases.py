@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import math
 
 from dramatiq.common import compute_backoff
 
-from core import context, metrics
+from core import context
 from db import outbox, raw
 from db.outbox import Job
 from domain import purchases
@@ -16,6 +15,7 @@ from workers import resources
 from workers.actor import actor
 from workers.broker import RETRY_MAX_BACKOFF_MS, RETRY_MIN_BACKOFF_MS
 from workers.enqueue import push_after_commit
+from workers.in_flight import describe
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +62,10 @@ async def _execute(purchase_id: int) -> None:
 
 
 async def _retry_later(purchase_id: int, attempt: int, failure: Exception) -> None:
-    """The work ran after its message was acknowledged (workers.in_flight), out of sight of
-    Dramatiq's Retries: back off as they do, and keep the outbox row due after the retry so the
-    relay does not push it sooner. With the database out the row stays as it was and the relay
-    pushes the job when it falls due; running it twice is harmless (see execute)."""
-    res = resources.current()
+    """Back off as Dramatiq's Retries would (1 s doubling, at most 5 min, with jitter)."""
     _, delay_ms = compute_backoff(attempt, factor=RETRY_MIN_BACKOFF_MS, max_backoff=RETRY_MAX_BACKOFF_MS)
-    retry = purchases.execute_job(purchase_id, attempt + 1)
-    metrics.job_retries.labels(retry.actor_name).inc()
-    log.warning("purchase %s: attempt %d failed (%s), retry in %.1f s", purchase_id, attempt + 1, _reason(failure), delay_ms / 1000)
-    try:
-        async with res.raw_unit_of_work() as conn:
-            await outbox.reschedule(conn, retry.job_key, math.ceil(delay_ms / 1000) + res.settings.outbox_lease_seconds)
-    except Exception as error:
-        log.warning("purchase %s: retry not recorded (%s); the relay pushes it when its row falls due", purchase_id, type(error).__name__)
-    await push_after_commit(res.redis, [retry], delay_ms=delay_ms)
-
-
-def _reason(failure: Exception) -> str:
-    """The error's kind and first argument (for a database error: the driver's code), without the
-    statement and its parameters."""
-    cause = getattr(failure, "orig", None) or failure
-    return f"{type(cause).__name__} {cause.args[0] if cause.args else ''}".strip()
+    log.warning("purchase %s: attempt %d failed (%s), retry in %.1f s", purchase_id, attempt + 1, describe(failure), delay_ms / 1000)
+    await resources.current().retry_later(purchases.execute_job(purchase_id, attempt + 1), delay_ms)
 
 
 async def _recheck_later(purchase_id: int, message: str, rc: str | None) -> None:

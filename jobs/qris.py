@@ -5,27 +5,38 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import dramatiq
-
 from core import context
 from db import outbox
 from db import qris as qris_queries
 from domain import qris
 from provider.xendit import GatewayRejected, GatewayUnavailable, QrCode
 from workers import qr_ready, resources
-from workers.actor import actor, current_retries
+from workers.actor import actor
 from workers.enqueue import push_after_commit
+from workers.in_flight import describe
 
 log = logging.getLogger(__name__)
 
 
-async def create(tr_id: int) -> None:
+async def create(tr_id: int, attempt: int = 0) -> None:
     """Ask the gateway for the transaction's QR code; idempotent by the gateway's idempotency-key.
 
     A gateway that refuses (4xx), or keeps failing past QRIS_CREATE_DEADLINE_SECONDS, ends the
-    transaction FAILED; a shorter outage is retried with backoff (dramatiq.Retry).
+    transaction FAILED; a shorter outage, or the database or Redis failing mid-way, schedules a
+    retry with backoff (_retry_delay_ms).
+
+    attempt: how many tries failed before this one.
     """
     context.subject.set(f"qris:{tr_id}")
+    try:
+        await _create(tr_id, attempt)
+    except Exception as failure:
+        delay_ms = _backoff_ms(attempt)
+        log.warning("qris %s: attempt %d failed (%s), retry in %.1f s", tr_id, attempt + 1, describe(failure), delay_ms / 1000)
+        await resources.current().retry_later(qris.create_qr_job(tr_id, attempt + 1), delay_ms)
+
+
+async def _create(tr_id: int, attempt: int) -> None:
     res = resources.current()
     job = qris.create_qr_job(tr_id)
     async with res.raw_unit_of_work() as conn:
@@ -42,14 +53,16 @@ async def create(tr_id: int) -> None:
         log.warning("qris %s failed: gateway refused", tr_id)
         return
     except GatewayUnavailable as unavailable:
+        deadline_seconds = res.settings.qris_create_deadline_seconds
         async with res.raw_unit_of_work() as conn:
-            gave_up = await qris.fail(
-                conn, tr_id, f"gateway unavailable: {unavailable}", only_after_seconds=res.settings.qris_create_deadline_seconds
-            )
+            gave_up = await qris.fail(conn, tr_id, f"gateway unavailable: {unavailable}", only_after_seconds=deadline_seconds)
         if gave_up:
             log.warning("qris %s failed: gateway unavailable past the deadline", tr_id)
             return
-        raise dramatiq.Retry(f"gateway unavailable: {unavailable}", delay=_retry_delay_ms(transaction, res.settings.qris_create_deadline_seconds)) from None
+        delay_ms = _retry_delay_ms(transaction["tr_created_at"], deadline_seconds, attempt)
+        log.warning("qris %s: gateway unavailable (%s), retry in %.1f s", tr_id, unavailable, delay_ms / 1000)
+        await res.retry_later(qris.create_qr_job(tr_id, attempt + 1), delay_ms)
+        return
     async with res.raw_unit_of_work() as conn:
         attached = await qris.attach_qr(conn, tr_id, qr.id, qr.qr_string, qr.url)
     if attached:
@@ -71,13 +84,17 @@ async def _create_at_gateway(res: resources.Resources, transaction: dict) -> QrC
     return QrCode(id=link.reference, qr_string=None, url=link.url)
 
 
-def _retry_delay_ms(transaction: dict, deadline_seconds: int) -> int:
-    """Exponential backoff (0.5 s doubling, at most 30 s), but never past the deadline: the last
-    attempt comes right at it, so a gateway that is down for good fails the kiosk's session promptly."""
-    backoff = min(500 * 2 ** current_retries(), 30_000)
-    deadline = transaction["tr_created_at"] + dt.timedelta(seconds=deadline_seconds)
+def _backoff_ms(attempt: int) -> int:
+    """0.5 s doubling with each failed attempt, at most 30 s."""
+    return min(500 * 2 ** min(attempt, 16), 30_000)
+
+
+def _retry_delay_ms(created_at: dt.datetime, deadline_seconds: int, attempt: int) -> int:
+    """The backoff, but never past the deadline: the last attempt comes right at it, so a gateway
+    that is down for good fails the kiosk's session promptly."""
+    deadline = created_at + dt.timedelta(seconds=deadline_seconds)
     until_deadline = (deadline - dt.datetime.now(dt.UTC).replace(tzinfo=None)).total_seconds() * 1000
-    return int(max(100, min(backoff, until_deadline + 100)))
+    return int(max(100, min(_backoff_ms(attempt), until_deadline + 100)))
 
 
 async def expire(tr_id: int) -> None:
@@ -89,8 +106,10 @@ async def expire(tr_id: int) -> None:
 
 
 @actor(actor_name=qris.CREATE_QR_ACTOR, queue_name=qris.QRIS_QUEUE)
-async def create_qr(tr_id: int) -> None:
-    await create(tr_id)
+async def create_qr(tr_id: int, attempt: int = 0) -> None:
+    """Hands the creation to this process's work in flight and returns: the gateway call does not
+    hold a worker thread (workers.in_flight)."""
+    await resources.current().in_flight.start(create(tr_id, attempt))
 
 
 @actor(actor_name=qris.EXPIRE_ACTOR, queue_name=qris.QRIS_QUEUE)

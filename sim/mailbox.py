@@ -19,15 +19,21 @@ class Mailbox:
     """aiosmtpd handler that keeps (and optionally prints) what arrives.
 
     echo: print a summary and the text of each message.
+    refuse_next: how many of the next messages to refuse with a temporary failure (451), as a
+        server under load or greylisting does; the sender should try again later.
     """
 
     def __init__(self, echo: bool = False) -> None:
         self.echo = echo
+        self.refuse_next = 0
         self.port: int | None = None
         self.messages: list[Message] = []
         self.arrived = threading.Condition()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.refuse_next > 0:
+            self.refuse_next -= 1
+            return "451 4.3.0 Temporary failure, try again later"
         message = message_from_bytes(envelope.original_content or b"")
         with self.arrived:
             self.messages.append(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -15,8 +16,10 @@ import yaml
 
 from core.security import issue_staff_token
 from ops.stack import ROOT
+from sim.mailbox import Mailbox
 from tests.harness import LoketStack, fast_env, final_statuses, register, wait_until
-from tests.test_kiosk_flow import new_location
+from tests.test_kiosk_events import poll_qr
+from tests.test_kiosk_flow import new_location, poll
 
 PROMETHEUS = ROOT / "ops" / "prometheus"
 DASHBOARD = ROOT / "ops" / "grafana" / "dashboards" / "loket.json"
@@ -59,17 +62,27 @@ def test_every_alert_and_panel_is_valid_promql_with_the_fields_grafana_and_prome
     assert jobs == {"web", "worker", "qris_worker", "webhook_worker", "callback_worker", "exporter"}
 
 
-async def test_every_metric_the_dashboard_and_alerts_use_is_served(api, stack: LoketStack, admin_token):
-    """After a purchase that meets a provider outage, then Pending and a callback, and a kiosk
-    transaction whose QR creation meets a gateway outage (a Dramatiq retry), the web, a worker
-    and the clock serve every metric name used."""
-    await stack.configure_sim(fail_next=4, pending_ms=300, gateway_fail_next=6)
+async def test_every_metric_the_dashboard_and_alerts_use_is_served(api, stack: LoketStack, admin_token, mailbox: Mailbox):
+    """After a purchase that meets a provider outage, then Pending and a callback, a kiosk
+    transaction whose QR creation meets a gateway outage, and a photo e-mail that the SMTP server
+    refuses once (a Dramatiq error and retry), the web, a worker and the clock serve every metric
+    name used."""
+    await stack.configure_sim(fail_next=4, pending_ms=300, gateway_fail_next=3)
     reseller = await register(api, admin_token, saldo=100_000)
     purchase = (await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": "087800001233"}, headers=reseller.headers)).json()
     await final_statuses(api, reseller, [purchase["id"]])
     staff = {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "ops", 50)}
     location_id = await new_location(api, staff)
-    await api.post("/api/v1/transactions", json={"location_id": location_id}, headers=staff)
+    external_id = (await api.post("/api/v1/transactions", json={"location_id": location_id}, headers=staff)).json()["data"]["tr_external_id"]
+    await poll_qr(api, external_id)
+    await stack.pay(external_id)
+    await poll(api, external_id, ("COMPLETED",))
+    before = len(mailbox.messages)
+    mailbox.refuse_next = 1
+    photos = {"email": "metrik@mail.id", "photos": [{"url": "https://cdn.test/m.jpg"}]}
+    assert (await api.post(f"/api/v1/transactions/{external_id}/photos", json=photos, headers=staff)).status_code == 202
+    messages = await asyncio.to_thread(mailbox.wait_for, before + 1, 15)
+    assert [m["To"] for m in messages[before:]] == ["metrik@mail.id"]  # sent once, on the retry
 
     served: set[str] = set()
 

@@ -41,8 +41,3 @@ def actor(*, actor_name: str, queue_name: str, **options: Any) -> Callable[[Call
 
     return decorate
 
-
-def current_retries() -> int:
-    """How many times the message being processed has been retried."""
-    message = dramatiq.middleware.CurrentMessage.get_current_message()
-    return int(message.options.get("retries", 0)) if message else 0

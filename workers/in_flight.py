@@ -26,6 +26,13 @@ from core.metrics import worker_in_flight
 log = logging.getLogger(__name__)
 
 
+def describe(failure: BaseException) -> str:
+    """A failure for the log: its kind and first argument (for a database error the driver's,
+    with its code), without the statement and its parameters."""
+    cause = getattr(failure, "orig", None) or failure
+    return f"{type(cause).__name__} {cause.args[0] if cause.args else ''}".strip()
+
+
 class InFlight:
     """The work in flight in one worker process."""
 

@@ -6,6 +6,8 @@ and closed before the loop stops.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -14,17 +16,21 @@ import aiohttp
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core import metrics
 from core.outbound import callback_resolver
 from core.settings import Settings, get_settings
-from db import raw
+from db import outbox, raw
 from db.engine import create_engine
+from db.outbox import Job
 from provider.digiflazz import DigiflazzClient
 from provider.payment_links import MidtransClient, PaystackClient
 from provider.xendit import XenditClient
-from workers.in_flight import InFlight
+from workers.enqueue import push_after_commit
+from workers.in_flight import InFlight, describe
 from workers.pusher import Pusher
 from workers.unit_of_work import unit_of_work
 
+log = logging.getLogger(__name__)
 
 def worker_pool_size(configured: int, concurrency: int) -> int:
     """Connections a worker process keeps open, with no overflow: DB_POOL_SIZE, or one per task
@@ -100,6 +106,19 @@ class Resources:
     def raw_unit_of_work(self) -> AbstractAsyncContextManager[raw.Transaction]:
         """The same on db.raw.transaction(), cheaper: for units whose statements all go through db.raw."""
         return unit_of_work(raw.transaction(self.engine), self.pusher)
+
+    async def retry_later(self, job: Job, delay_ms: int) -> None:
+        """Push job again in delay_ms: the retry of work that failed after its message was
+        acknowledged (workers.in_flight), out of sight of Dramatiq's Retries. Its outbox row is
+        kept due after the retry, so the relay does not push it sooner; with the database out the
+        row stays as it was and the relay pushes the job when it falls due (jobs are idempotent)."""
+        metrics.job_retries.labels(job.actor_name).inc()
+        try:
+            async with self.raw_unit_of_work() as conn:
+                await outbox.reschedule(conn, job.job_key, math.ceil(delay_ms / 1000) + self.settings.outbox_lease_seconds)
+        except Exception as error:
+            log.warning("%s: retry not recorded (%s); the relay pushes it when its row falls due", job.job_key, describe(error))
+        await push_after_commit(self.redis, [job], delay_ms=delay_ms)
 
     async def close(self) -> None:
         await self.http.close()
