@@ -1,5 +1,5 @@
 """Work that goes on on a worker's event loop after its message is acknowledged, so a worker
-thread is not held for the length of a provider call.
+thread is not held for the length of a provider or gateway call.
 
 An async actor holds its Dramatiq worker thread until its coroutine ends, so a worker finishes
 at most threads / latency jobs a second: with a provider that answers in 2 s, 2 processes x 32

@@ -53,7 +53,7 @@ class Resources:
     """For reseller callbacks only: connects to public addresses only (core.outbound)."""
     provider: DigiflazzClient
     in_flight: InFlight
-    """Provider calls (with their follow-up) running after their message was acknowledged."""
+    """Provider and gateway calls (with their follow-up) running after their message was acknowledged."""
     gateway: XenditClient
     midtrans: MidtransClient
     paystack: PaystackClient
