@@ -22,8 +22,15 @@ DELIVER_JOB_PREFIX = "callback:"
 RETRY_DELAYS = (10, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
 
 
-def deliver_job(delivery_id: int) -> Job:
-    return Job(job_key=f"{DELIVER_JOB_PREFIX}{delivery_id}", queue_name=CALLBACK_QUEUE, actor_name=DELIVER_ACTOR, args=[delivery_id])
+def deliver_job(delivery_id: int, attempt: int = 0) -> Job:
+    """The job that sends a reseller callback.
+
+    attempt: how many runs of it failed with an error of Loket's own (the database, Redis) before;
+    an endpoint's answer or silence is a delivery attempt instead (record_attempt). The job's key
+    and outbox row are the same for every run.
+    """
+    args = [delivery_id, attempt] if attempt else [delivery_id]
+    return Job(job_key=f"{DELIVER_JOB_PREFIX}{delivery_id}", queue_name=CALLBACK_QUEUE, actor_name=DELIVER_ACTOR, args=args)
 
 
 _SET_PAYLOAD = text("UPDATE callback_delivery SET payload = :payload WHERE id = :id AND payload IS NULL")

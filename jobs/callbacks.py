@@ -20,10 +20,12 @@ from domain import callbacks
 from domain.purchases import status_object
 from workers import resources
 from workers.actor import actor
+from workers.broker import retry_backoff_ms
 from workers.enqueue import push_after_commit
+from workers.in_flight import describe
 
 log = logging.getLogger(__name__)
-# Short, so that a reseller's slow or dead endpoint holds a worker thread for seconds, not minutes.
+# Short, so that a reseller's slow or dead endpoint holds a slot of work in flight for seconds, not minutes.
 TIMEOUT = aiohttp.ClientTimeout(total=10.0, connect=3.0)
 
 
@@ -32,8 +34,23 @@ def signature(private_key: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(private_key.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-async def deliver(delivery_id: int) -> None:
+async def deliver(delivery_id: int, attempt: int = 0) -> None:
+    """Send the callback once more; the endpoint's answer or silence is recorded as a delivery
+    attempt and retried on its own schedule (domain.callbacks.record_attempt). An error of Loket's
+    own (the database, Redis) schedules a retry of the job instead.
+
+    attempt: how many runs of the job failed with such an error before this one.
+    """
     context.subject.set(f"callback:{delivery_id}")
+    try:
+        await _deliver(delivery_id)
+    except Exception as failure:
+        delay_ms = retry_backoff_ms(attempt)
+        log.warning("callback %s: run %d failed (%s), retry in %.1f s", delivery_id, attempt + 1, describe(failure), delay_ms / 1000)
+        await resources.current().retry_later(callbacks.deliver_job(delivery_id, attempt + 1), delay_ms)
+
+
+async def _deliver(delivery_id: int) -> None:
     res = resources.current()
     job = callbacks.deliver_job(delivery_id)
     async with res.unit_of_work() as conn:
@@ -91,5 +108,7 @@ async def deliver(delivery_id: int) -> None:
 
 
 @actor(actor_name=callbacks.DELIVER_ACTOR, queue_name=callbacks.CALLBACK_QUEUE)
-async def deliver_callback(delivery_id: int) -> None:
-    await deliver(delivery_id)
+async def deliver_callback(delivery_id: int, attempt: int = 0) -> None:
+    """Hands the delivery to this process's work in flight and returns: a slow or dead endpoint
+    does not hold a worker thread (workers.in_flight)."""
+    await resources.current().in_flight.start(deliver(delivery_id, attempt))

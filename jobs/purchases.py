@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from dramatiq.common import compute_backoff
-
 from core import context
 from db import outbox, raw
 from db.outbox import Job
@@ -13,7 +11,7 @@ from domain import purchases
 from provider.digiflazz import ProviderOutcomeUnknown
 from workers import resources
 from workers.actor import actor
-from workers.broker import RETRY_MAX_BACKOFF_MS, RETRY_MIN_BACKOFF_MS
+from workers.broker import retry_backoff_ms
 from workers.enqueue import push_after_commit
 from workers.in_flight import describe
 
@@ -63,7 +61,7 @@ async def _execute(purchase_id: int) -> None:
 
 async def _retry_later(purchase_id: int, attempt: int, failure: Exception) -> None:
     """Back off as Dramatiq's Retries would (1 s doubling, at most 5 min, with jitter)."""
-    _, delay_ms = compute_backoff(attempt, factor=RETRY_MIN_BACKOFF_MS, max_backoff=RETRY_MAX_BACKOFF_MS)
+    delay_ms = retry_backoff_ms(attempt)
     log.warning("purchase %s: attempt %d failed (%s), retry in %.1f s", purchase_id, attempt + 1, describe(failure), delay_ms / 1000)
     await resources.current().retry_later(purchases.execute_job(purchase_id, attempt + 1), delay_ms)
 

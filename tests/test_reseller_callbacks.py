@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from core.security import issue_staff_token
@@ -77,3 +78,23 @@ async def test_a_slow_reseller_endpoint_does_not_slow_another_resellers_callback
     await wait_until(lambda: asyncio.sleep(0, bool(receiver.of("quick"))), timeout=10)
     assert receiver.of("quick")[0].at - started < 5  # while three deliveries to the slow endpoint hang
     assert json.loads(receiver.of("quick")[0].body)["data"]["id"] == purchase["id"]
+
+
+async def test_hanging_endpoints_outnumbering_the_worker_threads_do_not_hold_up_other_callbacks(redis_server, make_stack, admin_token, receiver: Receiver):
+    """Deliveries wait on the worker's event loop, not on its threads (workers.in_flight)."""
+    loket: LoketStack = make_stack(redis_server.url, worker_processes=1, worker_threads=2)
+    receiver.hang_seconds["hanging"] = 30  # past the 10 s callback timeout
+    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
+        slow = await with_callback(api, admin_token, receiver.url("hanging"))
+        quick = await with_callback(api, admin_token, receiver.url("prompt"))
+        slow_buys = await asyncio.gather(*(api.post("/beli", json={"produk_id": 1, "nomor_tujuan": f"0812777{i:05d}"}, headers=slow.headers) for i in range(4)))
+        await final_statuses(api, slow, [r.json()["id"] for r in slow_buys])
+        await wait_until(lambda: asyncio.sleep(0, len(receiver.of("hanging")) >= 4), timeout=10)
+        purchase = (await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": "081277770000"}, headers=quick.headers)).json()
+        await wait_until(lambda: asyncio.sleep(0, bool(receiver.of("prompt"))), timeout=15)
+    hanging, [prompt] = receiver.of("hanging"), receiver.of("prompt")
+    # Four deliveries hang at once on a worker of two threads, and the other reseller's callback
+    # arrives before the first of them has even timed out.
+    assert len([h for h in hanging if h.at < prompt.at]) >= 4
+    assert prompt.at < min(h.at for h in hanging) + 10
+    assert json.loads(prompt.body)["data"]["id"] == purchase["id"]

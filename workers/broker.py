@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import compute_backoff
 from dramatiq.middleware import (
     AgeLimit,
     AsyncIO,
@@ -25,6 +26,12 @@ RETRY_MIN_BACKOFF_MS = 1_000
 RETRY_MAX_BACKOFF_MS = 300_000
 """Transient failures (provider unreachable, database restarting) back off from 1 s to 5 min,
 long enough to ride out an outage; the outbox relay covers anything beyond."""
+
+
+def retry_backoff_ms(attempt: int) -> int:
+    """The delay Dramatiq's Retries would give a message that failed attempt + 1 times (with
+    jitter), for work that schedules its own retries (workers.in_flight)."""
+    return compute_backoff(attempt, factor=RETRY_MIN_BACKOFF_MS, max_backoff=RETRY_MAX_BACKOFF_MS)[1]
 
 
 def build_broker(settings: Settings) -> RedisBroker:
