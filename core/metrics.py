@@ -30,7 +30,7 @@ callback_deliveries = Counter(
     "loket_reseller_callbacks_total", "Reseller callback attempts by outcome (delivered, pending = will retry, failed = gave up).", ["outcome"]
 )
 worker_in_flight = Gauge(
-    "loket_worker_in_flight_work", "Provider and gateway calls (with their follow-up) handed to a worker's event loop, not yet ended (workers.in_flight).",
+    "loket_worker_in_flight_work", "Provider, gateway and reseller callback calls (with their follow-up) handed to a worker's event loop, not yet ended (workers.in_flight).",
     multiprocess_mode="livesum",
 )  # fmt: skip
 job_retries = Counter(

@@ -51,7 +51,7 @@ class Settings:
     worker_processes: int
     worker_threads: int
     worker_in_flight: int
-    """Provider and gateway calls (with their follow-up) a worker process keeps in flight at once (workers.in_flight)."""
+    """Provider, gateway and reseller callback calls (with their follow-up) a worker process keeps in flight at once (workers.in_flight)."""
     log_level: str
     xendit_base_url: str
     xendit_secret_key: str

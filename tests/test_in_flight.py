@@ -8,6 +8,7 @@ import httpx
 
 from tests.harness import LoketStack, Reseller, final_statuses, register, wait_until
 from tests.test_crash_recovery import assert_each_charged_once
+from workers.in_flight import InFlight
 
 
 async def buy_at_a_slow_provider(loket: LoketStack, api: httpx.AsyncClient, admin_token: str, count: int, at_once: int) -> tuple[Reseller, list[int]]:
@@ -52,3 +53,38 @@ async def test_a_stopping_worker_lets_its_calls_in_flight_end(redis_server, make
     assert_each_charged_once(loket, reseller.id, ended)
     assert [t["calls"] for t in await loket.sim_transactions()] == [1] * 10
     assert "cancelled at shutdown" not in worker.log()
+
+
+async def test_work_past_the_limit_waits_for_a_slot_and_hung_work_is_cancelled_at_the_time_limit():
+    in_flight = InFlight(limit=2, time_limit=0.2)
+    ended: list[str] = []
+
+    async def hang(name: str) -> None:
+        await asyncio.sleep(60)
+        ended.append(name)
+
+    async def quick(name: str) -> None:
+        ended.append(name)
+
+    await in_flight.start(hang("a"))
+    await in_flight.start(hang("b"))
+    third = asyncio.create_task(in_flight.start(quick("c")))
+    await asyncio.sleep(0.05)
+    assert not third.done()  # both slots taken: the caller (a worker thread) waits
+    await asyncio.wait_for(third, timeout=2)  # the hung pair is cancelled at 0.2 s, freeing slots
+    assert await in_flight.drain(timeout=2) == 0
+    assert ended == ["c"]
+
+
+async def test_drain_lets_work_end_within_its_timeout_and_cancels_the_rest():
+    in_flight = InFlight(limit=10)
+    ended: list[str] = []
+
+    async def takes(name: str, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        ended.append(name)
+
+    await in_flight.start(takes("short", 0.05))
+    await in_flight.start(takes("long", 60))
+    assert await in_flight.drain(timeout=0.5) == 1
+    assert ended == ["short"]

@@ -18,6 +18,7 @@ from dramatiq.middleware import (
 from dramatiq.middleware.prometheus import Prometheus
 
 from core.settings import Settings
+from workers.in_flight import TIME_LIMIT_SECONDS
 from workers.middleware.heap import SettledHeap
 from workers.middleware.log_context import LogContext
 from workers.middleware.resources import ResourcesMiddleware
@@ -48,7 +49,7 @@ def build_broker(settings: Settings) -> RedisBroker:
         maintenance_chance=settings.broker_maintenance_chance,
         middleware=[
             AgeLimit(),
-            TimeLimit(time_limit=120_000),
+            TimeLimit(time_limit=int(TIME_LIMIT_SECONDS * 1000)),
             ShutdownNotifications(),
             Callbacks(),
             Pipelines(),

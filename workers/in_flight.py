@@ -1,5 +1,5 @@
 """Work that goes on on a worker's event loop after its message is acknowledged, so a worker
-thread is not held for the length of a provider or gateway call.
+thread is not held for the length of a provider, gateway or reseller-callback call.
 
 An async actor holds its Dramatiq worker thread until its coroutine ends, so a worker finishes
 at most threads / latency jobs a second: with a provider that answers in 2 s, 2 processes x 32
@@ -25,6 +25,9 @@ from core.metrics import worker_in_flight
 
 log = logging.getLogger(__name__)
 
+TIME_LIMIT_SECONDS = 120.0
+"""The broker's TimeLimit for a message (workers.broker), for work that outlives its message."""
+
 
 def describe(failure: BaseException) -> str:
     """A failure for the log: its kind and first argument (for a database error the driver's,
@@ -36,11 +39,16 @@ def describe(failure: BaseException) -> str:
 class InFlight:
     """The work in flight in one worker process."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, time_limit: float = TIME_LIMIT_SECONDS) -> None:
         """limit: how much work may be in flight at once in this process. Past it, start() waits
         for a slot while holding its worker thread, so a process takes no more messages than it
-        can carry; the rest wait in Redis, visible to the queue metrics and to other processes."""
+        can carry; the rest wait in Redis, visible to the queue metrics and to other processes.
+
+        time_limit: seconds after which a piece of work is cancelled, as Dramatiq's TimeLimit
+        does for a message: a call that never returns must not keep its slot for good.
+        """
         self._slots = asyncio.Semaphore(limit)
+        self._time_limit = time_limit
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, work: Coroutine[Any, Any, None]) -> None:
@@ -61,7 +69,10 @@ class InFlight:
     async def _run(self, work: Coroutine[Any, Any, None]) -> None:
         worker_in_flight.inc()
         try:
-            await work
+            async with asyncio.timeout(self._time_limit):
+                await work
+        except TimeoutError:
+            log.warning("in-flight work cancelled after %.0f s; its outbox row brings the job back when due", self._time_limit)
         except Exception:
             log.exception("in-flight work failed; its outbox row brings the job back when due")
         finally:

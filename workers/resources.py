@@ -53,7 +53,7 @@ class Resources:
     """For reseller callbacks only: connects to public addresses only (core.outbound)."""
     provider: DigiflazzClient
     in_flight: InFlight
-    """Provider and gateway calls (with their follow-up) running after their message was acknowledged."""
+    """Provider, gateway and reseller callback calls (with their follow-up) running after their message was acknowledged."""
     gateway: XenditClient
     midtrans: MidtransClient
     paystack: PaystackClient
@@ -68,7 +68,9 @@ class Resources:
         per_host = max(100, settings.worker_in_flight)
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2 * per_host, limit_per_host=per_host, keepalive_timeout=4))
         resolver = callback_resolver(allow_private_networks=settings.callback_allow_private_networks)
-        callback_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=4, resolver=resolver))
+        callback_http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max(200, settings.worker_in_flight), keepalive_timeout=4, resolver=resolver)
+        )
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         return cls(
             settings=settings,
