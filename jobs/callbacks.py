@@ -22,7 +22,6 @@ from workers import resources
 from workers.actor import actor
 from workers.broker import retry_backoff_ms
 from workers.enqueue import push_after_commit
-from workers.in_flight import describe
 
 log = logging.getLogger(__name__)
 # Short, so that a reseller's slow or dead endpoint holds a slot of work in flight for seconds, not minutes.
@@ -45,9 +44,7 @@ async def deliver(delivery_id: int, attempt: int = 0) -> None:
     try:
         await _deliver(delivery_id)
     except Exception as failure:
-        delay_ms = retry_backoff_ms(attempt)
-        log.warning("callback %s: run %d failed (%s), retry in %.1f s", delivery_id, attempt + 1, describe(failure), delay_ms / 1000)
-        await resources.current().retry_later(callbacks.deliver_job(delivery_id, attempt + 1), delay_ms)
+        await resources.current().retry_later(callbacks.deliver_job(delivery_id, attempt + 1), retry_backoff_ms(attempt), failure)
 
 
 async def _deliver(delivery_id: int) -> None:

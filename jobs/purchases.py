@@ -13,7 +13,6 @@ from workers import resources
 from workers.actor import actor
 from workers.broker import retry_backoff_ms
 from workers.enqueue import push_after_commit
-from workers.in_flight import describe
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +28,8 @@ async def execute(purchase_id: int, attempt: int = 0) -> None:
     context.subject.set(f"purchase:{purchase_id}")
     try:
         await _execute(purchase_id)
-    except Exception as failure:
-        await _retry_later(purchase_id, attempt, failure)
+    except Exception as failure:  # Dramatiq's backoff: 1 s doubling, at most 5 min
+        await resources.current().retry_later(purchases.execute_job(purchase_id, attempt + 1), retry_backoff_ms(attempt), failure)
 
 
 async def _execute(purchase_id: int) -> None:
@@ -57,13 +56,6 @@ async def _execute(purchase_id: int) -> None:
         log.info("purchase %s ended: %s", purchase_id, answer.outcome.value)
     else:
         await _push_recheck(job)
-
-
-async def _retry_later(purchase_id: int, attempt: int, failure: Exception) -> None:
-    """Back off as Dramatiq's Retries would (1 s doubling, at most 5 min, with jitter)."""
-    delay_ms = retry_backoff_ms(attempt)
-    log.warning("purchase %s: attempt %d failed (%s), retry in %.1f s", purchase_id, attempt + 1, describe(failure), delay_ms / 1000)
-    await resources.current().retry_later(purchases.execute_job(purchase_id, attempt + 1), delay_ms)
 
 
 async def _recheck_later(purchase_id: int, message: str, rc: str | None) -> None:

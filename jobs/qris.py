@@ -13,7 +13,6 @@ from provider.xendit import GatewayRejected, GatewayUnavailable, QrCode
 from workers import qr_ready, resources
 from workers.actor import actor
 from workers.enqueue import push_after_commit
-from workers.in_flight import describe
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +30,7 @@ async def create(tr_id: int, attempt: int = 0) -> None:
     try:
         await _create(tr_id, attempt)
     except Exception as failure:
-        delay_ms = _backoff_ms(attempt)
-        log.warning("qris %s: attempt %d failed (%s), retry in %.1f s", tr_id, attempt + 1, describe(failure), delay_ms / 1000)
-        await resources.current().retry_later(qris.create_qr_job(tr_id, attempt + 1), delay_ms)
+        await resources.current().retry_later(qris.create_qr_job(tr_id, attempt + 1), _backoff_ms(attempt), failure)
 
 
 async def _create(tr_id: int, attempt: int) -> None:
@@ -59,9 +56,7 @@ async def _create(tr_id: int, attempt: int) -> None:
         if gave_up:
             log.warning("qris %s failed: gateway unavailable past the deadline", tr_id)
             return
-        delay_ms = _retry_delay_ms(transaction["tr_created_at"], deadline_seconds, attempt)
-        log.warning("qris %s: gateway unavailable (%s), retry in %.1f s", tr_id, unavailable, delay_ms / 1000)
-        await res.retry_later(qris.create_qr_job(tr_id, attempt + 1), delay_ms)
+        await res.retry_later(qris.create_qr_job(tr_id, attempt + 1), _retry_delay_ms(transaction["tr_created_at"], deadline_seconds, attempt), unavailable)
         return
     async with res.raw_unit_of_work() as conn:
         attached = await qris.attach_qr(conn, tr_id, qr.id, qr.qr_string, qr.url)

@@ -29,13 +29,6 @@ TIME_LIMIT_SECONDS = 120.0
 """The broker's TimeLimit for a message (workers.broker), for work that outlives its message."""
 
 
-def describe(failure: BaseException) -> str:
-    """A failure for the log: its kind and first argument (for a database error the driver's,
-    with its code), without the statement and its parameters."""
-    cause = getattr(failure, "orig", None) or failure
-    return f"{type(cause).__name__} {cause.args[0] if cause.args else ''}".strip()
-
-
 class InFlight:
     """The work in flight in one worker process."""
 

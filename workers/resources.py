@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ from provider.digiflazz import DigiflazzClient
 from provider.payment_links import MidtransClient, PaystackClient
 from provider.xendit import XenditClient
 from workers.enqueue import push_after_commit
-from workers.in_flight import InFlight, describe
+from workers.in_flight import InFlight
 from workers.pusher import Pusher
 from workers.unit_of_work import unit_of_work
 
@@ -75,7 +74,7 @@ class Resources:
         return cls(
             settings=settings,
             engine=create_engine(
-                settings, pool_size=worker_pool_size(settings.db_pool_size, int(os.environ.get("WORKER_THREADS", 8)) + settings.worker_in_flight),
+                settings, pool_size=worker_pool_size(settings.db_pool_size, settings.worker_threads + settings.worker_in_flight),
                 max_overflow=0,
             ),
             redis=redis,
@@ -109,17 +108,22 @@ class Resources:
         """The same on db.raw.transaction(), cheaper: for units whose statements all go through db.raw."""
         return unit_of_work(raw.transaction(self.engine), self.pusher)
 
-    async def retry_later(self, job: Job, delay_ms: int) -> None:
-        """Push job again in delay_ms: the retry of work that failed after its message was
-        acknowledged (workers.in_flight), out of sight of Dramatiq's Retries. Its outbox row is
-        kept due after the retry, so the relay does not push it sooner; with the database out the
-        row stays as it was and the relay pushes the job when it falls due (jobs are idempotent)."""
+    async def retry_later(self, job: Job, delay_ms: int, failure: BaseException) -> None:
+        """Log why work failed and push its job again in delay_ms: the retry of work that ran after
+        its message was acknowledged (workers.in_flight), out of sight of Dramatiq's Retries. The
+        outbox row is kept due after the retry, so the relay does not push it sooner; with the
+        database out the row stays as it was and the relay pushes the job when it falls due (jobs
+        are idempotent).
+
+        job: the retry, carrying its attempt number; failure: what went wrong.
+        """
+        log.warning("%s failed (%s); retry in %.1f s", job.job_key, _describe(failure), delay_ms / 1000)
         metrics.job_retries.labels(job.actor_name).inc()
         try:
             async with self.raw_unit_of_work() as conn:
                 await outbox.reschedule(conn, job.job_key, math.ceil(delay_ms / 1000) + self.settings.outbox_lease_seconds)
         except Exception as error:
-            log.warning("%s: retry not recorded (%s); the relay pushes it when its row falls due", job.job_key, describe(error))
+            log.warning("%s: retry not recorded (%s); the relay pushes it when its row falls due", job.job_key, _describe(error))
         await push_after_commit(self.redis, [job], delay_ms=delay_ms)
 
     async def close(self) -> None:
@@ -127,6 +131,13 @@ class Resources:
         await self.callback_http.close()
         await self.redis.aclose()
         await self.engine.dispose()
+
+
+def _describe(failure: BaseException) -> str:
+    """A failure for the log: its kind and first argument (for a database error the driver's,
+    with its code), without the statement and its parameters."""
+    cause = getattr(failure, "orig", None) or failure
+    return f"{type(cause).__name__} {cause.args[0] if cause.args else ''}".strip()
 
 
 _resources: Resources | None = None
