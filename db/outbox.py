@@ -102,6 +102,20 @@ async def reschedule(conn: raw.Connection, job_key: str, seconds: float) -> None
     await raw.run(conn, _RESCHEDULE, {"job_key": job_key, "seconds": seconds})
 
 
+_KEEP_DUE = text(
+    "UPDATE outbox FORCE INDEX (uq_outbox_job) SET due_at = NOW(6) + INTERVAL :lease SECOND "
+    "WHERE job_key IN :keys AND due_at < NOW(6) + INTERVAL :half SECOND"
+).bindparams(bindparam("keys", expanding=True))
+
+
+async def keep_due(conn: AsyncConnection, job_keys: list[str], lease_seconds: int) -> None:
+    """Jobs still being worked on: rows nearer than half a lease to falling due are put a lease
+    away (only those, so the rows of short work are not rewritten). procedures.sql's
+    start_purchase applies the same rule to its own row. By key only: on the due_at index the
+    statement locked other jobs' rows."""
+    await conn.execute(_KEEP_DUE, {"keys": job_keys, "lease": lease_seconds, "half": lease_seconds // 2})
+
+
 async def complete(conn: raw.Connection, job_key: str) -> None:
     await raw.run(conn, _COMPLETE, {"job_key": job_key})
 

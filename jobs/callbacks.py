@@ -108,4 +108,4 @@ async def _deliver(delivery_id: int) -> None:
 async def deliver_callback(delivery_id: int, attempt: int = 0) -> None:
     """Hands the delivery to this process's work in flight and returns: a slow or dead endpoint
     does not hold a worker thread (workers.in_flight)."""
-    await resources.current().in_flight.start(deliver(delivery_id, attempt))
+    await resources.current().in_flight.start(callbacks.deliver_job(delivery_id).job_key, deliver(delivery_id, attempt))

@@ -81,4 +81,4 @@ async def _push_recheck(job: Job) -> None:
 async def execute_purchase(purchase_id: int, attempt: int = 0) -> None:
     """Hands the purchase to this process's work in flight and returns: the provider call does
     not hold a worker thread (workers.in_flight)."""
-    await resources.current().in_flight.start(execute(purchase_id, attempt))
+    await resources.current().in_flight.start(purchases.execute_job(purchase_id).job_key, execute(purchase_id, attempt))

@@ -104,7 +104,7 @@ async def expire(tr_id: int) -> None:
 async def create_qr(tr_id: int, attempt: int = 0) -> None:
     """Hands the creation to this process's work in flight and returns: the gateway call does not
     hold a worker thread (workers.in_flight)."""
-    await resources.current().in_flight.start(create(tr_id, attempt))
+    await resources.current().in_flight.start(qris.create_qr_job(tr_id).job_key, create(tr_id, attempt))
 
 
 @actor(actor_name=qris.EXPIRE_ACTOR, queue_name=qris.QRIS_QUEUE)

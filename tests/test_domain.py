@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import get_settings
+from db import outbox, raw, resellers
 from db import purchases as purchase_queries
-from db import raw, resellers
 from db.engine import create_engine
 from db.products import Product
 from domain import purchases, qris
@@ -108,6 +108,18 @@ async def test_start_moves_pending_to_proses_once_and_keeps_the_job_from_falling
     assert 55 <= seconds_left <= 60
     assert db.value("SELECT due_at < NOW(6) FROM outbox WHERE job_key = %s", f"purchase:{other}") == 1  # only its own row
     assert db.value("SELECT status FROM purchase WHERE id = %s", other) == "pending"
+
+
+async def test_keep_due_moves_only_the_given_rows_that_are_near_due(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 50_000)
+    near, far, other = [f"purchase:{await accept(engine, reseller_id)}" for _ in range(3)]
+    db.rows("UPDATE outbox SET due_at = NOW(6) + INTERVAL 5 SECOND WHERE job_key IN (%s, %s)", near, other)
+    db.rows("UPDATE outbox SET due_at = NOW(6) + INTERVAL 50 SECOND WHERE job_key = %s", far)
+    before = {key: db.value("SELECT due_at FROM outbox WHERE job_key = %s", key) for key in (far, other)}
+    async with engine.begin() as conn:
+        await outbox.keep_due(conn, [near, far], lease_seconds=60)
+    assert 55 <= db.value("SELECT TIMESTAMPDIFF(SECOND, NOW(6), due_at) FROM outbox WHERE job_key = %s", near) <= 60
+    assert {key: db.value("SELECT due_at FROM outbox WHERE job_key = %s", key) for key in (far, other)} == before
 
 
 async def test_accept_by_api_key_checks_the_key_in_the_same_call(engine, db: MariaDB):

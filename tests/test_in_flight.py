@@ -66,9 +66,9 @@ async def test_work_past_the_limit_waits_for_a_slot_and_hung_work_is_cancelled_a
     async def quick(name: str) -> None:
         ended.append(name)
 
-    await in_flight.start(hang("a"))
-    await in_flight.start(hang("b"))
-    third = asyncio.create_task(in_flight.start(quick("c")))
+    await in_flight.start("t:a", hang("a"))
+    await in_flight.start("t:b", hang("b"))
+    third = asyncio.create_task(in_flight.start("t:c", quick("c")))
     await asyncio.sleep(0.05)
     assert not third.done()  # both slots taken: the caller (a worker thread) waits
     await asyncio.wait_for(third, timeout=2)  # the hung pair is cancelled at 0.2 s, freeing slots
@@ -84,7 +84,22 @@ async def test_drain_lets_work_end_within_its_timeout_and_cancels_the_rest():
         await asyncio.sleep(seconds)
         ended.append(name)
 
-    await in_flight.start(takes("short", 0.05))
-    await in_flight.start(takes("long", 60))
+    await in_flight.start("t:short", takes("short", 0.05))
+    await in_flight.start("t:long", takes("long", 60))
     assert await in_flight.drain(timeout=0.5) == 1
     assert ended == ["short"]
+
+
+async def test_the_rows_of_running_work_are_kept_due_until_it_ends():
+    beats: list[list[str]] = []
+
+    async def keep_due(job_keys: list[str]) -> None:
+        beats.append(sorted(job_keys))
+
+    in_flight = InFlight(limit=10, keep_due=keep_due, keep_every=0.05)
+    await in_flight.start("t:slow", asyncio.sleep(0.3))
+    await in_flight.start("t:quick", asyncio.sleep(0))
+    await asyncio.sleep(0.5)
+    assert beats and beats[0] == ["t:slow"] and ["t:slow"] in beats
+    assert all(keys == ["t:slow"] for keys in beats if keys)  # only while it ran; the quick one had ended
+    assert await in_flight.drain(timeout=1) == 0

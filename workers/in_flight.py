@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from core.metrics import worker_in_flight
@@ -32,21 +32,36 @@ TIME_LIMIT_SECONDS = 120.0
 class InFlight:
     """The work in flight in one worker process."""
 
-    def __init__(self, limit: int, time_limit: float = TIME_LIMIT_SECONDS) -> None:
+    def __init__(
+        self,
+        limit: int,
+        time_limit: float = TIME_LIMIT_SECONDS,
+        keep_due: Callable[[list[str]], Awaitable[None]] | None = None,
+        keep_every: float = 20.0,
+    ) -> None:
         """limit: how much work may be in flight at once in this process. Past it, start() waits
         for a slot while holding its worker thread, so a process takes no more messages than it
         can carry; the rest wait in Redis, visible to the queue metrics and to other processes.
 
         time_limit: seconds after which a piece of work is cancelled, as Dramatiq's TimeLimit
         does for a message: a call that never returns must not keep its slot for good.
+
+        keep_due / keep_every: every keep_every seconds, keep_due(job keys) is given the jobs
+        whose work is running, to keep their outbox rows from falling due: the heartbeat that
+        Dramatiq's message gave while a thread held it. The relay pushes a job again only when
+        its worker has stopped beating (a killed process), not while a slow call is running.
         """
         self._slots = asyncio.Semaphore(limit)
         self._time_limit = time_limit
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._keep_due = keep_due
+        self._keep_every = keep_every
+        self._keeper: asyncio.Task[None] | None = None
+        self._tasks: dict[asyncio.Task[None], str] = {}
 
-    async def start(self, work: Coroutine[Any, Any, None]) -> None:
+    async def start(self, job_key: str, work: Coroutine[Any, Any, None]) -> None:
         """Run work on this event loop and return once it has started (its slot taken).
 
+        job_key: the outbox row the work is done for, kept from falling due while it runs.
         work: must end by itself (its own timeouts) and handle its own failures; an exception
         that escapes it is logged, and its outbox row brings the job back.
         """
@@ -56,8 +71,21 @@ class InFlight:
             work.close()  # never started: nothing to wait for
             raise
         task = asyncio.create_task(self._run(work))  # copies this context: the log fields go along
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = job_key
+        task.add_done_callback(self._tasks.pop)
+        if self._keep_due is not None and self._keeper is None:
+            self._keeper = asyncio.create_task(self._keep_rows_due(self._keep_due))
+
+    async def _keep_rows_due(self, keep_due: Callable[[list[str]], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(self._keep_every)
+            keys = list(self._tasks.values())
+            if not keys:
+                continue
+            try:
+                await keep_due(keys)
+            except Exception as error:  # the next beat tries again; meanwhile the rows' leases run on
+                log.warning("work in flight: outbox rows not kept due (%s)", type(error).__name__)
 
     async def _run(self, work: Coroutine[Any, Any, None]) -> None:
         worker_in_flight.inc()
@@ -75,10 +103,14 @@ class InFlight:
     async def drain(self, timeout: float) -> int:
         """Wait up to timeout seconds for the work in flight to end, then cancel what is left
         (its outbox rows bring it back). Returns how many were cancelled."""
-        if not self._tasks:
-            return 0
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        pending: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+            self._keeper = None
         return len(pending)

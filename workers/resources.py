@@ -71,12 +71,18 @@ class Resources:
             connector=aiohttp.TCPConnector(limit=max(200, settings.worker_in_flight), keepalive_timeout=4, resolver=resolver)
         )
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        engine = create_engine(
+            settings, pool_size=worker_pool_size(settings.db_pool_size, settings.worker_threads + settings.worker_in_flight), max_overflow=0
+        )
+        lease = settings.outbox_lease_seconds
+
+        async def keep_due(job_keys: list[str]) -> None:
+            async with engine.begin() as conn:
+                await outbox.keep_due(conn, job_keys, lease)
+
         return cls(
             settings=settings,
-            engine=create_engine(
-                settings, pool_size=worker_pool_size(settings.db_pool_size, settings.worker_threads + settings.worker_in_flight),
-                max_overflow=0,
-            ),
+            engine=engine,
             redis=redis,
             pusher=Pusher(redis),
             http=http,
@@ -88,7 +94,8 @@ class Resources:
                 settings.ppob_api_key,
                 settings.ppob_timeout_seconds,
             ),
-            in_flight=InFlight(settings.worker_in_flight),
+            # Beats every third of a lease: a row never comes nearer than a sixth of one to falling due.
+            in_flight=InFlight(settings.worker_in_flight, keep_due=keep_due, keep_every=lease / 3),
             gateway=XenditClient(
                 http,
                 settings.xendit_base_url,
