@@ -111,30 +111,42 @@ accept: BEGIN
   SELECT 'accepted', v_purchase_id, v_harga, v_saldo;
 END //
 
--- pending -> proses, the moment the purchase goes to the provider (from here on it is never
--- refunded on a mere error, only on the provider's own Gagal). Answers the purchase as it now
--- stands (no row if there is none): the caller leaves an ended one alone. The execute job's outbox
--- row is kept due at least half a lease away (rewritten only when it is nearer): the worker
--- acknowledges its message before the provider answers (workers/in_flight.py), and the relay must
--- not push the job again while its call is in flight.
+-- pending -> proses for a group of purchases (p_ids: a JSON array of their ids), the moment they
+-- go to the provider (from here on a purchase is never refunded on a mere error, only on the
+-- provider's own Gagal). A worker starts the purchases that queue up while its last start is on
+-- its way in one call (workers/group_call.py): one commit instead of one per purchase.
+-- Answers the purchases as they now stand (no row for an id there is none of): the caller leaves
+-- ended ones alone. Their execute jobs' outbox rows (p_job_key_prefix + id) are kept due at least
+-- half a lease away (rewritten only when nearer): the worker acknowledges a message before the
+-- provider answers (workers/in_flight.py), and the relay must not push the job again while its
+-- call is in flight.
+-- STRAIGHT_JOIN and the forced keys lock the named rows only, whatever the tables' statistics say:
+-- on the status or due_at index the statements locked other purchases' rows and deadlocked with
+-- settle_purchases.
 DROP PROCEDURE IF EXISTS start_purchase //
-CREATE PROCEDURE start_purchase(IN p_id BIGINT UNSIGNED, IN p_job_key VARCHAR(64), IN p_lease_seconds INT)
+DROP PROCEDURE IF EXISTS start_purchases //
+CREATE PROCEDURE start_purchases(IN p_ids JSON, IN p_job_key_prefix VARCHAR(32), IN p_lease_seconds INT)
 BEGIN
-  UPDATE purchase SET status = 'proses' WHERE id = p_id AND status = 'pending';
-  -- By its key alone: on the due_at index it locked other jobs' rows and deadlocked with settle_purchase.
-  UPDATE outbox FORCE INDEX (uq_outbox_job) SET due_at = NOW(6) + INTERVAL p_lease_seconds SECOND
-  WHERE job_key = p_job_key AND due_at < NOW(6) + INTERVAL (p_lease_seconds DIV 2) SECOND;
-  SELECT id, reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, status, provider_ref, sn,
-         hasil_eksekusi, waktu, updated_at
-  FROM purchase WHERE id = p_id;
+  UPDATE JSON_TABLE(p_ids, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) j
+         STRAIGHT_JOIN purchase p FORCE INDEX (PRIMARY) ON p.id = j.id
+  SET p.status = 'proses' WHERE p.status = 'pending';
+  UPDATE JSON_TABLE(p_ids, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) j
+         STRAIGHT_JOIN outbox o FORCE INDEX (uq_outbox_job) ON o.job_key = CONCAT(p_job_key_prefix, j.id)
+  SET o.due_at = NOW(6) + INTERVAL p_lease_seconds SECOND
+  WHERE o.due_at < NOW(6) + INTERVAL (p_lease_seconds DIV 2) SECOND;
+  SELECT p.id, p.reseller_id, p.ref_id, p.produk_id, p.kode, p.nomor_tujuan, p.nominal, p.harga, p.status,
+         p.provider_ref, p.sn, p.hasil_eksekusi, p.waktu, p.updated_at
+  FROM JSON_TABLE(p_ids, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) j
+       STRAIGHT_JOIN purchase p FORCE INDEX (PRIMARY) ON p.id = j.id;
 END //
 
 -- pending|proses -> sukses|gagal, once: a gagal is refunded; the execute job is done; the
 -- reseller's callback delivery (if it has a callback URL) and its job are recorded.
--- Answers one row (ended, delivery id): ended is 0 when the purchase had already ended (then
--- nothing was changed); the delivery id is NULL when no callback was scheduled.
+-- o_ended is 0 when the purchase had already ended (then nothing was changed); o_delivery_id is
+-- NULL when no callback was scheduled. Called by settle_purchases only.
 DROP PROCEDURE IF EXISTS settle_purchase //
-CREATE PROCEDURE settle_purchase(
+DROP PROCEDURE IF EXISTS settle_one_purchase //
+CREATE PROCEDURE settle_one_purchase(
   IN p_id BIGINT UNSIGNED,
   IN p_status VARCHAR(8),
   IN p_sn VARCHAR(100),
@@ -145,21 +157,23 @@ CREATE PROCEDURE settle_purchase(
   IN p_callback_job_key_prefix VARCHAR(32),
   IN p_callback_queue_name VARCHAR(32),
   IN p_callback_actor_name VARCHAR(64),
-  IN p_lease_seconds INT
+  IN p_lease_seconds INT,
+  OUT o_ended TINYINT,
+  OUT o_delivery_id BIGINT UNSIGNED
 )
 settle: BEGIN
   DECLARE v_reseller_id INT UNSIGNED;
   DECLARE v_harga INT UNSIGNED;
   DECLARE v_saldo BIGINT;
-  DECLARE v_delivery_id BIGINT UNSIGNED DEFAULT NULL;
 
+  SET o_ended = 0, o_delivery_id = NULL;
   UPDATE purchase SET status = p_status, sn = IF(p_status = 'sukses', p_sn, NULL), hasil_eksekusi = p_message,
          provider_rc = p_rc
   WHERE id = p_id AND status IN ('pending', 'proses');
   IF ROW_COUNT() = 0 THEN
-    SELECT 0, NULL;
     LEAVE settle;
   END IF;
+  SET o_ended = 1;
   SELECT reseller_id, harga INTO v_reseller_id, v_harga FROM purchase WHERE id = p_id;
   IF p_status = 'gagal' THEN
     CALL post_ledger_entry(v_reseller_id, 'refund', v_harga, p_id, NULL, NULL, v_saldo);
@@ -169,12 +183,65 @@ settle: BEGIN
   INSERT INTO callback_delivery (delivery_id, reseller_id, purchase_id, url)
   SELECT p_delivery_key, id, p_id, callback_url FROM reseller WHERE id = v_reseller_id AND callback_url IS NOT NULL;
   IF ROW_COUNT() = 1 THEN
-    SET v_delivery_id = LAST_INSERT_ID();
+    SET o_delivery_id = LAST_INSERT_ID();
     INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
-    VALUES (CONCAT(p_callback_job_key_prefix, v_delivery_id), p_callback_queue_name, p_callback_actor_name,
-            CONCAT('[', v_delivery_id, ']'), NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+    VALUES (CONCAT(p_callback_job_key_prefix, o_delivery_id), p_callback_queue_name, p_callback_actor_name,
+            CONCAT('[', o_delivery_id, ']'), NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
   END IF;
-  SELECT 1, v_delivery_id;
+END //
+
+-- Settle a group of purchases (p_settlements: a JSON array of objects with id, status, sn,
+-- message, rc and delivery_key), each as settle_one_purchase, in one transaction: a worker settles
+-- the purchases whose answers arrive while its last settle is on its way in one call.
+-- In the order of their resellers, so two groups that refund the same two resellers lock them in
+-- the same order and cannot deadlock. Answers one row: a JSON array of [id, delivery id or null]
+-- for the purchases that ended here (the others had already ended and were left unchanged).
+DROP PROCEDURE IF EXISTS settle_purchases //
+CREATE PROCEDURE settle_purchases(
+  IN p_settlements JSON,
+  IN p_execute_job_key_prefix VARCHAR(32),
+  IN p_callback_job_key_prefix VARCHAR(32),
+  IN p_callback_queue_name VARCHAR(32),
+  IN p_callback_actor_name VARCHAR(64),
+  IN p_lease_seconds INT
+)
+BEGIN
+  DECLARE v_done BOOLEAN DEFAULT FALSE;
+  DECLARE v_id BIGINT UNSIGNED;
+  DECLARE v_status VARCHAR(8);
+  DECLARE v_sn VARCHAR(100);
+  DECLARE v_message VARCHAR(255);
+  DECLARE v_rc VARCHAR(4);
+  DECLARE v_delivery_key CHAR(32);
+  DECLARE v_ended TINYINT;
+  DECLARE v_delivery_id BIGINT UNSIGNED;
+  DECLARE v_ended_here LONGTEXT DEFAULT '';
+  DECLARE c_settlements CURSOR FOR
+    SELECT j.id, j.status, j.sn, j.message, j.rc, j.delivery_key
+    FROM JSON_TABLE(p_settlements, '$[*]' COLUMNS (
+           id BIGINT UNSIGNED PATH '$.id', status VARCHAR(8) PATH '$.status', sn VARCHAR(100) PATH '$.sn',
+           message VARCHAR(255) PATH '$.message', rc VARCHAR(4) PATH '$.rc', delivery_key CHAR(32) PATH '$.delivery_key')) j
+         STRAIGHT_JOIN purchase p FORCE INDEX (PRIMARY) ON p.id = j.id
+    ORDER BY p.reseller_id, p.id;
+  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = TRUE;
+
+  OPEN c_settlements;
+  settling: LOOP
+    -- A NOT FOUND inside the CALL below would reach this procedure's handler too.
+    SET v_done = FALSE;
+    FETCH c_settlements INTO v_id, v_status, v_sn, v_message, v_rc, v_delivery_key;
+    IF v_done THEN
+      LEAVE settling;
+    END IF;
+    CALL settle_one_purchase(v_id, v_status, v_sn, v_message, v_rc, CONCAT(p_execute_job_key_prefix, v_id), v_delivery_key,
+                             p_callback_job_key_prefix, p_callback_queue_name, p_callback_actor_name, p_lease_seconds,
+                             v_ended, v_delivery_id);
+    IF v_ended THEN
+      SET v_ended_here = CONCAT(v_ended_here, IF(v_ended_here = '', '', ','), '[', v_id, ',', IFNULL(v_delivery_id, 'null'), ']');
+    END IF;
+  END LOOP;
+  CLOSE c_settlements;
+  SELECT CONCAT('[', v_ended_here, ']');
 END //
 
 -- The inbox: store a verified external event once per (source, event_key), with its apply job.

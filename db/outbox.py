@@ -111,7 +111,7 @@ _KEEP_DUE = text(
 async def keep_due(conn: AsyncConnection, job_keys: list[str], lease_seconds: int) -> None:
     """Jobs still being worked on: rows nearer than half a lease to falling due are put a lease
     away (only those, so the rows of short work are not rewritten). procedures.sql's
-    start_purchase applies the same rule to its own row. By key only: on the due_at index the
+    start_purchases applies the same rule to its own rows. By key only: on the due_at index the
     statement locked other jobs' rows."""
     await conn.execute(_KEEP_DUE, {"keys": job_keys, "lease": lease_seconds, "half": lease_seconds // 2})
 

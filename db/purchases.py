@@ -55,7 +55,7 @@ _COLUMNS = (
 )
 
 
-# Purchase's fields, in its order (procedures.sql's start_purchase answers the same).
+# Purchase's fields, in its order (procedures.sql's start_purchases answers the same).
 _SELECT = (
     "SELECT id, reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, status, provider_ref, sn, hasil_eksekusi, "
     "waktu, updated_at FROM purchase "

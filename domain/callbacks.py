@@ -46,7 +46,7 @@ _OUTCOME = text(
 
 def new_delivery_key() -> str:
     """X-Loket-Delivery: the same on every attempt of one delivery. A delivery is scheduled when
-    its purchase ends, by procedures.sql's settle_purchase (domain.purchases.settle)."""
+    its purchase ends, by procedures.sql's settle_purchases (domain.purchases.settle_all)."""
     return uuid.uuid4().hex
 
 

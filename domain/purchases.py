@@ -6,7 +6,9 @@ duplicate job, a late callback or a racing re-check can never move a purchase tw
 
 from __future__ import annotations
 
+import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +33,10 @@ _ACCEPT = sql(
     "CALL accept_purchase(:reseller_id, :api_key_hash, :produk_id, :nomor_tujuan, :nominal, :ref_id, :provider_ref, "
     ":job_key_prefix, :queue_name, :actor_name, :lease)"
 )
-_START = sql("CALL start_purchase(:id, :job_key, :lease)")
+_START = sql("CALL start_purchases(:ids, :job_key_prefix, :lease)")
 _SETTLE = sql(
-    "CALL settle_purchase(:id, :status, :sn, :message, :rc, :execute_job_key, :delivery_key, "
-    ":callback_job_key_prefix, :callback_queue_name, :callback_actor_name, :lease)"
+    "CALL settle_purchases(:settlements, :execute_job_key_prefix, :callback_job_key_prefix, :callback_queue_name, "
+    ":callback_actor_name, :lease)"
 )
 _NOTE = sql("UPDATE purchase SET hasil_eksekusi = :message, provider_rc = :rc WHERE id = :id AND status IN ('pending', 'proses')")
 
@@ -71,6 +73,25 @@ class Accepted:
     purchase_id: int
     harga: int
     saldo: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How a purchase ends: the provider's final answer about it."""
+
+    purchase_id: int
+    sukses: bool
+    sn: str | None
+    message: str
+    rc: str | None
+
+    @classmethod
+    def of(cls, purchase_id: int, answer: ProviderAnswer) -> Settlement | None:
+        """The settlement the answer makes, or None when it does not end the purchase (Pending, or a
+        request rejection that says nothing about the order)."""
+        if answer.outcome not in (Outcome.SUKSES, Outcome.GAGAL):
+            return None
+        return cls(purchase_id, answer.outcome is Outcome.SUKSES, answer.sn, answer.message, answer.rc)
 
 
 def execute_job(purchase_id: int, attempt: int = 0) -> Job:
@@ -156,13 +177,21 @@ async def replay(
 async def start(conn: raw.Connection, purchase_id: int, lease_seconds: int) -> Purchase | None:
     """pending -> proses: from here on the provider may have the order, so it is never refunded
     on a mere error, only on the provider's own Gagal. Returns the purchase as it now stands
-    (None if there is none; an ended one is returned unchanged). procedures.sql's start_purchase.
+    (None if there is none; an ended one is returned unchanged).
 
     lease_seconds: the execute job's outbox row stays due at least half of this away, so the
     relay does not push the job again while the provider call it starts is in flight.
     """
-    found = await raw.run(conn, _START, {"id": purchase_id, "job_key": execute_job(purchase_id).job_key, "lease": lease_seconds})
-    return Purchase(*found.rows[0]) if found.rows else None
+    return (await start_all(conn, [purchase_id], lease_seconds)).get(purchase_id)
+
+
+async def start_all(conn: raw.Connection, purchase_ids: Sequence[int], lease_seconds: int) -> dict[int, Purchase]:
+    """start() for a group of purchases, in one round trip: procedures.sql's start_purchases.
+    Answers the purchases there are, by id."""
+    found = await raw.run(
+        conn, _START, {"ids": json.dumps(sorted(purchase_ids)), "job_key_prefix": EXECUTE_JOB_PREFIX, "lease": lease_seconds}
+    )
+    return {row[0]: Purchase(*row) for row in found.rows}
 
 
 async def note_provider_answer(conn: raw.Connection, purchase_id: int, message: str, rc: str | None) -> None:
@@ -174,31 +203,58 @@ async def settle(
     conn: raw.Connection, purchase: Purchase, *, sukses: bool, sn: str | None, message: str, rc: str | None, lease_seconds: int
 ) -> bool:
     """pending|proses -> sukses|gagal; a gagal is refunded, and the reseller's callback is
-    scheduled, in the same transaction: procedures.sql's settle_purchase, one round trip.
+    scheduled, in the same transaction.
 
     Returns False (and changes nothing) when the purchase had already ended.
     """
+    return await _settle(conn, Settlement(purchase.id, sukses, sn, message, rc), lease_seconds)
+
+
+async def _settle(conn: raw.Connection, settlement: Settlement, lease_seconds: int) -> bool:
+    ended = await settle_all(conn, [settlement], lease_seconds)
+    if settlement.purchase_id not in ended:
+        return False
+    callback = ended[settlement.purchase_id]
+    if callback is not None:
+        outbox.will_push(callback)
+    return True
+
+
+async def settle_all(conn: raw.Connection, settlements: Sequence[Settlement], lease_seconds: int) -> dict[int, Job | None]:
+    """settle() for a group of purchases, in one round trip: procedures.sql's settle_purchases.
+
+    Returns the purchases that ended here, each with its callback delivery's job (None when its
+    reseller has no callback URL); the others had already ended. The caller pushes those jobs
+    once the transaction has committed, each in the context of its own purchase's work (the
+    message carries its request id).
+    """
+    group = [
+        {
+            "id": s.purchase_id,
+            "status": "sukses" if s.sukses else "gagal",
+            "sn": s.sn[:100] if s.sukses and s.sn else None,
+            "message": s.message[:255],
+            "rc": s.rc[:4] if s.rc else None,
+            "delivery_key": callbacks.new_delivery_key(),
+        }
+        for s in settlements
+    ]
     answer = await raw.run(
         conn,
         _SETTLE,
         {
-            "id": purchase.id,
-            "status": "sukses" if sukses else "gagal",
-            "sn": sn,
-            "message": message[:255],
-            "rc": rc,
-            "execute_job_key": execute_job(purchase.id).job_key,
-            "delivery_key": callbacks.new_delivery_key(),
+            "settlements": json.dumps(group),
+            "execute_job_key_prefix": EXECUTE_JOB_PREFIX,
             "callback_job_key_prefix": callbacks.DELIVER_JOB_PREFIX,
             "callback_queue_name": callbacks.CALLBACK_QUEUE,
             "callback_actor_name": callbacks.DELIVER_ACTOR,
             "lease": lease_seconds,
         },
     )
-    ended, delivery_id = answer.rows[0]
-    if delivery_id is not None:
-        outbox.will_push(callbacks.deliver_job(int(delivery_id)))
-    return bool(ended)
+    return {
+        purchase_id: None if delivery_id is None else callbacks.deliver_job(delivery_id)
+        for purchase_id, delivery_id in json.loads(answer.scalar())
+    }
 
 
 async def apply_provider_answer(conn: raw.Connection, purchase: Purchase, answer: ProviderAnswer, lease_seconds: int) -> bool:
@@ -207,13 +263,11 @@ async def apply_provider_answer(conn: raw.Connection, purchase: Purchase, answer
     Returns True when the purchase ended; False when it is still open (Pending, or a request
     rejection that says nothing about the order) or had already ended.
     """
-    outcome = answer.outcome
-    if outcome in (Outcome.SUKSES, Outcome.GAGAL):
-        return await settle(
-            conn, purchase, sukses=outcome is Outcome.SUKSES, sn=answer.sn, message=answer.message, rc=answer.rc, lease_seconds=lease_seconds
-        )
-    await note_provider_answer(conn, purchase.id, answer.message, answer.rc)
-    return False
+    settlement = Settlement.of(purchase.id, answer)
+    if settlement is None:
+        await note_provider_answer(conn, purchase.id, answer.message, answer.rc)
+        return False
+    return await _settle(conn, settlement, lease_seconds)
 
 
 def status_object(p: Purchase) -> dict[str, Any]:

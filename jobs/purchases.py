@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from core import context
-from db import outbox, raw
+from db import outbox
 from db.outbox import Job
+from db.purchases import Purchase
 from domain import purchases
 from provider.digiflazz import ProviderOutcomeUnknown
 from workers import resources
@@ -34,12 +35,11 @@ async def execute(purchase_id: int, attempt: int = 0) -> None:
 
 async def _execute(purchase_id: int) -> None:
     res = resources.current()
-    job = purchases.execute_job(purchase_id)
-    async with res.raw_unit_of_work() as conn:
-        purchase = await purchases.start(conn, purchase_id, res.settings.outbox_lease_seconds)
-        if purchase is None or purchase.is_final:
-            await outbox.complete(conn, job.job_key)
-            return
+    purchase = await res.group_call("purchases.start", _start_group)(purchase_id)
+    if purchase is None or purchase.is_final:
+        async with res.raw_unit_of_work() as conn:
+            await outbox.complete(conn, purchases.execute_job(purchase_id).job_key)
+        return
 
     try:
         answer = await res.provider.topup(purchase.provider_ref, purchase.kode, purchase.nomor_tujuan)
@@ -48,32 +48,43 @@ async def _execute(purchase_id: int) -> None:
         await _recheck_later(purchase_id, f"Menunggu konfirmasi provider ({unknown})", None)
         return
 
-    async with res.raw_unit_of_work() as conn:
-        ended = await purchases.apply_provider_answer(conn, purchase, answer, res.settings.outbox_lease_seconds)
-        if not ended:
-            await _keep_for_recheck(conn, job)
+    settlement = purchases.Settlement.of(purchase_id, answer)
+    if settlement is None:
+        await _recheck_later(purchase_id, answer.message, answer.rc)
+        return
+    ended, callback = await res.group_call("purchases.settle", _settle_group)(settlement)
     if ended:
         log.info("purchase %s ended: %s", purchase_id, answer.outcome.value)
-    else:
-        await _push_recheck(job)
+    if callback is not None:
+        await res.pusher.push_after_commit([callback])
+
+
+async def _start_group(purchase_ids: list[int]) -> list[Purchase | None]:
+    """The starts of this process's purchases that queued up together, in one transaction."""
+    res = resources.current()
+    async with res.raw_unit_of_work() as conn:
+        found = await purchases.start_all(conn, purchase_ids, res.settings.outbox_lease_seconds)
+    return [found.get(purchase_id) for purchase_id in purchase_ids]
+
+
+async def _settle_group(settlements: list[purchases.Settlement]) -> list[tuple[bool, Job | None]]:
+    """The settles of this process's purchases whose answers came together, in one transaction.
+    For each: whether it ended here (if not, it had already ended and its job is done too), and
+    its callback delivery's job, pushed by its own work once this has committed."""
+    res = resources.current()
+    async with res.raw_unit_of_work() as conn:
+        ended = await purchases.settle_all(conn, settlements, res.settings.outbox_lease_seconds)
+    return [(s.purchase_id in ended, ended.get(s.purchase_id)) for s in settlements]
 
 
 async def _recheck_later(purchase_id: int, message: str, rc: str | None) -> None:
-    job = purchases.execute_job(purchase_id)
-    async with resources.current().raw_unit_of_work() as conn:
-        await purchases.note_provider_answer(conn, purchase_id, message, rc)
-        await _keep_for_recheck(conn, job)
-    await _push_recheck(job)
-
-
-async def _keep_for_recheck(conn: raw.Connection, job: Job) -> None:
-    """The outbox row outlives the timer by a lease: a lost timer is re-pushed by the relay."""
-    settings = resources.current().settings
-    await outbox.reschedule(conn, job.job_key, settings.ppob_recheck_seconds + settings.outbox_lease_seconds)
-
-
-async def _push_recheck(job: Job) -> None:
+    """Note the provider's answer and ask again in PPOB_RECHECK_SECONDS. The outbox row outlives
+    the timer by a lease: a lost timer is re-pushed by the relay."""
     res = resources.current()
+    job = purchases.execute_job(purchase_id)
+    async with res.raw_unit_of_work() as conn:
+        await purchases.note_provider_answer(conn, purchase_id, message, rc)
+        await outbox.reschedule(conn, job.job_key, res.settings.ppob_recheck_seconds + res.settings.outbox_lease_seconds)
     await push_after_commit(res.redis, [job], delay_ms=res.settings.ppob_recheck_seconds * 1000)
 
 

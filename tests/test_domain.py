@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -160,6 +161,77 @@ async def test_settle_gagal_refunds_once_however_often_it_is_called(engine, db: 
     with pytest.raises(IntegrityError):
         async with engine.begin() as conn:
             await post_entry(conn, reseller_id, "refund", 12_000, purchase_id=purchase_id)
+
+
+async def test_a_group_start_moves_only_its_pending_purchases_and_answers_each_as_it_stands(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 60_000)
+    pending, ended, outside = [await accept(engine, reseller_id) for _ in range(3)]
+    db.rows("UPDATE purchase SET status = 'sukses' WHERE id = %s", ended)
+    async with raw.transaction(engine) as tx:
+        started = await purchases.start_all(tx, [ended, pending, 2**62], lease_seconds=60)
+    assert {purchase_id: p.status for purchase_id, p in started.items()} == {pending: "proses", ended: "sukses"}
+    assert db.value("SELECT status FROM purchase WHERE id = %s", outside) == "pending"
+
+
+async def test_a_group_settle_ends_each_purchase_once_refunds_gagal_and_schedules_callbacks(engine, db: MariaDB):
+    plain, with_callback = await new_reseller(engine, 36_000), await new_reseller(engine, 36_000)
+    db.rows("UPDATE reseller SET callback_url = 'https://cb.example/loket' WHERE id = %s", with_callback)
+    sukses, gagal, ended = [await accept(engine, plain) for _ in range(3)]
+    theirs = await accept(engine, with_callback)
+    async with raw.transaction(engine) as tx:
+        assert await purchases.start_all(tx, [sukses, gagal, ended, theirs], lease_seconds=60)
+    async with raw.transaction(engine) as tx:
+        settled = await purchases.settle(tx, await purchase_queries.by_id(tx, ended), sukses=True, sn="SN0", message="ok", rc="00", lease_seconds=60)
+    assert settled
+    group = [
+        purchases.Settlement(sukses, True, "SN1", "Transaksi Sukses", "00"),
+        purchases.Settlement(theirs, False, "ignored", "Transaksi Gagal", "02"),
+        purchases.Settlement(gagal, False, None, "Transaksi Gagal", "02"),
+        purchases.Settlement(ended, False, None, "late", "02"),
+    ]
+    async with raw.transaction(engine) as tx:
+        ended_here = await purchases.settle_all(tx, group, lease_seconds=60)
+    delivery_id = db.value("SELECT id FROM callback_delivery WHERE purchase_id = %s", theirs)
+    assert ended_here == {sukses: None, gagal: None, theirs: purchases.callbacks.deliver_job(delivery_id)}
+    rows = {r["id"]: (r["status"], r["sn"]) for r in db.rows(
+        "SELECT id, status, sn FROM purchase WHERE id IN (%s, %s, %s, %s)", sukses, gagal, ended, theirs
+    )}  # fmt: skip
+    assert rows == {sukses: ("sukses", "SN1"), gagal: ("gagal", None), ended: ("sukses", "SN0"), theirs: ("gagal", None)}
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", plain) == 36_000 - 2 * 12_000
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", with_callback) == 36_000
+    assert db.ledger_matches_saldo(plain) and db.ledger_matches_saldo(with_callback)
+    keys = [f"purchase:{p}" for p in (sukses, gagal, ended, theirs)]
+    assert db.value("SELECT COUNT(*) FROM outbox WHERE job_key IN (%s, %s, %s, %s)", *keys) == 0
+    assert db.value("SELECT COUNT(*) FROM outbox WHERE job_key = %s", f"callback:{delivery_id}") == 1
+
+
+async def test_group_settles_refunding_the_same_resellers_in_opposite_orders_do_not_deadlock(engine, db: MariaDB):
+    first, second = await new_reseller(engine, 24_000), await new_reseller(engine, 24_000)
+    first_a, second_a, second_b, first_b = [await accept(engine, r) for r in (first, second, second, first)]
+    gagal = [purchases.Settlement(p, False, None, "Transaksi Gagal", "02") for p in (first_a, second_a, second_b, first_b)]
+    group_engine = create_engine(get_settings(), pool_size=3)
+    try:
+        async with raw.transaction(group_engine) as blocker:
+            await raw.run(blocker, raw.sql("SELECT saldo FROM reseller WHERE id = :id FOR UPDATE"), {"id": first})
+
+            async def settle(group: list[purchases.Settlement]) -> dict[int, object]:
+                async with raw.transaction(group_engine) as tx:
+                    return await purchases.settle_all(tx, group, lease_seconds=60)
+
+            # Both groups queue on the first reseller's row, the first group ahead. Taken in the
+            # groups' own order, the second would hold the second reseller's row meanwhile, and
+            # the two would deadlock once the blocker lets go.
+            groups = [asyncio.create_task(settle(gagal[:2]))]
+            await asyncio.sleep(0.25)
+            groups.append(asyncio.create_task(settle(gagal[2:])))
+            await asyncio.sleep(0.25)
+        ended = await asyncio.gather(*groups)
+    finally:
+        await group_engine.dispose()
+    assert [set(e) for e in ended] == [{first_a, second_a}, {second_b, first_b}]
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", first) == 24_000
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", second) == 24_000
+    assert db.ledger_matches_saldo(first) and db.ledger_matches_saldo(second)
 
 
 async def test_a_late_gagal_after_sukses_changes_nothing(engine, db: MariaDB):

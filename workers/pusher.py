@@ -9,14 +9,11 @@ its own jobs are on their queues, or have been left to the outbox relay when Red
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from typing import NamedTuple
-
 from redis.asyncio import Redis
 
 from db.outbox import Job
 from workers.enqueue import Encoded, encode, push_encoded_after_commit
+from workers.group_call import GroupCall, GroupCallClosed
 
 MAX_JOBS_PER_PUSH = 256  # bounds the Lua script's run, during which Redis serves no one else
 
@@ -29,53 +26,24 @@ class Pusher:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._waiting: deque[_Waiting] = deque()
-        self._flusher: asyncio.Task[None] | None = None
+        self._pushes: GroupCall[Encoded, bool] = GroupCall(self._push, MAX_JOBS_PER_PUSH, weight=_jobs_in)
 
     async def push_after_commit(self, jobs: list[Job]) -> bool:
         """Enqueue jobs whose outbox rows are committed; False if Redis failed and the relay will."""
         if not jobs:
             return True
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        # Encoded here, not in the flusher task: each message carries its own request's id.
-        self._waiting.append(_Waiting(encode(jobs), len(jobs), done))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
-        # shield: a cancelled caller stops waiting; its jobs still go (their rows are committed).
-        return await asyncio.shield(done)
-
-    async def _flush(self) -> None:
-        batch: list[_Waiting] = []
         try:
-            while self._waiting:
-                batch = self._take_batch()
-                keys = [key for waiting in batch for key in waiting.encoded[0]]
-                args = [arg for waiting in batch for arg in waiting.encoded[1]]
-                _resolve(batch, await push_encoded_after_commit(self.redis, (keys, args)))
-                batch = []
-        finally:
-            self._flusher = None
-            # Left over only when this task was cancelled (the loop is closing): the relay pushes them.
-            _resolve([*batch, *self._waiting], False)
-            self._waiting.clear()
+            # Encoded here, not in the group's task: each message carries its own request's id.
+            return await self._pushes(encode(jobs))
+        except GroupCallClosed:  # the loop is closing: the relay pushes them
+            return False
 
-    def _take_batch(self) -> list[_Waiting]:
-        batch = [self._waiting.popleft()]
-        size = batch[0].jobs
-        while self._waiting and size + self._waiting[0].jobs <= MAX_JOBS_PER_PUSH:
-            waiting = self._waiting.popleft()
-            batch.append(waiting)
-            size += waiting.jobs
-        return batch
+    async def _push(self, group: list[Encoded]) -> list[bool]:
+        keys = [key for encoded in group for key in encoded[0]]
+        args = [arg for encoded in group for arg in encoded[1]]
+        pushed = await push_encoded_after_commit(self.redis, (keys, args))
+        return [pushed] * len(group)
 
 
-class _Waiting(NamedTuple):
-    encoded: Encoded
-    jobs: int
-    done: asyncio.Future[bool]
-
-
-def _resolve(batch: list[_Waiting], pushed: bool) -> None:
-    for waiting in batch:
-        if not waiting.done.done():
-            waiting.done.set_result(pushed)
+def _jobs_in(encoded: Encoded) -> int:
+    return len(encoded[0]) // 2  # a queue key and its messages' key per job

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import aiohttp
 from redis.asyncio import Redis
@@ -25,11 +27,19 @@ from provider.digiflazz import DigiflazzClient
 from provider.payment_links import MidtransClient, PaystackClient
 from provider.xendit import XenditClient
 from workers.enqueue import push_after_commit
+from workers.group_call import GroupCall
 from workers.in_flight import InFlight
 from workers.pusher import Pusher
 from workers.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+
+GROUP_LIMIT = 128
+"""The most items one group call takes (workers.group_call): bounds a transaction's locks and length."""
+
 
 def worker_pool_size(configured: int, concurrency: int) -> int:
     """Connections a worker process keeps open, with no overflow: DB_POOL_SIZE, or one per task
@@ -56,6 +66,7 @@ class Resources:
     gateway: XenditClient
     midtrans: MidtransClient
     paystack: PaystackClient
+    _group_calls: dict[str, GroupCall[Any, Any]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings) -> Resources:
@@ -114,6 +125,14 @@ class Resources:
     def raw_unit_of_work(self) -> AbstractAsyncContextManager[raw.Transaction]:
         """The same on db.raw.transaction(), cheaper: for units whose statements all go through db.raw."""
         return unit_of_work(raw.transaction(self.engine), self.pusher)
+
+    def group_call(self, name: str, run: Callable[[list[Item]], Awaitable[list[Answer]]]) -> GroupCall[Item, Answer]:
+        """This process's group call of that name (workers.group_call), made on first use with run:
+        the items of callers that come while a run is on its way go together in the next one."""
+        group_call = self._group_calls.get(name)
+        if group_call is None:
+            group_call = self._group_calls[name] = GroupCall(run, GROUP_LIMIT)
+        return group_call
 
     async def retry_later(self, job: Job, delay_ms: int, failure: BaseException) -> None:
         """Log why work failed and push its job again in delay_ms: the retry of work that ran after
