@@ -337,4 +337,30 @@ create_transaction: BEGIN
   SELECT 'created', v_tr_id;
 END //
 
+-- The QR codes the gateway made for a group of transactions (p_codes: a JSON array of objects
+-- with id, qr_id, qr_string and qr_url), each stored once, on a PENDING transaction that has
+-- none yet; the create jobs (p_job_key_prefix + id) are done either way. A worker attaches the
+-- codes that arrive while its last attach is on its way in one call (workers/group_call.py).
+-- Answers one row: a JSON array of the ids attached here.
+DROP PROCEDURE IF EXISTS attach_qr_codes //
+CREATE PROCEDURE attach_qr_codes(IN p_codes JSON, IN p_job_key_prefix VARCHAR(32))
+BEGIN
+  DECLARE v_attached LONGTEXT;
+  -- Locked, so the UPDATE below attaches exactly these.
+  SELECT CONCAT('[', IFNULL(GROUP_CONCAT(t.tr_id), ''), ']') INTO v_attached
+  FROM JSON_TABLE(p_codes, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$.id')) j
+       STRAIGHT_JOIN qris_transaction t FORCE INDEX (PRIMARY) ON t.tr_id = j.id
+  WHERE t.tr_status = 'PENDING' AND t.tr_xendit_id IS NULL
+  FOR UPDATE;
+  UPDATE JSON_TABLE(p_codes, '$[*]' COLUMNS (
+           id BIGINT UNSIGNED PATH '$.id', qr_id VARCHAR(64) PATH '$.qr_id', qr_string TEXT PATH '$.qr_string',
+           qr_url VARCHAR(255) PATH '$.qr_url')) j
+         STRAIGHT_JOIN qris_transaction t FORCE INDEX (PRIMARY) ON t.tr_id = j.id
+  SET t.tr_xendit_id = j.qr_id, t.tr_qris_string = j.qr_string, t.tr_qris_url = j.qr_url
+  WHERE t.tr_status = 'PENDING' AND t.tr_xendit_id IS NULL;
+  DELETE o FROM JSON_TABLE(p_codes, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$.id')) j
+         STRAIGHT_JOIN outbox o FORCE INDEX (uq_outbox_job) ON o.job_key = CONCAT(p_job_key_prefix, j.id);
+  SELECT v_attached;
+END //
+
 DELIMITER ;

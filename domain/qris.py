@@ -9,8 +9,9 @@ when it ends without payment.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,10 +95,7 @@ _INSERT_DEPOSIT = sql(
     "INSERT INTO qris_transaction (tr_external_id, tr_reseller_id, tr_amount, tr_gateway, tr_expired_at) "
     "VALUES (:external_id, :reseller_id, :amount, :gateway, NOW(6) + INTERVAL :ttl SECOND)"
 )
-_ATTACH_QR = sql(
-    "UPDATE qris_transaction SET tr_xendit_id = :qr_id, tr_qris_string = :qr_string, tr_qris_url = :qr_url "
-    "WHERE tr_id = :id AND tr_status = 'PENDING' AND tr_xendit_id IS NULL"
-)
+_ATTACH_QR_CODES = sql("CALL attach_qr_codes(:codes, :job_key_prefix)")
 _COMPLETE = sql(
     "UPDATE qris_transaction SET tr_status = 'COMPLETED', tr_paid_at = NOW(6), tr_payment_id = :payment_id "
     "WHERE tr_id = :id AND tr_status = 'PENDING'"
@@ -151,11 +149,23 @@ async def create(
     return Created(tr_id=int(tr_id), external_id=external_id)
 
 
-async def attach_qr(conn: raw.Connection, tr_id: int, qr_id: str, qr_string: str | None, qr_url: str | None) -> bool:
-    """Store the gateway's QR code (or payment page) once; the create job is done either way."""
-    attached = (await raw.run(conn, _ATTACH_QR, {"id": tr_id, "qr_id": qr_id, "qr_string": qr_string, "qr_url": qr_url})).rowcount == 1
-    await outbox.complete(conn, create_qr_job(tr_id).job_key)
-    return attached
+@dataclass(frozen=True, slots=True)
+class QrAttachment:
+    """What the gateway made for a transaction: its QR code, or for a deposit its payment page."""
+
+    tr_id: int
+    qr_id: str
+    qr_string: str | None
+    qr_url: str | None
+
+
+async def attach_qr_codes(conn: raw.Connection, codes: Sequence[QrAttachment]) -> set[int]:
+    """Store each gateway's code once, on a PENDING transaction that has none yet; the create
+    jobs are done either way. One round trip for the group: procedures.sql's attach_qr_codes.
+    Returns the ids of the transactions whose code was stored here."""
+    group = [{"id": c.tr_id, "qr_id": c.qr_id, "qr_string": c.qr_string, "qr_url": c.qr_url} for c in codes]
+    answer = await raw.run(conn, _ATTACH_QR_CODES, {"codes": json.dumps(group), "job_key_prefix": CREATE_QR_JOB_PREFIX})
+    return set(json.loads(answer.scalar()))
 
 
 async def complete(conn: raw.Connection, transaction: dict[str, Any], payment_id: str | None) -> bool:

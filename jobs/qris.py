@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import NamedTuple
 
 from core import context
 from db import outbox
@@ -12,7 +13,6 @@ from domain import qris
 from provider.xendit import GatewayRejected, GatewayUnavailable, QrCode
 from workers import qr_ready, resources
 from workers.actor import actor
-from workers.enqueue import push_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,11 @@ async def create(tr_id: int, attempt: int = 0) -> None:
 
 async def _create(tr_id: int, attempt: int) -> None:
     res = resources.current()
-    job = qris.create_qr_job(tr_id)
-    async with res.raw_unit_of_work() as conn:
-        transaction = await qris_queries.by_id(conn, tr_id)
-        if transaction is None or transaction["tr_status"] != "PENDING" or transaction["tr_xendit_id"]:
-            await outbox.complete(conn, job.job_key)
-            return
-        await outbox.reschedule(conn, job.job_key, res.settings.outbox_lease_seconds)
+    transaction = await res.group_call("qris.load", _load_group)(tr_id)
+    if transaction is None or transaction["tr_status"] != "PENDING" or transaction["tr_xendit_id"]:
+        async with res.raw_unit_of_work() as conn:
+            await outbox.complete(conn, qris.create_qr_job(tr_id).job_key)
+        return
     try:
         qr = await _create_at_gateway(res, transaction)
     except GatewayRejected as rejected:
@@ -58,13 +56,38 @@ async def _create(tr_id: int, attempt: int) -> None:
             return
         await res.retry_later(qris.create_qr_job(tr_id, attempt + 1), _retry_delay_ms(transaction["tr_created_at"], deadline_seconds, attempt), unavailable)
         return
-    async with res.raw_unit_of_work() as conn:
-        attached = await qris.attach_qr(conn, tr_id, qr.id, qr.qr_string, qr.url)
-    if attached:
-        await qr_ready.announce(res.redis, transaction["tr_external_id"], qr.qr_string or qr.url or "")
+    made = _Made(qris.QrAttachment(tr_id, qr.id, qr.qr_string, qr.url), transaction["tr_external_id"])
+    if await res.group_call("qris.attach", _attach_group)(made):
         # The timer is a delayed message; the clock's sweeper expires whatever a lost timer misses.
         remaining = transaction["tr_expired_at"] - dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        await push_after_commit(res.redis, [qris.expire_job(tr_id)], delay_ms=max(0, int(remaining.total_seconds() * 1000)) + 200)
+        await res.pusher.push_after_commit([qris.expire_job(tr_id)], delay_ms=max(0, int(remaining.total_seconds() * 1000)) + 200)
+
+
+class _Made(NamedTuple):
+    code: qris.QrAttachment
+    external_id: str
+
+
+async def _load_group(tr_ids: list[int]) -> list[dict | None]:
+    """The transactions of this process's QR jobs that start together, in one transaction; their
+    create jobs' rows are kept from falling due while the gateway is asked."""
+    res = resources.current()
+    async with res.raw_unit_of_work() as conn:
+        found = await qris_queries.by_ids(conn, tr_ids)
+        await outbox.keep_due(conn, [qris.create_qr_job(tr_id).job_key for tr_id in found], res.settings.outbox_lease_seconds)
+    return [found.get(tr_id) for tr_id in tr_ids]
+
+
+async def _attach_group(made: list[_Made]) -> list[bool]:
+    """The QR codes of this process's jobs that came back together, stored in one transaction;
+    the requests waiting for them are told in one Redis round trip. True for each stored here."""
+    res = resources.current()
+    async with res.raw_unit_of_work() as conn:
+        attached = await qris.attach_qr_codes(conn, [m.code for m in made])
+    ready = [(m.external_id, m.code.qr_string or m.code.qr_url or "") for m in made if m.code.tr_id in attached]
+    if ready:
+        await qr_ready.announce(res.redis, ready)
+    return [m.code.tr_id in attached for m in made]
 
 
 async def _create_at_gateway(res: resources.Resources, transaction: dict) -> QrCode:

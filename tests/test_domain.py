@@ -282,3 +282,33 @@ async def test_a_taken_qris_external_id_is_replaced_and_the_quota_slot_taken_onc
             await qris.create(conn, **session, new_id=lambda *_: taken)
     assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", price_id) == 2
     assert db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_location_id = %s", location_id) == 2
+
+
+async def test_a_group_attach_stores_each_code_once_and_only_on_pending_transactions(engine, db: MariaDB):
+    name = f"Loc {uuid.uuid4().hex[:8]}"
+    db.rows("INSERT INTO location (ml_name) VALUES (%s)", name)
+    location_id = db.value("SELECT ml_id FROM location WHERE ml_name = %s", name)
+    db.rows("INSERT INTO price (mp_name, mp_amount, mp_location_id, mp_quota) VALUES (%s, 30000, %s, 5)", name, location_id)
+    price_id = db.value("SELECT mp_id FROM price WHERE mp_name = %s", name)
+    session = {"location_id": location_id, "price_id": price_id, "default_amount": 1, "ttl_seconds": 60, "lease_seconds": 60}
+    waiting, coded, failed = [], [], []
+    for group in (waiting, coded, failed):
+        async with raw.transaction(engine) as conn:
+            group.append((await qris.create(conn, **session, now=dt.datetime.now(dt.UTC))).tr_id)
+    [waiting], [coded], [failed] = waiting, coded, failed
+    db.rows("UPDATE qris_transaction SET tr_xendit_id = 'qr-first', tr_qris_string = 'first' WHERE tr_id = %s", coded)
+    async with raw.transaction(engine) as conn:
+        assert await qris.fail(conn, failed, "gateway refused")
+
+    codes = [qris.QrAttachment(tr_id, f"qr-{tr_id}", f"0002-{tr_id}", None) for tr_id in (waiting, coded, failed)]
+    async with raw.transaction(engine) as conn:
+        assert await qris.attach_qr_codes(conn, codes) == {waiting}
+    async with raw.transaction(engine) as conn:  # the same codes again: a duplicate job
+        assert await qris.attach_qr_codes(conn, codes) == set()
+
+    stored = {r["tr_id"]: (r["tr_xendit_id"], r["tr_qris_string"]) for r in db.rows(
+        "SELECT tr_id, tr_xendit_id, tr_qris_string FROM qris_transaction WHERE tr_id IN (%s, %s, %s)", waiting, coded, failed
+    )}  # fmt: skip
+    assert stored == {waiting: (f"qr-{waiting}", f"0002-{waiting}"), coded: ("qr-first", "first"), failed: (None, None)}
+    keys = [qris.create_qr_job(tr_id).job_key for tr_id in (waiting, coded, failed)]
+    assert db.value("SELECT COUNT(*) FROM outbox WHERE job_key IN (%s, %s, %s)", *keys) == 0

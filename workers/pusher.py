@@ -28,13 +28,16 @@ class Pusher:
         self.redis = redis
         self._pushes: GroupCall[Encoded, bool] = GroupCall(self._push, MAX_JOBS_PER_PUSH, weight=_jobs_in)
 
-    async def push_after_commit(self, jobs: list[Job]) -> bool:
-        """Enqueue jobs whose outbox rows are committed; False if Redis failed and the relay will."""
+    async def push_after_commit(self, jobs: list[Job], delay_ms: int | None = None) -> bool:
+        """Enqueue jobs whose outbox rows are committed; False if Redis failed and the relay will.
+
+        delay_ms: run no sooner than this many milliseconds from now (a timer).
+        """
         if not jobs:
             return True
         try:
             # Encoded here, not in the group's task: each message carries its own request's id.
-            return await self._pushes(encode(jobs))
+            return await self._pushes(encode(jobs, delay_ms))
         except GroupCallClosed:  # the loop is closing: the relay pushes them
             return False
 

@@ -18,11 +18,13 @@ def _key(external_id: str) -> str:
     return f"loket:qr-ready:{external_id}"
 
 
-async def announce(redis: Redis, external_id: str, qr_string: str) -> None:
+async def announce(redis: Redis, ready: list[tuple[str, str]]) -> None:
+    """ready: (external id, QR string) of each transaction whose QR was just attached; one round trip for all."""
     try:
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(_key(external_id), qr_string)
-            pipe.expire(_key(external_id), 60)
+        async with redis.pipeline(transaction=False) as pipe:
+            for external_id, qr_string in ready:
+                pipe.rpush(_key(external_id), qr_string)
+                pipe.expire(_key(external_id), 60)
             await pipe.execute()
     except (RedisError, OSError) as error:
         log.warning("qr-ready signal not sent: %s", type(error).__name__)
