@@ -7,6 +7,8 @@ again, so a crash between commit and push, a lost Redis, or a killed worker lose
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -78,6 +80,18 @@ def will_push(job: Job) -> None:
         pending.append(job)
 
 
+@contextmanager
+def jobs_added() -> Iterator[list[Job]]:
+    """Collect the jobs will_push() is given inside: for their caller to push after the COMMIT
+    (a unit of work does; so does a group of units sharing one transaction, for each of its own)."""
+    jobs: list[Job] = []
+    token = added_jobs.set(jobs)
+    try:
+        yield jobs
+    finally:
+        added_jobs.reset(token)
+
+
 async def add(conn: raw.Connection, job: Job, lease_seconds: int) -> None:
     """Record a job; it is due again (for the relay) lease_seconds from now.
 
@@ -119,6 +133,17 @@ async def keep_due(conn: raw.Connection, job_keys: list[str], lease_seconds: int
 
 async def complete(conn: raw.Connection, job_key: str) -> None:
     await raw.run(conn, _COMPLETE, {"job_key": job_key})
+
+
+_COMPLETE_ALL = sql(
+    "DELETE o FROM JSON_TABLE(:keys, '$[*]' COLUMNS (job_key VARCHAR(255) COLLATE utf8mb4_unicode_ci PATH '$')) j "
+    "STRAIGHT_JOIN outbox o FORCE INDEX (uq_outbox_job) ON o.job_key = j.job_key"
+)
+
+
+async def complete_all(conn: raw.Connection, job_keys: list[str]) -> None:
+    """complete() for a group of jobs, in one statement."""
+    await raw.run(conn, _COMPLETE_ALL, {"keys": json.dumps(sorted(job_keys))})
 
 
 async def claim_due(conn: AsyncConnection, limit: int) -> list[DueJob]:

@@ -23,23 +23,33 @@ class WebhookEvent:
     outcome: str
 
 
-_SELECT = "SELECT id, source, reference, payload, outcome FROM webhook_event WHERE id = :id"
-_BY_ID = sql(_SELECT)
-_BY_ID_LOCKED = sql(_SELECT + " FOR UPDATE")
-_MARK_HANDLED = sql("UPDATE webhook_event SET outcome = :outcome, note = :note, handled_at = NOW(6) WHERE id = :id")
+_LOCKED_BY_IDS = sql(
+    "SELECT e.id, e.source, e.reference, e.payload, e.outcome "
+    "FROM JSON_TABLE(:ids, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) j "
+    "STRAIGHT_JOIN webhook_event e FORCE INDEX (PRIMARY) ON e.id = j.id FOR UPDATE"
+)
+_MARK_HANDLED = sql(
+    "UPDATE JSON_TABLE(:events, '$[*]' COLUMNS ("
+    "id BIGINT UNSIGNED PATH '$.id', outcome VARCHAR(16) PATH '$.outcome', note VARCHAR(255) PATH '$.note')) j "
+    "STRAIGHT_JOIN webhook_event e FORCE INDEX (PRIMARY) ON e.id = j.id "
+    "SET e.outcome = j.outcome, e.note = j.note, e.handled_at = NOW(6)"
+)
 
 
-async def by_id(conn: raw.Connection, event_id: int, *, for_update: bool = False) -> WebhookEvent | None:
-    found = await raw.run(conn, _BY_ID_LOCKED if for_update else _BY_ID, {"id": event_id})
-    if not found.rows:
-        return None
-    id_, source, reference, payload, outcome = found.rows[0]
-    payload = payload if isinstance(payload, dict) else json.loads(payload)
-    return WebhookEvent(id=id_, source=source, reference=reference, payload=payload, outcome=outcome)
+async def locked_by_ids(conn: raw.Connection, event_ids: list[int]) -> dict[int, WebhookEvent]:
+    """The events there are of these ids, by id, locked (in id order) until the transaction ends."""
+    found = await raw.run(conn, _LOCKED_BY_IDS, {"ids": json.dumps(sorted(set(event_ids)))})
+    events = {}
+    for id_, source, reference, payload, outcome in found.rows:
+        payload = payload if isinstance(payload, dict) else json.loads(payload)
+        events[id_] = WebhookEvent(id=id_, source=source, reference=reference, payload=payload, outcome=outcome)
+    return events
 
 
-async def mark_handled(conn: raw.Connection, event_id: int, outcome: str, note: str | None) -> None:
-    await raw.run(conn, _MARK_HANDLED, {"id": event_id, "outcome": outcome, "note": (note or "")[:255] or None})
+async def mark_handled(conn: raw.Connection, outcomes: list[tuple[int, str, str | None]]) -> None:
+    """outcomes: (event id, outcome, note) of each event handled, in one statement."""
+    events = [{"id": event_id, "outcome": outcome, "note": (note or "")[:255] or None} for event_id, outcome, note in outcomes]
+    await raw.run(conn, _MARK_HANDLED, {"events": json.dumps(events)})
 
 
 async def page(conn: AsyncConnection, outcome: str | None, source: str | None, skip: int, limit: int) -> tuple[list[dict[str, Any]], int]:

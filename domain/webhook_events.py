@@ -54,12 +54,14 @@ async def receive(
     return job
 
 
-async def finish(conn: raw.Connection, event_id: int, outcome: str, note: str | None = None) -> None:
-    """Close an event: applied, ignored (nothing to change) or unmatched (kept for reconciliation)."""
-    await event_queries.mark_handled(conn, event_id, outcome, note)
-    await outbox.complete(conn, apply_job(event_id).job_key)
+async def finish(conn: raw.Connection, closed: dict[int, tuple[str, str | None] | None]) -> None:
+    """Close events, in one round trip per table, and their apply jobs.
 
-
-async def finish_job_only(conn: raw.Connection, event_id: int) -> None:
-    """A duplicate delivery of an event already handled: only its job row goes."""
-    await outbox.complete(conn, apply_job(event_id).job_key)
+    closed: for each event id, its outcome (applied, ignored: nothing to change, or unmatched:
+    kept for reconciliation) and note; or None for a duplicate delivery of an event handled
+    before, whose job only goes.
+    """
+    handled = [(event_id, outcome[0], outcome[1]) for event_id, outcome in closed.items() if outcome is not None]
+    if handled:
+        await event_queries.mark_handled(conn, handled)
+    await outbox.complete_all(conn, [apply_job(event_id).job_key for event_id in closed])

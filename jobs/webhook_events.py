@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from core import context
+from db import outbox, raw
 from db import purchases as purchase_queries
 from db import qris as qris_queries
-from db import raw
 from db import webhook_events as event_queries
+from db.outbox import Job
 from db.webhook_events import WebhookEvent
 from domain import purchases, qris, webhook_events
 from provider.digiflazz import answer_from
@@ -90,18 +92,48 @@ HANDLERS: dict[str, Callable[[raw.Connection, WebhookEvent], Awaitable[Result]]]
 
 
 async def apply(event_id: int) -> None:
-    """Apply one event; the event row is locked so two copies of this job run one after the other."""
+    """Apply one event, in one transaction with the other events this process applies at the same
+    moment (workers.group_call). The events are locked, so two copies of one event's job run one
+    after the other, and the second finds it applied."""
     context.subject.set(f"webhook_event:{event_id}")
     res = resources.current()
+    applied = await res.group_call("webhook_events.apply", _apply_group)(event_id)
+    await res.pusher.push_after_commit(list(applied.jobs))  # here, so each message carries its own event's request id
+    if applied.outcome is not None:
+        log.info("webhook event %s (%s): %s, %s", event_id, applied.source, applied.outcome, applied.note)
+
+
+class _Applied(NamedTuple):
+    """What applying an event did: its outcome and note (None when it had been handled before),
+    and the jobs its changes wrote, to push once the transaction has committed."""
+
+    source: str | None = None
+    outcome: str | None = None
+    note: str | None = None
+    jobs: tuple[Job, ...] = ()
+
+
+async def _apply_group(event_ids: list[int]) -> list[_Applied]:
+    res = resources.current()
     async with res.raw_unit_of_work() as conn:
-        event = await event_queries.by_id(conn, event_id, for_update=True)
-        if event is None or event.outcome != "received":
-            await webhook_events.finish_job_only(conn, event_id)
-            return
-        handler = HANDLERS.get(event.source)
+        events = await event_queries.locked_by_ids(conn, event_ids)
+        applied: dict[int, _Applied] = {}
+        answers = []
+        for event_id in event_ids:
+            # The same event twice in one group (a duplicate job) is applied once.
+            answers.append(_Applied() if event_id in applied else await _apply_one(conn, events.get(event_id)))
+            applied.setdefault(event_id, answers[-1])
+        await webhook_events.finish(conn, {i: (a.outcome, a.note) if a.outcome else None for i, a in applied.items()})
+    return answers
+
+
+async def _apply_one(conn: raw.Connection, event: WebhookEvent | None) -> _Applied:
+    if event is None or event.outcome != "received":
+        return _Applied()
+    handler = HANDLERS.get(event.source)
+    with outbox.jobs_added() as jobs:
         outcome, note = await handler(conn, event) if handler else ("ignored", f"no handler for source {event.source}")
-        await webhook_events.finish(conn, event_id, outcome, note)
-    log.info("webhook event %s (%s): %s, %s", event_id, event.source, outcome, note)
+    return _Applied(event.source, outcome, note, tuple(jobs))
 
 
 @actor(actor_name=webhook_events.APPLY_ACTOR, queue_name=webhook_events.WEBHOOK_QUEUE)

@@ -50,6 +50,15 @@ async def accept(engine: AsyncEngine, reseller_id: int, ref_id: str | None = Non
     return accepted.purchase_id
 
 
+def new_location_with_price(db: MariaDB) -> tuple[int, int]:
+    """A kiosk location and its price of 30,000 with a quota of 5."""
+    name = f"Loc {uuid.uuid4().hex[:8]}"
+    db.rows("INSERT INTO location (ml_name) VALUES (%s)", name)
+    location_id = db.value("SELECT ml_id FROM location WHERE ml_name = %s", name)
+    db.rows("INSERT INTO price (mp_name, mp_amount, mp_location_id, mp_quota) VALUES (%s, 30000, %s, 5)", name, location_id)
+    return location_id, db.value("SELECT mp_id FROM price WHERE mp_name = %s", name)
+
+
 async def test_a_debit_never_overdraws_and_changes_nothing_when_refused(engine, db: MariaDB):
     reseller_id = await new_reseller(engine, 10_000)
     outbox_before = db.value("SELECT MAX(id) FROM outbox")
@@ -258,11 +267,7 @@ async def test_rejections_and_pending_keep_the_purchase_open(engine, db: MariaDB
 
 
 async def test_a_taken_qris_external_id_is_replaced_and_the_quota_slot_taken_once(engine, db: MariaDB):
-    name = f"Loc {uuid.uuid4().hex[:8]}"
-    db.rows("INSERT INTO location (ml_name) VALUES (%s)", name)
-    location_id = db.value("SELECT ml_id FROM location WHERE ml_name = %s", name)
-    db.rows("INSERT INTO price (mp_name, mp_amount, mp_location_id, mp_quota) VALUES (%s, 30000, %s, 5)", name, location_id)
-    price_id = db.value("SELECT mp_id FROM price WHERE mp_name = %s", name)
+    location_id, price_id = new_location_with_price(db)
     now = dt.datetime.now(dt.UTC)
     taken = qris.new_external_id(location_id, now)
     session = {"location_id": location_id, "price_id": price_id, "default_amount": 1, "ttl_seconds": 60, "lease_seconds": 60, "now": now}
@@ -285,11 +290,7 @@ async def test_a_taken_qris_external_id_is_replaced_and_the_quota_slot_taken_onc
 
 
 async def test_a_group_attach_stores_each_code_once_and_only_on_pending_transactions(engine, db: MariaDB):
-    name = f"Loc {uuid.uuid4().hex[:8]}"
-    db.rows("INSERT INTO location (ml_name) VALUES (%s)", name)
-    location_id = db.value("SELECT ml_id FROM location WHERE ml_name = %s", name)
-    db.rows("INSERT INTO price (mp_name, mp_amount, mp_location_id, mp_quota) VALUES (%s, 30000, %s, 5)", name, location_id)
-    price_id = db.value("SELECT mp_id FROM price WHERE mp_name = %s", name)
+    location_id, price_id = new_location_with_price(db)
     session = {"location_id": location_id, "price_id": price_id, "default_amount": 1, "ttl_seconds": 60, "lease_seconds": 60}
     waiting, coded, failed = [], [], []
     for group in (waiting, coded, failed):

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
 
-from db.outbox import Job, added_jobs
+from db.outbox import jobs_added
 from workers.pusher import Pusher
 
 Conn = TypeVar("Conn")
@@ -27,11 +27,7 @@ Conn = TypeVar("Conn")
 async def unit_of_work(transaction: AbstractAsyncContextManager[Conn], pusher: Pusher) -> AsyncIterator[Conn]:
     """transaction: not yet entered; engine.begin() or db.raw.transaction(engine).
     pusher: the process's (workers.pusher), which may push these jobs together with others'."""
-    jobs: list[Job] = []
-    token = added_jobs.set(jobs)
-    try:
+    with jobs_added() as jobs:
         async with transaction as conn:
             yield conn
-    finally:
-        added_jobs.reset(token)
     await pusher.push_after_commit(jobs)
