@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import raw
+from db import raw, resellers
 from db.raw import sql
+from db.resellers import Reseller
 from db.tables import purchase
 
 FINAL_STATUSES = ("sukses", "gagal")
@@ -56,14 +57,21 @@ _COLUMNS = (
 
 
 # Purchase's fields, in its order (procedures.sql's start_purchases answers the same).
-_SELECT = (
-    "SELECT id, reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, status, provider_ref, sn, hasil_eksekusi, "
-    "waktu, updated_at FROM purchase "
-)
+_FIELDS = (
+    "id", "reseller_id", "ref_id", "produk_id", "kode", "nomor_tujuan", "nominal", "harga", "status", "provider_ref", "sn",
+    "hasil_eksekusi", "waktu", "updated_at",
+)  # fmt: skip
+_SELECT = f"SELECT {', '.join(_FIELDS)} FROM purchase "
 _BY_ID = sql(_SELECT + "WHERE id = :id")
-_OF_RESELLER = sql(_SELECT + "WHERE id = :id AND reseller_id = :reseller_id")
 _BY_REF_ID = sql(_SELECT + "WHERE reseller_id = :reseller_id AND ref_id = :ref_id")
 _BY_PROVIDER_REF = sql(_SELECT + "WHERE provider_ref = :provider_ref")
+# The caller (by API key) and its purchase in one statement: no purchase is found without the key.
+_OWNED = (
+    f"SELECT {', '.join('r.' + f for f in resellers.FIELDS)}, {', '.join('p.' + f for f in _FIELDS)} "
+    "FROM reseller r LEFT JOIN purchase p ON p.reseller_id = r.id AND "
+)
+_OWNED_BY_ID = sql(_OWNED + "p.id = :id WHERE r.api_key_hash = :key_hash AND r.aktif")
+_OWNED_BY_REF_ID = sql(_OWNED + "p.ref_id = :ref_id WHERE r.api_key_hash = :key_hash AND r.aktif")
 
 
 async def by_id(conn: raw.Connection, purchase_id: int) -> Purchase | None:
@@ -72,16 +80,24 @@ async def by_id(conn: raw.Connection, purchase_id: int) -> Purchase | None:
     return Purchase(*found.rows[0]) if found.rows else None
 
 
-async def of_reseller(conn: raw.Connection, reseller_id: int, purchase_id: int) -> Purchase | None:
-    """GET /status/{id}: straight through the driver (db.raw)."""
-    found = await raw.run(conn, _OF_RESELLER, {"id": purchase_id, "reseller_id": reseller_id})
-    return Purchase(*found.rows[0]) if found.rows else None
-
-
 async def by_ref_id(conn: raw.Connection, reseller_id: int, ref_id: str) -> Purchase | None:
     """GET /status?ref_id=: straight through the driver (db.raw)."""
     found = await raw.run(conn, _BY_REF_ID, {"reseller_id": reseller_id, "ref_id": ref_id})
     return Purchase(*found.rows[0]) if found.rows else None
+
+
+async def owned(
+    conn: raw.Connection, key_hash: bytes, *, purchase_id: int | None = None, ref_id: str | None = None
+) -> tuple[Reseller | None, Purchase | None]:
+    """GET /status: the active reseller with this API key hash and its purchase of this id (or
+    ref_id), in one statement; (None, None) without such a reseller."""
+    statement, params = (_OWNED_BY_REF_ID, {"ref_id": ref_id}) if purchase_id is None else (_OWNED_BY_ID, {"id": purchase_id})
+    found = await raw.run(conn, statement, {**params, "key_hash": key_hash})
+    if not found.rows:
+        return None, None
+    row = found.rows[0]
+    split = len(resellers.FIELDS)
+    return resellers.from_row(row[:split]), Purchase(*row[split:]) if row[split] is not None else None
 
 
 async def by_provider_ref(conn: raw.Connection, provider_ref: str) -> Purchase | None:

@@ -23,9 +23,10 @@ class Reseller:
     private_key_enc: bytes
 
 
-_BY_KEY = sql(
-    "SELECT id, nama, email, saldo, callback_url, require_signature, private_key_enc FROM reseller WHERE api_key_hash = :key_hash AND aktif"
-)
+FIELDS = ("id", "nama", "email", "saldo", "callback_url", "require_signature", "private_key_enc")
+"""Reseller's columns, in its order."""
+
+_BY_KEY = sql(f"SELECT {', '.join(FIELDS)} FROM reseller WHERE api_key_hash = :key_hash AND aktif")
 
 
 async def by_api_key_hash(conn: raw.Connection, key_hash: bytes) -> Reseller | None:
@@ -33,7 +34,11 @@ async def by_api_key_hash(conn: raw.Connection, key_hash: bytes) -> Reseller | N
     found = await raw.run(conn, _BY_KEY, {"key_hash": key_hash})
     if not found.rows:
         return None
-    row = found.rows[0]
+    return from_row(found.rows[0])
+
+
+def from_row(row: tuple) -> Reseller:
+    """A Reseller from the values of FIELDS."""
     return Reseller(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
 

@@ -49,6 +49,8 @@ async def test_a_retired_or_deactivated_key_buys_nothing(api, stack: LoketStack,
     stack.db.rows("UPDATE reseller SET aktif = FALSE WHERE id = %s", reseller.id)
     deactivated = await api.post("/beli", json=order, headers={"x-api-key": rotated["api_key"]})
     assert deactivated.status_code == 401 and deactivated.json()["code"] == "invalid_api_key"
+    for path in ("/status/1", "/status?ref_id=OLD-KEY"):
+        assert (await api.get(path, headers={"x-api-key": rotated["api_key"]})).json()["code"] == "invalid_api_key"
     assert stack.db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller.id) == 0
     assert stack.db.value("SELECT saldo FROM reseller WHERE id = %s", reseller.id) == 20_000
     assert stack.db.value("SELECT COUNT(*) FROM ledger_entry WHERE reseller_id = %s AND jenis = 'pembelian'", reseller.id) == 0
@@ -71,6 +73,8 @@ async def test_one_reseller_never_sees_another_ones_purchases(api, admin_token):
     assert (await api.get(f"/status/{purchase['id']}", headers=alice.headers)).status_code == 200
     assert (await api.get(f"/status/{purchase['id']}", headers=bob.headers)).status_code == 404
     assert (await api.get("/status", params={"ref_id": "A-1"}, headers=bob.headers)).status_code == 404
+    for beyond in (2**63, 2**64 + 1):
+        assert (await api.get(f"/status/{beyond}", headers=alice.headers)).status_code == 404
     assert (await api.get("/riwayat", headers=bob.headers)).json() == []
     assert [m["jenis"] for m in (await api.get("/mutasi", headers=bob.headers)).json()] == ["saldo_awal"]
     # Bob may use the same ref_id for his own purchase: idempotency keys are per reseller.

@@ -38,7 +38,12 @@ def api_key_hash_of(request: Request) -> bytes:
 
 async def reseller_by_key(conn: raw.Connection, request: Request, key_hash: bytes) -> Reseller:
     """The active reseller with this key hash, its signature checked (see reseller_of)."""
-    found = await resellers.by_api_key_hash(conn, key_hash)
+    return await verified(request, await resellers.by_api_key_hash(conn, key_hash))
+
+
+async def verified(request: Request, found: Reseller | None) -> Reseller:
+    """The reseller found by the request's key hash, with the request's signature checked: 401
+    when none was found, or for a missing (when required), stale, wrong or replayed signature."""
     if found is None:
         raise invalid_api_key()
     if found.require_signature or signature_sent_or_required(request):
