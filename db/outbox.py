@@ -116,10 +116,14 @@ async def reschedule(conn: raw.Connection, job_key: str, seconds: float) -> None
     await raw.run(conn, _RESCHEDULE, {"job_key": job_key, "seconds": seconds})
 
 
-_KEEP_DUE = sql(
-    "UPDATE JSON_TABLE(:keys, '$[*]' COLUMNS (job_key VARCHAR(255) COLLATE utf8mb4_unicode_ci PATH '$')) j "
+_NEAR_DUE = sql(
+    "SELECT o.id FROM JSON_TABLE(:keys, '$[*]' COLUMNS (job_key VARCHAR(255) COLLATE utf8mb4_unicode_ci PATH '$')) j "
     "STRAIGHT_JOIN outbox o FORCE INDEX (uq_outbox_job) ON o.job_key = j.job_key "
-    "SET o.due_at = NOW(6) + INTERVAL :lease SECOND WHERE o.due_at < NOW(6) + INTERVAL :half SECOND"
+    "WHERE o.due_at < NOW(6) + INTERVAL :half SECOND FOR UPDATE SKIP LOCKED"
+)
+_PUT_OFF = sql(
+    "UPDATE JSON_TABLE(:ids, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) j "
+    "STRAIGHT_JOIN outbox o FORCE INDEX (PRIMARY) ON o.id = j.id SET o.due_at = NOW(6) + INTERVAL :lease SECOND"
 )
 
 
@@ -127,8 +131,15 @@ async def keep_due(conn: raw.Connection, job_keys: list[str], lease_seconds: int
     """Jobs still being worked on: rows nearer than half a lease to falling due are put a lease
     away (only those, so the rows of short work are not rewritten). procedures.sql's
     start_purchases applies the same rule to its own rows. By key only, whatever the table's
-    statistics say: on the due_at index the statement locked other jobs' rows."""
-    await raw.run(conn, _KEEP_DUE, {"keys": json.dumps(sorted(job_keys)), "lease": lease_seconds, "half": lease_seconds // 2})
+    statistics say: on the due_at index the statement locked other jobs' rows.
+
+    A row another transaction holds is skipped, never waited for: it is being started, settled
+    or completed right now. Waiting for them, this heartbeat deadlocked with the groups that
+    settle purchases (which take their rows in their resellers' order, not in key order).
+    """
+    near = await raw.run(conn, _NEAR_DUE, {"keys": json.dumps(sorted(job_keys)), "half": lease_seconds // 2})
+    if near.rows:
+        await raw.run(conn, _PUT_OFF, {"ids": json.dumps([row[0] for row in near.rows]), "lease": lease_seconds})
 
 
 async def complete(conn: raw.Connection, job_key: str) -> None:

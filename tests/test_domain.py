@@ -132,6 +132,19 @@ async def test_keep_due_moves_only_the_given_rows_that_are_near_due(engine, db: 
     assert {key: db.value("SELECT due_at FROM outbox WHERE job_key = %s", key) for key in (far, other)} == before
 
 
+async def test_keep_due_skips_rows_another_transaction_holds_instead_of_waiting(engine, db: MariaDB):
+    reseller_id = await new_reseller(engine, 50_000)
+    held, free = [f"purchase:{await accept(engine, reseller_id)}" for _ in range(2)]
+    db.rows("UPDATE outbox SET due_at = NOW(6) + INTERVAL 5 SECOND WHERE job_key IN (%s, %s)", held, free)
+    before = db.value("SELECT due_at FROM outbox WHERE job_key = %s", held)
+    async with raw.transaction(engine) as holder:  # a settle, say, that has the row locked
+        await raw.run(holder, raw.sql("SELECT id FROM outbox WHERE job_key = :key FOR UPDATE"), {"key": held})
+        async with engine.begin() as conn:
+            await asyncio.wait_for(outbox.keep_due(conn, [held, free], lease_seconds=60), timeout=2)
+    assert 55 <= db.value("SELECT TIMESTAMPDIFF(SECOND, NOW(6), due_at) FROM outbox WHERE job_key = %s", free) <= 60
+    assert db.value("SELECT due_at FROM outbox WHERE job_key = %s", held) == before
+
+
 async def test_accept_by_api_key_checks_the_key_in_the_same_call(engine, db: MariaDB):
     reseller_id = await new_reseller(engine, 30_000)
     key_hash = db.value("SELECT api_key_hash FROM reseller WHERE id = %s", reseller_id)
