@@ -208,7 +208,7 @@ async def test_a_group_settle_ends_each_purchase_once_refunds_gagal_and_schedule
     group = [
         purchases.Settlement(sukses, True, "SN1", "Transaksi Sukses", "00"),
         purchases.Settlement(theirs, False, "ignored", "Transaksi Gagal", "02"),
-        purchases.Settlement(gagal, False, None, "Transaksi Gagal", "02"),
+        purchases.Settlement(gagal, False, None, "Transaksi Gagal – nomor salah ✗", "02"),
         purchases.Settlement(ended, False, None, "late", "02"),
     ]
     async with raw.transaction(engine) as tx:
@@ -219,6 +219,7 @@ async def test_a_group_settle_ends_each_purchase_once_refunds_gagal_and_schedule
         "SELECT id, status, sn FROM purchase WHERE id IN (%s, %s, %s, %s)", sukses, gagal, ended, theirs
     )}  # fmt: skip
     assert rows == {sukses: ("sukses", "SN1"), gagal: ("gagal", None), ended: ("sukses", "SN0"), theirs: ("gagal", None)}
+    assert db.value("SELECT hasil_eksekusi FROM purchase WHERE id = %s", gagal) == "Transaksi Gagal – nomor salah ✗"
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", plain) == 36_000 - 2 * 12_000
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", with_callback) == 36_000
     assert db.ledger_matches_saldo(plain) and db.ledger_matches_saldo(with_callback)
