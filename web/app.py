@@ -80,7 +80,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.key_box = PrivateKeyBox(settings.master_key)
         app.state.response_cipher = ResponseCipher(settings.response_encryption_key) if settings.response_encryption_key else None
         app.state.engine = create_engine(settings)
-        # GET /status's one-statement reads, without a COMMIT after each (a smaller pool beside the first).
+        # One-statement reads (GET /status, a kiosk's transaction), without a COMMIT after each: a smaller pool beside the first.
         app.state.reads_engine = create_engine(settings, pool_size=max(2, settings.db_pool_size // 2), reads_only=True)
         # Short timeouts: a stuck Redis must not hold requests; the outbox covers a failed push.
         app.state.redis = Redis.from_url(
