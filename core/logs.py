@@ -27,6 +27,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def describe_failure(failure: BaseException) -> str:
+    """A failure for a log line: its kind and first argument (for a database error the driver's,
+    with its code), without the statement and its parameters."""
+    cause = getattr(failure, "orig", None) or failure
+    return f"{type(cause).__name__} {cause.args[0] if cause.args else ''}".strip()
+
+
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())

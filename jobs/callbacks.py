@@ -21,7 +21,6 @@ from domain.purchases import status_object
 from workers import resources
 from workers.actor import actor
 from workers.broker import retry_backoff_ms
-from workers.enqueue import push_after_commit
 
 log = logging.getLogger(__name__)
 # Short, so that a reseller's slow or dead endpoint holds a slot of work in flight for seconds, not minutes.
@@ -100,7 +99,7 @@ async def _deliver(delivery_id: int) -> None:
         )
     metrics.callback_deliveries.labels(outcome).inc()
     if outcome == "pending":
-        await push_after_commit(res.redis, [job], delay_ms=int(delay * 1000))
+        await res.pusher.push_after_commit([job], delay_ms=int(delay * 1000))
     log.info("callback %s attempt %d: %s (%s)", delivery_id, delivery["attempts"] + 1, outcome, status_code or error)
 
 

@@ -13,7 +13,6 @@ from provider.digiflazz import ProviderOutcomeUnknown
 from workers import resources
 from workers.actor import actor
 from workers.broker import retry_backoff_ms
-from workers.enqueue import push_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ async def _recheck_later(purchase_id: int, message: str, rc: str | None) -> None
     async with res.raw_unit_of_work() as conn:
         await purchases.note_provider_answer(conn, purchase_id, message, rc)
         await outbox.reschedule(conn, job.job_key, res.settings.ppob_recheck_seconds + res.settings.outbox_lease_seconds)
-    await push_after_commit(res.redis, [job], delay_ms=res.settings.ppob_recheck_seconds * 1000)
+    await res.pusher.push_after_commit([job], delay_ms=res.settings.ppob_recheck_seconds * 1000)
 
 
 @actor(actor_name=purchases.EXECUTE_ACTOR, queue_name=purchases.PURCHASE_QUEUE)

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from core.logs import describe_failure
 from core.metrics import worker_in_flight
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class InFlight:
             try:
                 await keep_due(keys)
             except Exception as error:  # the next beat tries again; meanwhile the rows' leases run on
-                log.warning("work in flight: outbox rows not kept due (%s)", type(error).__name__)
+                log.warning("work in flight: outbox rows not kept due (%s)", describe_failure(error))
 
     async def _run(self, work: Coroutine[Any, Any, None]) -> None:
         worker_in_flight.inc()

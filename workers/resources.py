@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core import metrics
+from core.logs import describe_failure
 from core.outbound import callback_resolver
 from core.settings import Settings, get_settings
 from db import outbox, raw
@@ -26,7 +27,6 @@ from db.outbox import Job
 from provider.digiflazz import DigiflazzClient
 from provider.payment_links import MidtransClient, PaystackClient
 from provider.xendit import XenditClient
-from workers.enqueue import push_after_commit
 from workers.group_call import GroupCall
 from workers.in_flight import InFlight
 from workers.pusher import Pusher
@@ -88,7 +88,7 @@ class Resources:
         lease = settings.outbox_lease_seconds
 
         async def keep_due(job_keys: list[str]) -> None:
-            async with engine.begin() as conn:
+            async with raw.transaction(engine) as conn:
                 await outbox.keep_due(conn, job_keys, lease)
 
         return cls(
@@ -143,27 +143,20 @@ class Resources:
 
         job: the retry, carrying its attempt number; failure: what went wrong.
         """
-        log.warning("%s failed (%s); retry in %.1f s", job.job_key, _describe(failure), delay_ms / 1000)
+        log.warning("%s failed (%s); retry in %.1f s", job.job_key, describe_failure(failure), delay_ms / 1000)
         metrics.job_retries.labels(job.actor_name).inc()
         try:
             async with self.raw_unit_of_work() as conn:
                 await outbox.reschedule(conn, job.job_key, math.ceil(delay_ms / 1000) + self.settings.outbox_lease_seconds)
         except Exception as error:
-            log.warning("%s: retry not recorded (%s); the relay pushes it when its row falls due", job.job_key, _describe(error))
-        await push_after_commit(self.redis, [job], delay_ms=delay_ms)
+            log.warning("%s: retry not recorded (%s); the relay pushes it when its row falls due", job.job_key, describe_failure(error))
+        await self.pusher.push_after_commit([job], delay_ms=delay_ms)
 
     async def close(self) -> None:
         await self.http.close()
         await self.callback_http.close()
         await self.redis.aclose()
         await self.engine.dispose()
-
-
-def _describe(failure: BaseException) -> str:
-    """A failure for the log: its kind and first argument (for a database error the driver's,
-    with its code), without the statement and its parameters."""
-    cause = getattr(failure, "orig", None) or failure
-    return f"{type(cause).__name__} {cause.args[0] if cause.args else ''}".strip()
 
 
 _resources: Resources | None = None
