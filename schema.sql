@@ -193,12 +193,15 @@ CREATE TABLE IF NOT EXISTS photo_delivery (
   pd_photos         JSON         NOT NULL,
   pd_photo_count    INT UNSIGNED NOT NULL,
   pd_email_sent_at  DATETIME(6)  NULL,
+  pd_sending_until  DATETIME(6)  NULL,               -- one copy of the send job has the e-mail until then
   pd_expires_at     DATETIME(6)  NULL,               -- email_sent_at + PHOTO_RETENTION_DAYS
   pd_purged_at      DATETIME(6)  NULL,
   pd_created_at     DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   KEY ix_photo_expiry (pd_purged_at, pd_expires_at),
   CONSTRAINT fk_photo_transaction FOREIGN KEY (pd_tr_id) REFERENCES qris_transaction (tr_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+-- Added on 2026-11-23; a database made before gets it here.
+ALTER TABLE photo_delivery ADD COLUMN IF NOT EXISTS pd_sending_until DATETIME(6) NULL AFTER pd_email_sent_at;
 
 -- The demo products of ppob-api.md, with the codes the provider (and the simulator) knows.
 INSERT INTO produk (id, kode, nama, kategori, harga, nominal, deskripsi) VALUES

@@ -162,6 +162,7 @@ photo_delivery = Table(
     Column("pd_photos", JSON),
     Column("pd_photo_count", Integer),
     Column("pd_email_sent_at", DateTime),
+    Column("pd_sending_until", DateTime),
     Column("pd_expires_at", DateTime),
     Column("pd_purged_at", DateTime),
     Column("pd_created_at", DateTime),

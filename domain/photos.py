@@ -31,6 +31,11 @@ _SENT = text(
     "UPDATE photo_delivery SET pd_email_sent_at = NOW(6), pd_expires_at = NOW(6) + INTERVAL :days DAY "
     "WHERE pd_tr_id = :tr_id AND pd_email_sent_at IS NULL"
 )
+_CLAIM = text(
+    "UPDATE photo_delivery SET pd_sending_until = NOW(6) + INTERVAL :seconds SECOND "
+    "WHERE pd_tr_id = :tr_id AND pd_email_sent_at IS NULL AND (pd_sending_until IS NULL OR pd_sending_until <= NOW(6))"
+)
+_RELEASE = text("UPDATE photo_delivery SET pd_sending_until = NULL WHERE pd_tr_id = :tr_id AND pd_email_sent_at IS NULL")
 _PURGE = text(
     "UPDATE photo_delivery SET pd_photos = JSON_ARRAY(), pd_purged_at = NOW(6) "
     "WHERE pd_purged_at IS NULL AND pd_expires_at <= NOW(6)"
@@ -48,6 +53,19 @@ async def request_delivery(conn: AsyncConnection, tr_id: int, email: str, photo_
     job = send_job(tr_id)
     await outbox.add(conn, job, lease_seconds)
     return job
+
+
+async def claim_sending(conn: AsyncConnection, tr_id: int, seconds: int) -> bool:
+    """Take the e-mail for this copy of its job for `seconds` (longer than a send can take);
+    False when it was sent, or another copy has it now: the relay's push of a job whose Dramatiq
+    retry is waiting, or a message redelivered after a worker was lost, may run beside the first.
+    Only the copy that has it sends, so copies that run together send one e-mail."""
+    return (await conn.execute(_CLAIM, {"tr_id": tr_id, "seconds": seconds})).rowcount == 1
+
+
+async def release_sending(conn: AsyncConnection, tr_id: int) -> None:
+    """The send failed: the next copy (the retry) may take the e-mail at once."""
+    await conn.execute(_RELEASE, {"tr_id": tr_id})
 
 
 async def mark_sent(conn: AsyncConnection, tr_id: int, retention_days: int) -> bool:

@@ -5,6 +5,7 @@ Listens on SMTP_HOST:SMTP_PORT (127.0.0.1:8025), where Loket's workers send by d
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -21,16 +22,20 @@ class Mailbox:
     echo: print a summary and the text of each message.
     refuse_next: how many of the next messages to refuse with a temporary failure (451), as a
         server under load or greylisting does; the sender should try again later.
+    delay_seconds: how long each message takes to be accepted, as a slow server's.
     """
 
     def __init__(self, echo: bool = False) -> None:
         self.echo = echo
         self.refuse_next = 0
+        self.delay_seconds = 0.0
         self.port: int | None = None
         self.messages: list[Message] = []
         self.arrived = threading.Condition()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         if self.refuse_next > 0:
             self.refuse_next -= 1
             return "451 4.3.0 Temporary failure, try again later"

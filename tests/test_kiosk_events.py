@@ -10,10 +10,13 @@ import os
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from core.security import ResponseCipher
+from domain import photos
 from tests.harness import LoketStack, fast_env, wait_until
 from tests.test_kiosk_flow import new_location, poll
+from workers.enqueue import push
 
 TOKEN = {"x-callback-token": fast_env()["XENDIT_CALLBACK_TOKEN"]}
 
@@ -153,6 +156,34 @@ async def test_photos_are_emailed_with_the_gallery_link_and_purged_later(api, st
 
     await wait_until(purged, timeout=10)
     assert stack.db.value("SELECT JSON_LENGTH(pd_photos) FROM photo_delivery WHERE pd_tr_id = %s", data["tr_id"]) == 0
+
+
+async def test_copies_of_a_photo_job_that_run_together_send_one_email(api, stack: LoketStack, admin, kiosk, mailbox):
+    """The relay's push of a job whose retry waits, or a message redelivered after a worker was
+    lost, can run beside the first copy: the e-mail still goes once."""
+    data = await create_with_qr(api, stack, admin, kiosk)
+    external_id = data["tr_external_id"]
+    await stack.pay(external_id)
+    await poll(api, external_id, ("COMPLETED",))
+    email = f"sekali-{data['tr_id']}@mail.id"
+    before = len(mailbox.messages)
+    mailbox.delay_seconds = 1.0  # each send takes a second, so the copies overlap
+    redis = Redis.from_url(stack.processes.env["REDIS_URL"])
+    try:
+        body = {"email": email, "photos": [{"url": "https://cdn.test/sekali.jpg"}]}
+        assert (await api.post(f"/api/v1/transactions/{external_id}/photos", json=body, headers=kiosk)).status_code == 202
+        await push(redis, [photos.send_job(data["tr_id"])] * 2)  # two more copies, at once
+
+        async def sent() -> bool:
+            return (await api.get(f"/api/v1/transactions/{external_id}/photos")).json().get("email_sent_at") is not None
+
+        await wait_until(sent, timeout=15)
+        await asyncio.sleep(2)  # what any other copy would have sent has arrived by now
+    finally:
+        mailbox.delay_seconds = 0.0
+        await redis.aclose()
+    assert [m["To"] for m in mailbox.messages[before:]].count(email) == 1
+    assert stack.db.value("SELECT COUNT(*) FROM outbox WHERE job_key = %s", photos.send_job(data["tr_id"]).job_key) == 0
 
 
 async def test_locations_and_prices_crud_with_roles(api, stack: LoketStack, admin, kiosk):
