@@ -4,8 +4,13 @@
 -- (and by MariaDB's initdb in docker-compose); re-applying replaces them.
 --
 -- Measured (issue 4): each round trip costs the web process a socket write and a read, and those
--- were a third of its CPU per accepted purchase. None of these procedures commits: the caller's
--- transaction does, so a failure anywhere rolls all of it back.
+-- were a third of its CPU per accepted purchase.
+-- The intake procedures the web calls once per request (accept_purchase, receive_webhook_event,
+-- create_qris_transaction) open and commit their own transaction, so that the request takes one
+-- round trip, not a CALL and then a COMMIT: they are called on an autocommit connection
+-- (db.raw.autocommit) and refuse to run inside a transaction, whose work their COMMIT would end.
+-- They answer their row after the COMMIT, so an answer that says written means committed; on an
+-- error they roll back and re-raise it. The others take part in the caller's transaction.
 
 DELIMITER //
 
@@ -34,7 +39,23 @@ BEGIN
   END IF;
 END //
 
--- Accept a purchase: insert it, debit its price, record its execute job in the outbox.
+-- Opens the transaction of an intake procedure (see the top): READ COMMITTED as every other
+-- transaction of Loket's (db/engine.py), whatever the session's default; p_caller names the
+-- procedure in the refusal.
+DROP PROCEDURE IF EXISTS begin_own_transaction //
+CREATE PROCEDURE begin_own_transaction(IN p_caller VARCHAR(64))
+BEGIN
+  DECLARE v_refusal VARCHAR(255);
+  IF @@in_transaction OR NOT @@autocommit THEN
+    SET v_refusal = CONCAT(p_caller, ' commits its own transaction: call it on an autocommit connection, outside a transaction');
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = v_refusal;
+  END IF;
+  SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
+  START TRANSACTION;
+END //
+
+-- Accept a purchase: insert it, debit its price, record its execute job in the outbox, and commit
+-- (its own transaction: see the top).
 -- The buyer is p_reseller_id, or, when that is NULL, the active reseller whose API key hashes
 -- to p_api_key_hash (an unsigned request: the key check and the debit in one round trip).
 -- Answers one row (outcome, purchase_id, harga, saldo). outcome is
@@ -69,45 +90,53 @@ accept: BEGIN
   DECLARE v_saldo BIGINT;
   DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_kode = NULL;
 
-  IF v_reseller_id IS NULL THEN
-    SELECT id, require_signature INTO v_reseller_id, v_require_signature
-    FROM reseller WHERE api_key_hash = p_api_key_hash AND aktif;
+  CALL begin_own_transaction('accept_purchase');
+  BEGIN
+    DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+
     IF v_reseller_id IS NULL THEN
-      SELECT 'invalid_api_key', NULL, NULL, NULL;
+      SELECT id, require_signature INTO v_reseller_id, v_require_signature
+      FROM reseller WHERE api_key_hash = p_api_key_hash AND aktif;
+      IF v_reseller_id IS NULL THEN
+        ROLLBACK;
+        SELECT 'invalid_api_key', NULL, NULL, NULL;
+        LEAVE accept;
+      END IF;
+      IF v_require_signature THEN
+        ROLLBACK;
+        SELECT 'signature_required', NULL, NULL, NULL;
+        LEAVE accept;
+      END IF;
+    END IF;
+
+    SELECT kode, kategori, harga INTO v_kode, v_kategori, v_harga FROM produk WHERE id = p_produk_id AND aktif;
+    IF v_kode IS NULL THEN
+      ROLLBACK;
+      SELECT 'unknown_product', NULL, NULL, NULL;
       LEAVE accept;
     END IF;
-    IF v_require_signature THEN
-      SELECT 'signature_required', NULL, NULL, NULL;
+    IF v_kategori = 'pln' AND CHAR_LENGTH(p_nomor_tujuan) NOT BETWEEN 11 AND 12 THEN
+      ROLLBACK;
+      SELECT 'invalid_destination', NULL, v_harga, NULL;
       LEAVE accept;
     END IF;
-  END IF;
 
-  SELECT kode, kategori, harga INTO v_kode, v_kategori, v_harga FROM produk WHERE id = p_produk_id AND aktif;
-  IF v_kode IS NULL THEN
-    SELECT 'unknown_product', NULL, NULL, NULL;
-    LEAVE accept;
-  END IF;
-  IF v_kategori = 'pln' AND CHAR_LENGTH(p_nomor_tujuan) NOT BETWEEN 11 AND 12 THEN
-    SELECT 'invalid_destination', NULL, v_harga, NULL;
-    LEAVE accept;
-  END IF;
+    INSERT INTO purchase (reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, provider_ref)
+    VALUES (v_reseller_id, p_ref_id, p_produk_id, v_kode, p_nomor_tujuan, p_nominal, v_harga, p_provider_ref);
+    SET v_purchase_id = LAST_INSERT_ID();
 
-  INSERT INTO purchase (reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, provider_ref)
-  VALUES (v_reseller_id, p_ref_id, p_produk_id, v_kode, p_nomor_tujuan, p_nominal, v_harga, p_provider_ref);
-  SET v_purchase_id = LAST_INSERT_ID();
+    CALL post_ledger_entry(v_reseller_id, 'pembelian', -CAST(v_harga AS SIGNED), v_purchase_id, NULL, NULL, v_saldo);
+    IF v_saldo IS NULL THEN
+      ROLLBACK;  -- the purchase row goes too
+      SELECT 'insufficient_saldo', NULL, v_harga, NULL;
+      LEAVE accept;
+    END IF;
 
-  CALL post_ledger_entry(v_reseller_id, 'pembelian', -CAST(v_harga AS SIGNED), v_purchase_id, NULL, NULL, v_saldo);
-  IF v_saldo IS NULL THEN
-    -- undone here rather than left to the caller's rollback, so that a caller who catches the
-    -- refusal and commits still writes nothing
-    DELETE FROM purchase WHERE id = v_purchase_id;
-    SELECT 'insufficient_saldo', NULL, v_harga, NULL;
-    LEAVE accept;
-  END IF;
-
-  INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
-  VALUES (CONCAT(p_job_key_prefix, v_purchase_id), p_queue_name, p_actor_name, CONCAT('[', v_purchase_id, ']'),
-          NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+    INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
+    VALUES (CONCAT(p_job_key_prefix, v_purchase_id), p_queue_name, p_actor_name, CONCAT('[', v_purchase_id, ']'),
+            NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+    COMMIT;
+  END;
   SELECT 'accepted', v_purchase_id, v_harga, v_saldo;
 END //
 
@@ -244,7 +273,8 @@ BEGIN
   SELECT CONCAT('[', v_ended_here, ']');
 END //
 
--- The inbox: store a verified external event once per (source, event_key), with its apply job.
+-- The inbox: store a verified external event once per (source, event_key), with its apply job, and
+-- commit (its own transaction: see the top).
 -- Answers one row: the event's id, or NULL when the same event was stored before (then nothing
 -- was written).
 DROP PROCEDURE IF EXISTS receive_webhook_event //
@@ -261,19 +291,27 @@ CREATE PROCEDURE receive_webhook_event(
 BEGIN
   DECLARE v_duplicate BOOLEAN DEFAULT FALSE;
   DECLARE v_event_id BIGINT UNSIGNED DEFAULT NULL;
-  DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
 
-  INSERT INTO webhook_event (source, event_key, reference, payload) VALUES (p_source, p_event_key, p_reference, p_payload);
-  IF NOT v_duplicate THEN
-    SET v_event_id = LAST_INSERT_ID();
-    INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
-    VALUES (CONCAT(p_job_key_prefix, v_event_id), p_queue_name, p_actor_name, CONCAT('[', v_event_id, ']'),
-            NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
-  END IF;
+  CALL begin_own_transaction('receive_webhook_event');
+  BEGIN
+    DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+    BEGIN
+      DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
+      INSERT INTO webhook_event (source, event_key, reference, payload) VALUES (p_source, p_event_key, p_reference, p_payload);
+    END;
+    IF NOT v_duplicate THEN
+      SET v_event_id = LAST_INSERT_ID();
+      INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
+      VALUES (CONCAT(p_job_key_prefix, v_event_id), p_queue_name, p_actor_name, CONCAT('[', v_event_id, ']'),
+              NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+    END IF;
+    COMMIT;
+  END;
   SELECT v_event_id;
 END //
 
--- A kiosk session: a PENDING QRIS transaction, its price's quota slot and its create-QR job.
+-- A kiosk session: a PENDING QRIS transaction, its price's quota slot and its create-QR job,
+-- committed (its own transaction: see the top).
 -- Answers one row (outcome, tr_id). outcome is created, or (nothing written) unknown_location,
 -- unknown_price, price_not_for_location, quota_exhausted, duplicate_external_id (the caller's
 -- random external id is taken: it tries another).
@@ -298,42 +336,51 @@ create_transaction: BEGIN
   DECLARE v_duplicate BOOLEAN DEFAULT FALSE;
   DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_found = FALSE;
 
-  IF NOT EXISTS (SELECT 1 FROM location WHERE ml_id = p_location_id) THEN
-    SELECT 'unknown_location', NULL;
-    LEAVE create_transaction;
-  END IF;
-  IF p_price_id IS NOT NULL THEN
-    SELECT TRUE, mp_amount, mp_location_id INTO v_found, v_amount, v_price_location FROM price WHERE mp_id = p_price_id;
-    IF NOT v_found THEN
-      SELECT 'unknown_price', NULL;
-      LEAVE create_transaction;
-    END IF;
-    IF v_price_location IS NOT NULL AND v_price_location <> p_location_id THEN
-      SELECT 'price_not_for_location', NULL;
-      LEAVE create_transaction;
-    END IF;
-    UPDATE price SET mp_used = mp_used + 1 WHERE mp_id = p_price_id AND (mp_quota IS NULL OR mp_used < mp_quota);
-    IF ROW_COUNT() = 0 THEN
-      SELECT 'quota_exhausted', NULL;
-      LEAVE create_transaction;
-    END IF;
-  END IF;
-
+  CALL begin_own_transaction('create_qris_transaction');
   BEGIN
-    DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
-    INSERT INTO qris_transaction (tr_external_id, tr_location_id, tr_price_id, tr_amount, tr_expired_at)
-    VALUES (p_external_id, p_location_id, p_price_id, v_amount, NOW(6) + INTERVAL p_ttl_seconds SECOND);
+    DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+
+    IF NOT EXISTS (SELECT 1 FROM location WHERE ml_id = p_location_id) THEN
+      ROLLBACK;
+      SELECT 'unknown_location', NULL;
+      LEAVE create_transaction;
+    END IF;
+    IF p_price_id IS NOT NULL THEN
+      SELECT TRUE, mp_amount, mp_location_id INTO v_found, v_amount, v_price_location FROM price WHERE mp_id = p_price_id;
+      IF NOT v_found THEN
+        ROLLBACK;
+        SELECT 'unknown_price', NULL;
+        LEAVE create_transaction;
+      END IF;
+      IF v_price_location IS NOT NULL AND v_price_location <> p_location_id THEN
+        ROLLBACK;
+        SELECT 'price_not_for_location', NULL;
+        LEAVE create_transaction;
+      END IF;
+      UPDATE price SET mp_used = mp_used + 1 WHERE mp_id = p_price_id AND (mp_quota IS NULL OR mp_used < mp_quota);
+      IF ROW_COUNT() = 0 THEN
+        ROLLBACK;
+        SELECT 'quota_exhausted', NULL;
+        LEAVE create_transaction;
+      END IF;
+    END IF;
+
+    BEGIN
+      DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
+      INSERT INTO qris_transaction (tr_external_id, tr_location_id, tr_price_id, tr_amount, tr_expired_at)
+      VALUES (p_external_id, p_location_id, p_price_id, v_amount, NOW(6) + INTERVAL p_ttl_seconds SECOND);
+    END;
+    IF v_duplicate THEN
+      ROLLBACK;  -- the quota slot taken above goes back with it: a caller who tries again takes one in all
+      SELECT 'duplicate_external_id', NULL;
+      LEAVE create_transaction;
+    END IF;
+    SET v_tr_id = LAST_INSERT_ID();
+    INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
+    VALUES (CONCAT(p_job_key_prefix, v_tr_id), p_queue_name, p_actor_name, CONCAT('[', v_tr_id, ']'),
+            NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+    COMMIT;
   END;
-  IF v_duplicate THEN
-    -- the slot taken above goes back, so that a caller who tries again takes one slot in all
-    UPDATE price SET mp_used = mp_used - 1 WHERE mp_id = p_price_id;
-    SELECT 'duplicate_external_id', NULL;
-    LEAVE create_transaction;
-  END IF;
-  SET v_tr_id = LAST_INSERT_ID();
-  INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
-  VALUES (CONCAT(p_job_key_prefix, v_tr_id), p_queue_name, p_actor_name, CONCAT('[', v_tr_id, ']'),
-          NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
   SELECT 'created', v_tr_id;
 END //
 

@@ -1,13 +1,12 @@
 """The accept path's transaction without the web layer: the ceiling the /beli figures are set against.
 
 `python -m bench.raw_db --keys-file keys.json --duration 10 --tasks 64` runs, in its own process, `tasks`
-concurrent asyncio loops of exactly what an unsigned POST /beli does inside its transaction
+concurrent asyncio loops of exactly what an unsigned POST /beli does with the database
 (domain.purchases.accept by API key hash: CALL accept_purchase, which finds the reseller by its
 key, reads the product, inserts the purchase, debits the saldo, records the ledger entry and the
-outbox row; COMMIT) in a
-db.raw.transaction() of an engine built by db/engine.py with the web's settings, and writes its
-result as JSON to --out. Not included: HTTP, JSON,
-validation, and the Redis push after commit.
+outbox row, and commits its own transaction) on a db.raw.autocommitting() connection of the
+web's autocommit engine (db/engine.py, the web's settings), and writes its result as JSON to
+--out. Not included: HTTP, JSON, validation, and the Redis push after commit.
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ async def _loop(engine: AsyncEngine, key_hash: bytes, tag: str, n: int, lease: i
         count += 1
         started = time.perf_counter()
         try:
-            async with raw.transaction(engine) as conn:  # as POST /beli's unit of work (unsigned)
+            async with raw.autocommitting(engine) as conn:  # as POST /beli's unit of work (unsigned)
                 await purchases.accept(
                     conn,
                     api_key_hash=key_hash,
@@ -88,7 +87,7 @@ async def _loop(engine: AsyncEngine, key_hash: bytes, tag: str, n: int, lease: i
 async def run(keys: list[str], tasks: int, first: int, start_at: float, duration: float, tag: str) -> dict[str, Any]:
     """Run loops first..first+tasks-1 from wall time `start_at` for `duration` s; loop i uses keys[i % len]."""
     settings = get_settings()
-    engine = create_engine(settings)
+    engine = create_engine(settings, autocommit=True)  # the web's hot pool
     out: dict[str, Any] = {"errors": 0, "first_error": None, "latencies": []}
     hashes = [hash_api_key(key) for key in keys]
     try:

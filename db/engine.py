@@ -10,13 +10,14 @@ from core.settings import Settings
 DRIVER = "mysql+asyncmy"
 
 
-def create_engine(settings: Settings, pool_size: int | None = None, max_overflow: int = 10, *, reads_only: bool = False) -> AsyncEngine:
+def create_engine(settings: Settings, pool_size: int | None = None, max_overflow: int = 10, *, autocommit: bool = False) -> AsyncEngine:
     """Build the engine.
 
     pool_size: connections kept open; defaults to the DB_POOL_SIZE setting.
     max_overflow: connections opened beyond pool_size under load, closed when returned.
-    reads_only: for single-statement reads through db.raw.reads(): its connections autocommit,
-    so a read is one round trip, without a COMMIT after it.
+    autocommit: for db.raw.autocommitting(): each statement is its own transaction, so a
+    single read, or a CALL of a procedure that commits its own (procedures.sql's intake
+    procedures), is one round trip, without a COMMIT after it.
     """
     url = make_url(settings.database_url)
     if url.drivername != DRIVER:
@@ -30,7 +31,7 @@ def create_engine(settings: Settings, pool_size: int | None = None, max_overflow
         pool_pre_ping=False,
         # Each statement sees what is committed; money rows are guarded by conditional UPDATEs,
         # not by snapshots, and no connection keeps a stale snapshot between uses.
-        isolation_level="AUTOCOMMIT" if reads_only else "READ COMMITTED",
+        isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
         # Every unit of work ends in COMMIT or ROLLBACK (engine.begin()), so the pool's own
         # ROLLBACK on return would be a wasted round trip per request.
         pool_reset_on_return=None,

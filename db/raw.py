@@ -91,10 +91,11 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[Transaction]:
 
 
 @asynccontextmanager
-async def reads(engine: AsyncEngine) -> AsyncIterator[Transaction]:
-    """Statements on a connection of an autocommit engine (db.engine's reads_only): each read is
-    one round trip, with no COMMIT after it. GET /status/{id} so takes one round trip where a key
-    lookup, a SELECT and a COMMIT took three."""
+async def autocommitting(engine: AsyncEngine) -> AsyncIterator[Transaction]:
+    """Statements on a connection of an autocommit engine (db.engine's autocommit), each its own
+    transaction: a single read, or a CALL of an intake procedure that opens and commits its own
+    (procedures.sql). Either is one round trip, with no COMMIT after it: GET /status/{id} takes
+    one where a key lookup, a SELECT and a COMMIT took three, POST /beli one where it took two."""
     async with _gate(engine):
         async with _on_pooled_connection(engine, commit=False) as connection:
             yield connection

@@ -115,8 +115,11 @@ async def accept(
     ref_id: str | None,
     lease_seconds: int,
 ) -> Accepted:
-    """Insert the purchase, debit its price and record its execute job, in the caller's
-    transaction: one round trip, procedures.sql's accept_purchase.
+    """Insert the purchase, debit its price and record its execute job, and commit: one round
+    trip, procedures.sql's accept_purchase, which opens and commits its own transaction.
+
+    conn: an autocommit connection (db.raw.autocommitting); inside a transaction the procedure
+    refuses to run (a DBAPIError), since its COMMIT would end the caller's work too.
 
     reseller_id: the buyer, authenticated by the caller; or None, and api_key_hash: the hash of
     the API key of an unsigned request, checked here in the same round trip.

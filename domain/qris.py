@@ -121,8 +121,11 @@ async def create(
     now: dt.datetime,
     new_id: Callable[[int, dt.datetime], str] = new_external_id,
 ) -> Created:
-    """A PENDING transaction, its quota slot and its create-QR job, in the caller's transaction:
-    one round trip, procedures.sql's create_qris_transaction (another if the external id was taken).
+    """A PENDING transaction, its quota slot and its create-QR job, committed: one round trip,
+    procedures.sql's create_qris_transaction (another if the external id was taken), which opens
+    and commits its own transaction.
+
+    conn: an autocommit connection (db.raw.autocommitting), as for domain.purchases.accept.
 
     new_id: makes an external id for (location, now).
     """

@@ -34,8 +34,11 @@ async def receive(
     payload: dict[str, Any],
     lease_seconds: int,
 ) -> Job | None:
-    """Store a verified event and its apply job; None when the same event was stored before.
-    One round trip: procedures.sql's receive_webhook_event."""
+    """Store a verified event and its apply job, and commit; None when the same event was stored
+    before. One round trip: procedures.sql's receive_webhook_event, which opens and commits its
+    own transaction.
+
+    conn: an autocommit connection (db.raw.autocommitting), as for domain.purchases.accept."""
     params = {
         "source": source,
         "event_key": event_key,

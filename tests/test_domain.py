@@ -6,10 +6,11 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.settings import get_settings
 from db import outbox, raw, resellers
@@ -42,8 +43,16 @@ async def new_reseller(engine: AsyncEngine, saldo: int) -> int:
     return reseller_id
 
 
+@asynccontextmanager
+async def autocommit_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection of the engine on which each statement is its own transaction, as on the web's
+    autocommit pool: what the intake procedures (accept, receive, create) are called on."""
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
 async def accept(engine: AsyncEngine, reseller_id: int, ref_id: str | None = None) -> int:
-    async with engine.begin() as conn:
+    async with autocommit_connection(engine) as conn:
         accepted = await purchases.accept(
             conn, reseller_id=reseller_id, produk_id=PULSA10.id, nomor_tujuan="081234567890", nominal=None, ref_id=ref_id, lease_seconds=60
         )
@@ -70,7 +79,7 @@ async def test_a_debit_never_overdraws_and_changes_nothing_when_refused(engine, 
     assert db.ledger_matches_saldo(reseller_id)
 
 
-async def test_every_refused_accept_writes_nothing_even_if_the_caller_commits(engine, db: MariaDB):
+async def test_every_refused_accept_writes_nothing(engine, db: MariaDB):
     reseller_id = await new_reseller(engine, 10_000)
     refusals = {
         InsufficientSaldo: {"produk_id": 1, "nomor_tujuan": "081234567890"},
@@ -78,7 +87,7 @@ async def test_every_refused_accept_writes_nothing_even_if_the_caller_commits(en
         purchases.InvalidDestination: {"produk_id": 3, "nomor_tujuan": "0812"},
     }
     for refusal, body in refusals.items():
-        async with engine.begin() as conn:  # commits: the refusal is caught inside the transaction
+        async with autocommit_connection(engine) as conn:
             with pytest.raises(refusal):
                 await purchases.accept(conn, reseller_id=reseller_id, nominal=None, ref_id=f"R-{refusal.__name__}", lease_seconds=60, **body)
     assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 0
@@ -149,18 +158,18 @@ async def test_accept_by_api_key_checks_the_key_in_the_same_call(engine, db: Mar
     reseller_id = await new_reseller(engine, 30_000)
     key_hash = db.value("SELECT api_key_hash FROM reseller WHERE id = %s", reseller_id)
     order = {"produk_id": PULSA10.id, "nomor_tujuan": "081234567890", "nominal": None, "lease_seconds": 60}
-    async with engine.begin() as conn:
+    async with autocommit_connection(engine) as conn:
         accepted = await purchases.accept(conn, api_key_hash=key_hash, ref_id="K1", **order)
     assert db.value("SELECT reseller_id FROM purchase WHERE id = %s", accepted.purchase_id) == reseller_id
     assert accepted.saldo == 18_000
     db.rows("UPDATE reseller SET require_signature = TRUE WHERE id = %s", reseller_id)
     refusals = {purchases.SignatureRequired: key_hash, purchases.UnknownApiKey: b"\0" * 32}
     for refusal, refused_hash in refusals.items():
-        async with engine.begin() as conn:
+        async with autocommit_connection(engine) as conn:
             with pytest.raises(refusal):
                 await purchases.accept(conn, api_key_hash=refused_hash, ref_id=f"R-{refusal.__name__}", **order)
     for neither_or_both in ({}, {"reseller_id": reseller_id, "api_key_hash": key_hash}):
-        async with engine.begin() as conn:
+        async with autocommit_connection(engine) as conn:
             with pytest.raises(ValueError):
                 await purchases.accept(conn, ref_id="X", **neither_or_both, **order)
     assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 1
@@ -285,19 +294,19 @@ async def test_a_taken_qris_external_id_is_replaced_and_the_quota_slot_taken_onc
     now = dt.datetime.now(dt.UTC)
     taken = qris.new_external_id(location_id, now)
     session = {"location_id": location_id, "price_id": price_id, "default_amount": 1, "ttl_seconds": 60, "lease_seconds": 60, "now": now}
-    async with raw.transaction(engine) as conn:
+    async with autocommit_connection(engine) as conn:
         await qris.create(conn, **session, new_id=lambda *_: taken)
 
     fresh = qris.new_external_id(location_id, now)
     ids = iter([taken, taken, fresh])
-    async with raw.transaction(engine) as conn:
+    async with autocommit_connection(engine) as conn:
         created = await qris.create(conn, **session, new_id=lambda *_: next(ids))
     assert created.external_id == fresh
     assert db.value("SELECT tr_status FROM qris_transaction WHERE tr_external_id = %s", fresh) == "PENDING"
     assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", price_id) == 2  # one slot per transaction
 
     with pytest.raises(RuntimeError):
-        async with raw.transaction(engine) as conn:
+        async with autocommit_connection(engine) as conn:
             await qris.create(conn, **session, new_id=lambda *_: taken)
     assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", price_id) == 2
     assert db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_location_id = %s", location_id) == 2
@@ -308,7 +317,7 @@ async def test_a_group_attach_stores_each_code_once_and_only_on_pending_transact
     session = {"location_id": location_id, "price_id": price_id, "default_amount": 1, "ttl_seconds": 60, "lease_seconds": 60}
     waiting, coded, failed = [], [], []
     for group in (waiting, coded, failed):
-        async with raw.transaction(engine) as conn:
+        async with autocommit_connection(engine) as conn:
             group.append((await qris.create(conn, **session, now=dt.datetime.now(dt.UTC))).tr_id)
     [waiting], [coded], [failed] = waiting, coded, failed
     db.rows("UPDATE qris_transaction SET tr_xendit_id = 'qr-first', tr_qris_string = 'first' WHERE tr_id = %s", coded)

@@ -1,28 +1,44 @@
-"""db.raw.transaction(): the hot paths' transaction, against the real MariaDB.
+"""db.raw.transaction() and db.raw.autocommitting(), the hot paths' ways to the database, against
+the real MariaDB.
 
-It commits through the driver, so what SQLAlchemy's engine.begin() would guarantee is checked
-here: a failed body leaves nothing behind, and a connection in an unknown state (killed by the
-server, cancelled mid-statement) is closed instead of being handed to the next caller.
+transaction() commits through the driver, so what SQLAlchemy's engine.begin() would guarantee is
+checked here: a failed body leaves nothing behind, and a connection in an unknown state (killed by
+the server, cancelled mid-statement) is closed instead of being handed to the next caller. On an
+autocommit connection an intake procedure's one CALL commits (or rolls back) its own transaction,
+and inside a transaction it refuses to run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import get_settings
 from db import raw
 from db.engine import create_engine
-from domain import purchases
+from domain import ledger, purchases, qris, webhook_events
 from tests.harness import MariaDB
-from tests.test_domain import new_reseller
+from tests.test_domain import new_location_with_price, new_reseller
 
 CONNECTION_ID = raw.sql("SELECT CONNECTION_ID()")
+
+
+ORDER = {"produk_id": 1, "nomor_tujuan": "081234567890", "nominal": None, "lease_seconds": 60}
+IN_TRANSACTION = raw.sql("SELECT @@in_transaction")
+
+
+@pytest.fixture
+async def autocommit_engine(db: MariaDB) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(get_settings(), pool_size=1, max_overflow=0, autocommit=True)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture
@@ -38,32 +54,59 @@ async def connection_id(engine: AsyncEngine) -> int:
         return (await raw.run(tx, CONNECTION_ID)).scalar()
 
 
-async def test_a_purchase_accepted_in_a_raw_transaction_is_committed(engine, db: MariaDB):
-    reseller_id = await new_reseller(engine, 50_000)
-    async with raw.transaction(engine) as tx:
-        accepted = await purchases.accept(
-            tx, reseller_id=reseller_id, produk_id=1, nomor_tujuan="081234567890", nominal=None, ref_id=None, lease_seconds=60
-        )
-    assert db.value("SELECT status FROM purchase WHERE id = %s", accepted.purchase_id) == "pending"
-    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 50_000 - accepted.harga
-    assert db.ledger_matches_saldo(reseller_id)
-    assert engine.pool.checkedout() == 0
-
-
 async def test_an_exception_in_the_body_rolls_everything_back_and_keeps_the_connection(engine, db: MariaDB):
     reseller_id = await new_reseller(engine, 50_000)
     before = await connection_id(engine)
     with pytest.raises(RuntimeError, match="after the debit"):
         async with raw.transaction(engine) as tx:
-            await purchases.accept(
-                tx, reseller_id=reseller_id, produk_id=1, nomor_tujuan="081234567890", nominal=None, ref_id=None, lease_seconds=60
-            )
+            await ledger.post_entry(tx, reseller_id, "koreksi", -20_000)
             raise RuntimeError("after the debit")
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 50_000
-    assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 0
     assert db.ledger_matches_saldo(reseller_id)
     assert engine.pool.checkedout() == 0
     assert await connection_id(engine) == before  # rolled back and pooled, not closed
+
+
+async def test_a_purchase_accepted_on_an_autocommit_connection_is_committed_by_its_call(autocommit_engine, db: MariaDB):
+    reseller_id = await new_reseller(autocommit_engine, 50_000)
+    async with raw.autocommitting(autocommit_engine) as conn:
+        accepted = await purchases.accept(conn, reseller_id=reseller_id, ref_id="A1", **ORDER)
+        # Seen committed from another connection before this one is given back: no COMMIT is to follow.
+        assert db.value("SELECT status FROM purchase WHERE id = %s", accepted.purchase_id) == "pending"
+        with pytest.raises(purchases.DuplicateRefId):
+            await purchases.accept(conn, reseller_id=reseller_id, ref_id="A1", **ORDER)
+        assert (await raw.run(conn, IN_TRANSACTION)).scalar() == 0  # the failed call rolled its own back
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 50_000 - accepted.harga
+    assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 1
+    assert db.ledger_matches_saldo(reseller_id)
+
+
+@pytest.mark.parametrize("intake", ["accept", "receive", "create"])
+async def test_an_intake_procedure_refuses_to_run_inside_a_transaction_and_commits_nothing_of_it(engine, db: MariaDB, intake):
+    """Its COMMIT would end the caller's transaction half-way: it refuses, and what the caller
+    wrote before is still the caller's to roll back."""
+    reseller_id = await new_reseller(engine, 50_000)
+    location_id, price_id = new_location_with_price(db)
+    calls = {
+        "accept": lambda tx: purchases.accept(tx, reseller_id=reseller_id, ref_id=None, **ORDER),
+        "receive": lambda tx: webhook_events.receive(
+            tx, source="digiflazz", event_key=uuid.uuid4().hex, reference="LKx", payload={}, lease_seconds=60
+        ),
+        "create": lambda tx: qris.create(
+            tx, location_id=location_id, price_id=price_id, default_amount=1, ttl_seconds=60, lease_seconds=60,
+            now=dt.datetime.now(dt.UTC),
+        ),
+    }  # fmt: skip
+    events_before = db.value("SELECT COUNT(*) FROM webhook_event")
+    with pytest.raises(DBAPIError, match="commits its own transaction"):
+        async with raw.transaction(engine) as tx:
+            await ledger.post_entry(tx, reseller_id, "koreksi", -20_000)
+            await calls[intake](tx)
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 50_000
+    assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 0
+    assert db.value("SELECT COUNT(*) FROM webhook_event") == events_before
+    assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", price_id) == 0
+    assert db.ledger_matches_saldo(reseller_id)
 
 
 async def test_a_connection_killed_by_the_server_is_not_pooled_again(engine, db: MariaDB):

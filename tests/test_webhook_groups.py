@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from db import raw
 from domain import webhook_events
 from jobs.webhook_events import apply
 from tests.harness import MariaDB
-from tests.test_domain import accept, new_reseller
+from tests.test_domain import accept, autocommit_connection, new_reseller
 from workers import resources
 
 
@@ -27,7 +26,7 @@ async def worker_resources(db: MariaDB) -> AsyncIterator[resources.Resources]:
 
 
 async def receive(res: resources.Resources, reference: str, payload: dict) -> int:
-    async with raw.transaction(res.engine) as conn:
+    async with autocommit_connection(res.engine) as conn:
         job = await webhook_events.receive(
             conn, source="digiflazz", event_key=uuid.uuid4().hex, reference=reference, payload=payload, lease_seconds=60
         )

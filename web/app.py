@@ -79,9 +79,12 @@ def create_app(settings: Settings) -> Starlette:
         app.state.settings = settings
         app.state.key_box = PrivateKeyBox(settings.master_key)
         app.state.response_cipher = ResponseCipher(settings.response_encryption_key) if settings.response_encryption_key else None
-        app.state.engine = create_engine(settings)
-        # One-statement reads (GET /status, a kiosk's transaction), without a COMMIT after each: a smaller pool beside the first.
-        app.state.reads_engine = create_engine(settings, pool_size=max(2, settings.db_pool_size // 2), reads_only=True)
+        # The hot paths take one round trip each on this one (db.raw.autocommitting): the intake
+        # procedures that commit their own transaction (POST /beli, webhooks, a kiosk's create) and
+        # single reads (GET /status, a kiosk's transaction). The rest, multi-statement
+        # transactions, go through a smaller pool beside it.
+        app.state.autocommit_engine = create_engine(settings, autocommit=True)
+        app.state.engine = create_engine(settings, pool_size=max(2, settings.db_pool_size // 2))
         # Short timeouts: a stuck Redis must not hold requests; the outbox covers a failed push.
         app.state.redis = Redis.from_url(
             settings.redis_url, socket_timeout=settings.qris_create_wait_ms / 1000 + 1, socket_connect_timeout=1
@@ -95,7 +98,7 @@ def create_app(settings: Settings) -> Starlette:
             await app.state.rate_limiter.aclose()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
-            await app.state.reads_engine.dispose()
+            await app.state.autocommit_engine.dispose()
 
     return Starlette(
         routes=ROUTES,
