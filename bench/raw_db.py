@@ -5,7 +5,7 @@ concurrent asyncio loops of exactly what an unsigned POST /beli does with the da
 (domain.purchases.accept by API key hash: CALL accept_purchase, which finds the reseller by its
 key, reads the product, inserts the purchase, debits the saldo, records the ledger entry and the
 outbox row, and commits its own transaction) on a db.raw.autocommitting() connection of the
-web's autocommit engine (db/engine.py, the web's settings), and writes its result as JSON to
+web's autocommit pool (db.engine.create_pool, the web's settings), and writes its result as JSON to
 --out. Not included: HTTP, JSON, validation, and the Redis push after commit.
 """
 
@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncmy
 import uvloop
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.cpu import machine_busy_seconds, pid_cpu_seconds, pid_of
 from core.security import hash_api_key
 from core.settings import get_settings
 from db import raw
-from db.engine import create_engine
+from db.engine import close_pool, create_pool
 from domain import purchases
 
 
@@ -60,14 +60,14 @@ def _own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _loop(engine: AsyncEngine, key_hash: bytes, tag: str, n: int, lease: int, stop_at: float, out: dict[str, Any]) -> None:
+async def _loop(pool: asyncmy.Pool, key_hash: bytes, tag: str, n: int, lease: int, stop_at: float, out: dict[str, Any]) -> None:
     """Accept purchases for one reseller, one transaction at a time, until `stop_at`; record into `out`."""
     count = 0
     while time.monotonic() < stop_at:
         count += 1
         started = time.perf_counter()
         try:
-            async with raw.autocommitting(engine) as conn:  # as POST /beli's unit of work (unsigned)
+            async with raw.autocommitting(pool) as conn:  # as POST /beli's unit of work (unsigned)
                 await purchases.accept(
                     conn,
                     api_key_hash=key_hash,
@@ -87,14 +87,14 @@ async def _loop(engine: AsyncEngine, key_hash: bytes, tag: str, n: int, lease: i
 async def run(keys: list[str], tasks: int, first: int, start_at: float, duration: float, tag: str) -> dict[str, Any]:
     """Run loops first..first+tasks-1 from wall time `start_at` for `duration` s; loop i uses keys[i % len]."""
     settings = get_settings()
-    engine = create_engine(settings, autocommit=True)  # the web's hot pool
+    pool = create_pool(settings, settings.db_pool_size, autocommit=True)  # as the web's hot pool
     out: dict[str, Any] = {"errors": 0, "first_error": None, "latencies": []}
     hashes = [hash_api_key(key) for key in keys]
     try:
         # Open the pool's connections first so that connecting is not part of the measurement.
-        warm = [await engine.connect() for _ in range(min(tasks, settings.db_pool_size))]
+        warm = [await pool.acquire() for _ in range(min(tasks, settings.db_pool_size))]
         for conn in warm:
-            await conn.close()
+            pool.release(conn)
         await asyncio.sleep(max(0.0, start_at - time.time()))
         mariadb = pid_of("mariadbd", "mysqld")
         cpu_before, db_before, busy_before = _own_cpu_seconds(), pid_cpu_seconds(mariadb), machine_busy_seconds()
@@ -102,16 +102,16 @@ async def run(keys: list[str], tasks: int, first: int, start_at: float, duration
         stop_at = started + duration
         lease = settings.outbox_lease_seconds
         await asyncio.gather(
-            *(_loop(engine, hashes[i % len(hashes)], tag, i, lease, stop_at, out) for i in range(first, first + tasks))
+            *(_loop(pool, hashes[i % len(hashes)], tag, i, lease, stop_at, out) for i in range(first, first + tasks))
         )
         elapsed = time.monotonic() - started
         cpu, db_cpu = _own_cpu_seconds() - cpu_before, pid_cpu_seconds(mariadb) - db_before
         busy = machine_busy_seconds() - busy_before
-        pool = f"{engine.pool.size()}+{engine.pool._max_overflow}"  # noqa: SLF001 (reporting only)
+        pool_size = str(pool.maxsize)
     finally:
-        await engine.dispose()
+        await close_pool(pool)
     return {
-        "errors": out["errors"], "seconds": elapsed, "cpu_s": cpu, "db_cpu_s": db_cpu, "busy_s": busy, "pool": pool,
+        "errors": out["errors"], "seconds": elapsed, "cpu_s": cpu, "db_cpu_s": db_cpu, "busy_s": busy, "pool": pool_size,
         "first_error": out["first_error"], "latencies_ms": [round(1000 * x, 3) for x in out["latencies"]],
     }  # fmt: skip
 

@@ -172,13 +172,21 @@ def log_problems(log_dir: Path) -> list[str]:
     return found
 
 
+
+def _pools(threads: int) -> str:
+    """The connections a web and a worker process may open: the hot pool (db.raw) and the engine's."""
+    size = get_settings().db_pool_size
+    worker = worker_pool_size(size, threads + get_settings().worker_in_flight)
+    return f"web {size} hot + {max(2, size // 2)}+10, worker {worker} hot + {max(2, worker // 2)}"
+
+
 def describe(args: argparse.Namespace, db: Database) -> dict[str, str]:
     """The settings line of the summary: what ran, and how MariaDB is configured."""
     variables = db.server_variables("version", "innodb_flush_log_at_trx_commit")
     return {
         "duration": f"{args.duration:g}s", "connections": str(args.connections), "wrk threads": str(args.wrk_threads),
         "web workers": str(args.web_workers), "dramatiq": f"{args.workers}x{args.threads} threads",
-        "provider latency": f"{args.provider_latency_ms} ms", "DB pool per process": f"web {get_settings().db_pool_size}+10, worker {worker_pool_size(get_settings().db_pool_size, args.threads + get_settings().worker_in_flight)}",
+        "provider latency": f"{args.provider_latency_ms} ms", "DB pool per process": _pools(args.threads),
         "raw client processes": str(args.raw_processes), "PPOB_RECHECK_SECONDS": "60", "OUTBOX_LEASE_SECONDS": "60",
         "LOG_LEVEL": "WARNING", "MariaDB": variables.get("version", "?"),
         "innodb_flush_log_at_trx_commit": variables.get("innodb_flush_log_at_trx_commit", "?"),

@@ -1,12 +1,12 @@
 """The hot path's way to the database: a statement sent straight through the driver's cursor,
-inside the caller's SQLAlchemy transaction or a transaction() of this module.
+inside the caller's SQLAlchemy transaction, or on a connection of the driver's own pool in a
+transaction() or autocommitting() of this module.
 
 Measured here (tests of 1,500 accept transactions, 32 concurrent): the same seven statements cost
 about 2.4 ms of CPU each through SQLAlchemy's async layer and 0.7 ms through the aiomysql cursor.
 The driver is asyncmy (the protocol in Cython): a SELECT and a COMMIT cost ~100 us of client CPU
 against aiomysql's ~200-250 us (16 connections in a loop, bench-free, same machine).
-The engine owns pooling; errors are re-raised as SQLAlchemy's exception types, so callers handle
-one kind.
+Errors are re-raised as SQLAlchemy's exception types, so callers handle one kind.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import asyncmy
 from asyncmy import errors as driver_errors
 from sqlalchemy import exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
 
 log = logging.getLogger(__name__)
 
@@ -63,99 +63,97 @@ _WRAPPERS: tuple[tuple[type[driver_errors.Error], type[exc.DBAPIError]], ...] = 
 
 @dataclass(frozen=True, slots=True)
 class Transaction:
-    """A transaction opened by transaction(): statements go through run() only."""
+    """A connection of a hot-path pool, in transaction() or autocommitting(): statements go through run() only."""
 
-    cursor: Any  # the driver's cursor of the pooled connection
+    cursor: Any  # the driver's cursor on it
 
 
 Connection = AsyncConnection | Transaction
 """What run() executes on: a SQLAlchemy connection inside engine.begin(), or a Transaction."""
 
-_GATES: WeakKeyDictionary[AsyncEngine, asyncio.Semaphore] = WeakKeyDictionary()
+_GATES: WeakKeyDictionary[asyncmy.Pool, asyncio.Semaphore] = WeakKeyDictionary()
 
 
 @asynccontextmanager
-async def transaction(engine: AsyncEngine) -> AsyncIterator[Transaction]:
-    """A transaction on a connection of the engine's pool, committed through the driver.
+async def transaction(pool: asyncmy.Pool) -> AsyncIterator[Transaction]:
+    """A transaction on a connection of the pool (db.engine.create_pool), committed through the driver.
 
     SQLAlchemy's engine.begin() and its COMMIT cost ~440 us of CPU around a one-SELECT
-    transaction here, this ~200 us (16 tasks in a loop; the driver alone ~100 us): its
-    per-transaction objects and greenlet hand-offs are skipped, the pool and its connect-time
-    settings (isolation level, time zone) are kept. On an exception the transaction rolls back;
-    a connection whose state is unknown (cancelled mid-statement, or the ROLLBACK or COMMIT
-    failed) is closed, never pooled.
+    transaction here, a transaction on the engine's pool through the driver ~200 us, and on the
+    driver's own pool less again (16 tasks in a loop). On an exception the transaction rolls
+    back; a connection whose state is unknown (cancelled mid-statement, or the ROLLBACK or
+    COMMIT failed) is closed, never pooled.
     """
-    async with _gate(engine):
-        async with _on_pooled_connection(engine, commit=True) as transaction:
+    async with _gate(pool):
+        async with _on_pooled_connection(pool, commit=True) as transaction:
             yield transaction
 
 
 @asynccontextmanager
-async def autocommitting(engine: AsyncEngine) -> AsyncIterator[Transaction]:
-    """Statements on a connection of an autocommit engine (db.engine's autocommit), each its own
-    transaction: a single read, or a CALL of an intake procedure that opens and commits its own
-    (procedures.sql). Either is one round trip, with no COMMIT after it: GET /status/{id} takes
-    one where a key lookup, a SELECT and a COMMIT took three, POST /beli one where it took two."""
-    async with _gate(engine):
-        async with _on_pooled_connection(engine, commit=False) as connection:
+async def autocommitting(pool: asyncmy.Pool) -> AsyncIterator[Transaction]:
+    """Statements on a connection of an autocommit pool (db.engine.create_pool's autocommit),
+    each its own transaction: a single read, or a CALL of an intake procedure that opens and
+    commits its own (procedures.sql). Either is one round trip, with no COMMIT after it: GET
+    /status/{id} takes one where a key lookup, a SELECT and a COMMIT took three, POST /beli one
+    where it took two."""
+    async with _gate(pool):
+        async with _on_pooled_connection(pool, commit=False) as connection:
             yield connection
 
 
-def _gate(engine: AsyncEngine) -> asyncio.Semaphore:
-    # The pool's queue is not fair: a task that returns a connection and asks again at once can
-    # take it before a waiting task wakes, and in a tight loop of 64 tasks over 30 connections
-    # one task waited 6 s (the whole run) for one. This FIFO semaphore (fair since Python 3.11)
-    # queues the tasks instead, so one passing it finds a connection free in the pool. Sized to
-    # the pool's base size: its overflow, if any, is left to the engine.begin() paths.
-    gate = _GATES.get(engine)
+def _gate(pool: asyncmy.Pool) -> asyncio.Semaphore:
+    # A pool's waiters are not served in order: a task that returns a connection and asks again
+    # at once can take it before a waiting task wakes, and in a tight loop of 64 tasks over 30
+    # connections one task waited 6 s (the whole run) for one. This FIFO semaphore (fair since
+    # Python 3.11) queues the tasks instead, so one passing it finds a connection in the pool.
+    gate = _GATES.get(pool)
     if gate is None:
-        gate = _GATES[engine] = asyncio.Semaphore(engine.pool.size())
+        gate = _GATES[pool] = asyncio.Semaphore(pool.maxsize)
     return gate
 
 
 @asynccontextmanager
-async def _on_pooled_connection(engine: AsyncEngine, *, commit: bool) -> AsyncIterator[Transaction]:
-    pooled = await engine.raw_connection()
-    driver = pooled.driver_connection
+async def _on_pooled_connection(pool: asyncmy.Pool, *, commit: bool) -> AsyncIterator[Transaction]:
     try:
-        yield Transaction(_cursor(pooled))
+        connection = await pool.acquire()
+    except driver_errors.Error as error:
+        raise _wrapped("CONNECT", None, error) from error
+    try:
+        yield Transaction(connection.cursor())
     except BaseException as failure:
         # Only an ordinary error leaves the connection's state known; a cancellation mid-statement does not.
         rolled_back = False
         try:
-            rolled_back = isinstance(failure, Exception) and await _rolled_back(driver)
+            rolled_back = isinstance(failure, Exception) and await _rolled_back(connection)
         finally:
-            await (greenlet_spawn(pooled.close) if rolled_back else _discard(pooled))
+            if not rolled_back:
+                connection.close()
+            pool.release(connection)
         raise
     try:
         if commit:
-            await driver.commit()
+            await connection.commit()
     except BaseException as error:
-        await _discard(pooled)
+        connection.close()
+        pool.release(connection)
         if isinstance(error, driver_errors.Error):
             raise _wrapped("COMMIT", None, error) from error
         raise
-    # Returning it may close an overflow connection: driver I/O that needs SQLAlchemy's greenlet.
-    await greenlet_spawn(pooled.close)
+    pool.release(connection)
 
 
-async def _rolled_back(driver: Any) -> bool:
+async def _rolled_back(connection: Any) -> bool:
     try:
-        await driver.rollback()
+        await connection.rollback()
         return True
     except Exception as error:  # the caller gets the body's own error; this connection is only discarded
         log.warning("ROLLBACK failed (%s); the connection is discarded", type(error).__name__)
         return False
 
 
-async def _discard(pooled: PoolProxiedConnection) -> None:
-    await greenlet_spawn(pooled.invalidate)
-
-
 def _cursor(pooled: PoolProxiedConnection) -> Any:
-    # One cursor per DBAPI connection, kept as long as the pooled connection (the pool clears
-    # info when it closes one): opening and closing one per statement cost a tenth of the web
-    # process's time at load.
+    # One cursor per DBAPI connection of the engine, kept as long as the pooled connection (the
+    # pool clears info when it closes one): run() inside engine.begin().
     cursor = pooled.info.get("raw_cursor")
     if cursor is None:
         cursor = pooled.info["raw_cursor"] = pooled.driver_connection.cursor()

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncmy
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.settings import get_settings
 from db import outbox, raw, resellers
 from db import purchases as purchase_queries
-from db.engine import create_engine
+from db.engine import close_pool, create_engine, create_pool
 from db.products import Product
 from domain import purchases, qris
 from domain.ledger import InsufficientSaldo, post_entry
@@ -30,6 +31,14 @@ async def engine(db: MariaDB) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(get_settings(), pool_size=2)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def pool(db: MariaDB) -> AsyncIterator[asyncmy.Pool]:
+    """The hot paths' pool, as a worker's (db.raw.transaction)."""
+    pool = create_pool(get_settings(), 2)
+    yield pool
+    await close_pool(pool)
 
 
 async def new_reseller(engine: AsyncEngine, saldo: int) -> int:
@@ -106,13 +115,13 @@ async def test_accept_writes_purchase_ledger_and_outbox_together(engine, db: Mar
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 18_000
 
 
-async def test_start_moves_pending_to_proses_once_and_keeps_the_job_from_falling_due_mid_call(engine, db: MariaDB):
+async def test_start_moves_pending_to_proses_once_and_keeps_the_job_from_falling_due_mid_call(engine, pool, db: MariaDB):
     reseller_id = await new_reseller(engine, 30_000)
     purchase_id = await accept(engine, reseller_id)
     job_key = f"purchase:{purchase_id}"
     db.rows("UPDATE outbox SET due_at = NOW(6) + INTERVAL 50 SECOND WHERE job_key = %s", job_key)
     far = db.value("SELECT due_at FROM outbox WHERE job_key = %s", job_key)
-    async with raw.transaction(engine) as tx:
+    async with raw.transaction(pool) as tx:
         started = await purchases.start(tx, purchase_id, lease_seconds=60)
     assert started is not None and started.status == "proses"
     assert db.value("SELECT due_at FROM outbox WHERE job_key = %s", job_key) == far  # more than half a lease away: not rewritten
@@ -120,7 +129,7 @@ async def test_start_moves_pending_to_proses_once_and_keeps_the_job_from_falling
     db.rows("UPDATE outbox SET due_at = NOW(6) - INTERVAL 1 SECOND WHERE job_key = %s", job_key)  # due: a worker took it late
     other = await accept(engine, reseller_id)
     db.rows("UPDATE outbox SET due_at = NOW(6) - INTERVAL 1 SECOND WHERE job_key = %s", f"purchase:{other}")
-    async with raw.transaction(engine) as tx:
+    async with raw.transaction(pool) as tx:
         again = await purchases.start(tx, purchase_id, lease_seconds=60)
     assert again is not None and again.status == "proses"
     seconds_left = db.value("SELECT TIMESTAMPDIFF(SECOND, NOW(6), due_at) FROM outbox WHERE job_key = %s", job_key)
@@ -141,12 +150,12 @@ async def test_keep_due_moves_only_the_given_rows_that_are_near_due(engine, db: 
     assert {key: db.value("SELECT due_at FROM outbox WHERE job_key = %s", key) for key in (far, other)} == before
 
 
-async def test_keep_due_skips_rows_another_transaction_holds_instead_of_waiting(engine, db: MariaDB):
+async def test_keep_due_skips_rows_another_transaction_holds_instead_of_waiting(engine, pool, db: MariaDB):
     reseller_id = await new_reseller(engine, 50_000)
     held, free = [f"purchase:{await accept(engine, reseller_id)}" for _ in range(2)]
     db.rows("UPDATE outbox SET due_at = NOW(6) + INTERVAL 5 SECOND WHERE job_key IN (%s, %s)", held, free)
     before = db.value("SELECT due_at FROM outbox WHERE job_key = %s", held)
-    async with raw.transaction(engine) as holder:  # a settle, say, that has the row locked
+    async with raw.transaction(pool) as holder:  # a settle, say, that has the row locked
         await raw.run(holder, raw.sql("SELECT id FROM outbox WHERE job_key = :key FOR UPDATE"), {"key": held})
         async with engine.begin() as conn:
             await asyncio.wait_for(outbox.keep_due(conn, [held, free], lease_seconds=60), timeout=2)
@@ -194,24 +203,24 @@ async def test_settle_gagal_refunds_once_however_often_it_is_called(engine, db: 
             await post_entry(conn, reseller_id, "refund", 12_000, purchase_id=purchase_id)
 
 
-async def test_a_group_start_moves_only_its_pending_purchases_and_answers_each_as_it_stands(engine, db: MariaDB):
+async def test_a_group_start_moves_only_its_pending_purchases_and_answers_each_as_it_stands(engine, pool, db: MariaDB):
     reseller_id = await new_reseller(engine, 60_000)
     pending, ended, outside = [await accept(engine, reseller_id) for _ in range(3)]
     db.rows("UPDATE purchase SET status = 'sukses' WHERE id = %s", ended)
-    async with raw.transaction(engine) as tx:
+    async with raw.transaction(pool) as tx:
         started = await purchases.start_all(tx, [ended, pending, 2**62], lease_seconds=60)
     assert {purchase_id: p.status for purchase_id, p in started.items()} == {pending: "proses", ended: "sukses"}
     assert db.value("SELECT status FROM purchase WHERE id = %s", outside) == "pending"
 
 
-async def test_a_group_settle_ends_each_purchase_once_refunds_gagal_and_schedules_callbacks(engine, db: MariaDB):
+async def test_a_group_settle_ends_each_purchase_once_refunds_gagal_and_schedules_callbacks(engine, pool, db: MariaDB):
     plain, with_callback = await new_reseller(engine, 36_000), await new_reseller(engine, 36_000)
     db.rows("UPDATE reseller SET callback_url = 'https://cb.example/loket' WHERE id = %s", with_callback)
     sukses, gagal, ended = [await accept(engine, plain) for _ in range(3)]
     theirs = await accept(engine, with_callback)
-    async with raw.transaction(engine) as tx:
+    async with raw.transaction(pool) as tx:
         assert await purchases.start_all(tx, [sukses, gagal, ended, theirs], lease_seconds=60)
-    async with raw.transaction(engine) as tx:
+    async with raw.transaction(pool) as tx:
         settled = await purchases.settle(tx, await purchase_queries.by_id(tx, ended), sukses=True, sn="SN0", message="ok", rc="00", lease_seconds=60)
     assert settled
     group = [
@@ -220,7 +229,7 @@ async def test_a_group_settle_ends_each_purchase_once_refunds_gagal_and_schedule
         purchases.Settlement(gagal, False, None, "Transaksi Gagal – nomor salah ✗", "02"),
         purchases.Settlement(ended, False, None, "late", "02"),
     ]
-    async with raw.transaction(engine) as tx:
+    async with raw.transaction(pool) as tx:
         ended_here = await purchases.settle_all(tx, group, lease_seconds=60)
     delivery_id = db.value("SELECT id FROM callback_delivery WHERE purchase_id = %s", theirs)
     assert ended_here == {sukses: None, gagal: None, theirs: purchases.callbacks.deliver_job(delivery_id)}
@@ -241,13 +250,13 @@ async def test_group_settles_refunding_the_same_resellers_in_opposite_orders_do_
     first, second = await new_reseller(engine, 24_000), await new_reseller(engine, 24_000)
     first_a, second_a, second_b, first_b = [await accept(engine, r) for r in (first, second, second, first)]
     gagal = [purchases.Settlement(p, False, None, "Transaksi Gagal", "02") for p in (first_a, second_a, second_b, first_b)]
-    group_engine = create_engine(get_settings(), pool_size=3)
+    group_pool = create_pool(get_settings(), 3)
     try:
-        async with raw.transaction(group_engine) as blocker:
+        async with raw.transaction(group_pool) as blocker:
             await raw.run(blocker, raw.sql("SELECT saldo FROM reseller WHERE id = :id FOR UPDATE"), {"id": first})
 
             async def settle(group: list[purchases.Settlement]) -> dict[int, object]:
-                async with raw.transaction(group_engine) as tx:
+                async with raw.transaction(group_pool) as tx:
                     return await purchases.settle_all(tx, group, lease_seconds=60)
 
             # Both groups queue on the first reseller's row, the first group ahead. Taken in the
@@ -259,7 +268,7 @@ async def test_group_settles_refunding_the_same_resellers_in_opposite_orders_do_
             await asyncio.sleep(0.25)
         ended = await asyncio.gather(*groups)
     finally:
-        await group_engine.dispose()
+        await close_pool(group_pool)
     assert [set(e) for e in ended] == [{first_a, second_a}, {second_b, first_b}]
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", first) == 24_000
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", second) == 24_000
@@ -312,7 +321,7 @@ async def test_a_taken_qris_external_id_is_replaced_and_the_quota_slot_taken_onc
     assert db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_location_id = %s", location_id) == 2
 
 
-async def test_a_group_attach_stores_each_code_once_and_only_on_pending_transactions(engine, db: MariaDB):
+async def test_a_group_attach_stores_each_code_once_and_only_on_pending_transactions(engine, pool, db: MariaDB):
     location_id, price_id = new_location_with_price(db)
     session = {"location_id": location_id, "price_id": price_id, "default_amount": 1, "ttl_seconds": 60, "lease_seconds": 60}
     waiting, coded, failed = [], [], []
@@ -321,13 +330,13 @@ async def test_a_group_attach_stores_each_code_once_and_only_on_pending_transact
             group.append((await qris.create(conn, **session, now=dt.datetime.now(dt.UTC))).tr_id)
     [waiting], [coded], [failed] = waiting, coded, failed
     db.rows("UPDATE qris_transaction SET tr_xendit_id = 'qr-first', tr_qris_string = 'first' WHERE tr_id = %s", coded)
-    async with raw.transaction(engine) as conn:
+    async with raw.transaction(pool) as conn:
         assert await qris.fail(conn, failed, "gateway refused")
 
     codes = [qris.QrAttachment(tr_id, f"qr-{tr_id}", f"0002-{tr_id}", None) for tr_id in (waiting, coded, failed)]
-    async with raw.transaction(engine) as conn:
+    async with raw.transaction(pool) as conn:
         assert await qris.attach_qr_codes(conn, codes) == {waiting}
-    async with raw.transaction(engine) as conn:  # the same codes again: a duplicate job
+    async with raw.transaction(pool) as conn:  # the same codes again: a duplicate job
         assert await qris.attach_qr_codes(conn, codes) == set()
 
     stored = {r["tr_id"]: (r["tr_xendit_id"], r["tr_qris_string"]) for r in db.rows(

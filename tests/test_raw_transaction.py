@@ -16,13 +16,14 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncmy
 import pytest
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import get_settings
 from db import raw
-from db.engine import create_engine
+from db.engine import close_pool, create_engine, create_pool
 from domain import ledger, purchases, qris, webhook_events
 from tests.harness import MariaDB
 from tests.test_domain import new_location_with_price, new_reseller
@@ -35,10 +36,18 @@ IN_TRANSACTION = raw.sql("SELECT @@in_transaction")
 
 
 @pytest.fixture
-async def autocommit_engine(db: MariaDB) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(get_settings(), pool_size=1, max_overflow=0, autocommit=True)
-    yield engine
-    await engine.dispose()
+async def pool(db: MariaDB) -> AsyncIterator[asyncmy.Pool]:
+    # One connection: every transaction reuses what the previous one left.
+    pool = create_pool(get_settings(), 1)
+    yield pool
+    await close_pool(pool)
+
+
+@pytest.fixture
+async def autocommit_pool(db: MariaDB) -> AsyncIterator[asyncmy.Pool]:
+    pool = create_pool(get_settings(), 1, autocommit=True)
+    yield pool
+    await close_pool(pool)
 
 
 @pytest.fixture
@@ -49,27 +58,31 @@ async def engine(db: MariaDB) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def connection_id(engine: AsyncEngine) -> int:
-    async with raw.transaction(engine) as tx:
+def in_use(pool: asyncmy.Pool) -> int:
+    return pool.size - pool.freesize
+
+
+async def connection_id(pool: asyncmy.Pool) -> int:
+    async with raw.transaction(pool) as tx:
         return (await raw.run(tx, CONNECTION_ID)).scalar()
 
 
-async def test_an_exception_in_the_body_rolls_everything_back_and_keeps_the_connection(engine, db: MariaDB):
+async def test_an_exception_in_the_body_rolls_everything_back_and_keeps_the_connection(engine, pool, db: MariaDB):
     reseller_id = await new_reseller(engine, 50_000)
-    before = await connection_id(engine)
+    before = await connection_id(pool)
     with pytest.raises(RuntimeError, match="after the debit"):
-        async with raw.transaction(engine) as tx:
+        async with raw.transaction(pool) as tx:
             await ledger.post_entry(tx, reseller_id, "koreksi", -20_000)
             raise RuntimeError("after the debit")
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 50_000
     assert db.ledger_matches_saldo(reseller_id)
-    assert engine.pool.checkedout() == 0
-    assert await connection_id(engine) == before  # rolled back and pooled, not closed
+    assert in_use(pool) == 0
+    assert await connection_id(pool) == before  # rolled back and pooled, not closed
 
 
-async def test_a_purchase_accepted_on_an_autocommit_connection_is_committed_by_its_call(autocommit_engine, db: MariaDB):
-    reseller_id = await new_reseller(autocommit_engine, 50_000)
-    async with raw.autocommitting(autocommit_engine) as conn:
+async def test_a_purchase_accepted_on_an_autocommit_connection_is_committed_by_its_call(engine, autocommit_pool, db: MariaDB):
+    reseller_id = await new_reseller(engine, 50_000)
+    async with raw.autocommitting(autocommit_pool) as conn:
         accepted = await purchases.accept(conn, reseller_id=reseller_id, ref_id="A1", **ORDER)
         # Seen committed from another connection before this one is given back: no COMMIT is to follow.
         assert db.value("SELECT status FROM purchase WHERE id = %s", accepted.purchase_id) == "pending"
@@ -82,7 +95,7 @@ async def test_a_purchase_accepted_on_an_autocommit_connection_is_committed_by_i
 
 
 @pytest.mark.parametrize("intake", ["accept", "receive", "create"])
-async def test_an_intake_procedure_refuses_to_run_inside_a_transaction_and_commits_nothing_of_it(engine, db: MariaDB, intake):
+async def test_an_intake_procedure_refuses_to_run_inside_a_transaction_and_commits_nothing_of_it(engine, pool, db: MariaDB, intake):
     """Its COMMIT would end the caller's transaction half-way: it refuses, and what the caller
     wrote before is still the caller's to roll back."""
     reseller_id = await new_reseller(engine, 50_000)
@@ -99,7 +112,7 @@ async def test_an_intake_procedure_refuses_to_run_inside_a_transaction_and_commi
     }  # fmt: skip
     events_before = db.value("SELECT COUNT(*) FROM webhook_event")
     with pytest.raises(DBAPIError, match="commits its own transaction"):
-        async with raw.transaction(engine) as tx:
+        async with raw.transaction(pool) as tx:
             await ledger.post_entry(tx, reseller_id, "koreksi", -20_000)
             await calls[intake](tx)
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 50_000
@@ -109,22 +122,22 @@ async def test_an_intake_procedure_refuses_to_run_inside_a_transaction_and_commi
     assert db.ledger_matches_saldo(reseller_id)
 
 
-async def test_a_connection_killed_by_the_server_is_not_pooled_again(engine, db: MariaDB):
+async def test_a_connection_killed_by_the_server_is_not_pooled_again(pool, db: MariaDB):
     with pytest.raises(OperationalError):
-        async with raw.transaction(engine) as tx:
+        async with raw.transaction(pool) as tx:
             killed = (await raw.run(tx, CONNECTION_ID)).scalar()
             db.rows(f"KILL CONNECTION {int(killed)}")
             await raw.run(tx, raw.sql("SELECT 1"))
-    assert engine.pool.checkedout() == 0
-    assert await connection_id(engine) != killed  # a fresh connection, and it works
+    assert in_use(pool) == 0
+    assert await connection_id(pool) != killed  # a fresh connection, and it works
 
 
-async def test_a_transaction_cancelled_mid_statement_closes_its_connection(engine, db: MariaDB):
+async def test_a_transaction_cancelled_mid_statement_closes_its_connection(pool, db: MariaDB):
     started = asyncio.Event()
     ids: list[int] = []
 
     async def slow() -> None:
-        async with raw.transaction(engine) as tx:
+        async with raw.transaction(pool) as tx:
             ids.append((await raw.run(tx, CONNECTION_ID)).scalar())
             started.set()
             await raw.run(tx, raw.sql("SELECT SLEEP(5)"))
@@ -135,33 +148,45 @@ async def test_a_transaction_cancelled_mid_statement_closes_its_connection(engin
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert engine.pool.checkedout() == 0
+    assert in_use(pool) == 0
     # The cancelled connection still has a SLEEP's answer on its way: reusing it would read that.
-    assert await connection_id(engine) != ids[0]
+    assert await connection_id(pool) != ids[0]
 
 
-def test_an_engine_refuses_a_driver_that_the_hot_path_cannot_use():
+async def test_an_engine_or_pool_refuses_a_driver_that_the_hot_path_cannot_use():
     settings = dataclasses.replace(get_settings(), database_url="mysql+aiomysql://root@127.0.0.1:3306/loket")
-    with pytest.raises(ValueError, match="mysql\\+asyncmy"):
-        create_engine(settings)
+    for make in (create_engine, lambda s: create_pool(s, 1)):
+        with pytest.raises(ValueError, match="mysql\\+asyncmy"):
+            make(settings)
+
+
+async def test_a_pool_connection_is_set_up_as_the_engines_are(pool, autocommit_pool):
+    """UTC, READ COMMITTED, and an UPDATE's rowcount counting the rows it matched (the engine's
+    FOUND_ROWS): the same statement reads the same on either way to the database."""
+    for each, autocommit in ((pool, 0), (autocommit_pool, 1)):
+        async with raw.transaction(each) as conn:
+            settings = (await raw.run(conn, raw.sql("SELECT @@time_zone, @@tx_isolation, @@autocommit"))).rows[0]
+            unchanged = await raw.run(conn, raw.sql("UPDATE produk SET harga = harga WHERE id = 1"))
+        assert settings == ("+00:00", "READ-COMMITTED", autocommit)
+        assert unchanged.rowcount == 1
 
 
 async def test_tasks_queueing_for_connections_are_served_in_turn(db: MariaDB):
     # More tasks than connections, each asking again as soon as it is done: without a fair queue
     # in front of the pool one of them got no connection for the whole run.
-    engine = create_engine(get_settings(), pool_size=4, max_overflow=0)
+    pool = create_pool(get_settings(), 4)
     done = [0] * 32
     stop_at = asyncio.get_running_loop().time() + 1.5
 
     async def loop(n: int) -> None:
         while asyncio.get_running_loop().time() < stop_at:
-            async with raw.transaction(engine) as tx:
+            async with raw.transaction(pool) as tx:
                 await raw.run(tx, CONNECTION_ID)
             done[n] += 1
 
     try:
         await asyncio.gather(*(loop(n) for n in range(32)))
     finally:
-        await engine.dispose()
+        await close_pool(pool)
     mean = sum(done) / len(done)
     assert min(done) >= mean / 4, done

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from core import heap
 from core.security import PrivateKeyBox, ResponseCipher
 from core.settings import Settings
-from db.engine import create_engine
+from db.engine import close_pool, create_engine, create_pool
 from web import accounts, deposits, health, kiosk, masters, metrics, openapi, purchases, staff_ops, webhooks
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware.metrics import RequestMetrics
@@ -79,11 +79,11 @@ def create_app(settings: Settings) -> Starlette:
         app.state.settings = settings
         app.state.key_box = PrivateKeyBox(settings.master_key)
         app.state.response_cipher = ResponseCipher(settings.response_encryption_key) if settings.response_encryption_key else None
-        # The hot paths take one round trip each on this one (db.raw.autocommitting): the intake
+        # The hot paths take one round trip each on this pool (db.raw.autocommitting): the intake
         # procedures that commit their own transaction (POST /beli, webhooks, a kiosk's create) and
         # single reads (GET /status, a kiosk's transaction). The rest, multi-statement
-        # transactions, go through a smaller pool beside it.
-        app.state.autocommit_engine = create_engine(settings, autocommit=True)
+        # transactions, go through a smaller engine beside it.
+        app.state.autocommit_pool = create_pool(settings, settings.db_pool_size, autocommit=True)
         app.state.engine = create_engine(settings, pool_size=max(2, settings.db_pool_size // 2))
         # Short timeouts: a stuck Redis must not hold requests; the outbox covers a failed push.
         app.state.redis = Redis.from_url(
@@ -98,7 +98,7 @@ def create_app(settings: Settings) -> Starlette:
             await app.state.rate_limiter.aclose()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
-            await app.state.autocommit_engine.dispose()
+            await close_pool(app.state.autocommit_pool)
 
     return Starlette(
         routes=ROUTES,

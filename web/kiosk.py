@@ -37,7 +37,7 @@ async def _transaction(request: Request) -> dict[str, Any]:
     external_id = request.path_params["external_id"]
     if not EXTERNAL_ID.match(external_id):
         raise ApiError(404, "not_found", "transaction not found")
-    async with raw.autocommitting(request.app.state.autocommit_engine) as conn:  # polled by waiting kiosks: one round trip
+    async with raw.autocommitting(request.app.state.autocommit_pool) as conn:  # polled by waiting kiosks: one round trip
         found = await qris_queries.by_external_id(conn, external_id)
     if found is None or found["tr_location_id"] is None:  # a reseller's deposit is not a kiosk's business
         raise ApiError(404, "not_found", "transaction not found")
@@ -50,7 +50,7 @@ async def create(request: Request) -> Response:
     state = request.app.state
     settings = state.settings
     try:
-        async with unit_of_work(raw.autocommitting(state.autocommit_engine), state.pusher) as conn:
+        async with unit_of_work(raw.autocommitting(state.autocommit_pool), state.pusher) as conn:
             created = await qris.create(
                 conn,
                 location_id=body.location_id,
@@ -69,7 +69,7 @@ async def create(request: Request) -> Response:
     except qris.QuotaExhausted:
         raise ApiError(409, "quota_exhausted", f"price {body.price_id} has no quota left") from None
     await qr_ready.wait(state.redis, created.external_id, settings.qris_create_wait_ms)
-    async with raw.autocommitting(state.autocommit_engine) as conn:
+    async with raw.autocommitting(state.autocommit_pool) as conn:
         row = await qris_queries.by_id(conn, created.tr_id)
     assert row is not None
     return ok(transaction_view(row), "Transaction created successfully", status=201)

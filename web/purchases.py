@@ -32,7 +32,7 @@ async def buy(request: Request) -> JSONResponse:
     key_hash = auth.api_key_hash_of(request)
     state = request.app.state
     try:
-        async with unit_of_work(raw.autocommitting(state.autocommit_engine), state.pusher) as conn:
+        async with unit_of_work(raw.autocommitting(state.autocommit_pool), state.pusher) as conn:
             accepted = await purchases.accept(
                 conn,
                 **await _buyer(conn, request, key_hash),
@@ -105,7 +105,7 @@ async def status_by_ref(request: Request) -> JSONResponse:
 async def _status(request: Request, **which: Any) -> JSONResponse:
     """The caller and its purchase in one read, one round trip (autocommit: no COMMIT after it)."""
     key_hash = auth.api_key_hash_of(request)
-    async with raw.autocommitting(request.app.state.autocommit_engine) as conn:
+    async with raw.autocommitting(request.app.state.autocommit_pool) as conn:
         reseller, found = await purchase_queries.owned(conn, key_hash, **which)
     await auth.verified(request, reseller)
     if found is None:

@@ -37,7 +37,7 @@ def _digiflazz_data(raw_body: bytes) -> dict[str, Any]:
 async def _store(request: Request, source: str, identity: str, reference: str | None, payload: dict[str, Any]) -> JSONResponse:
     """Store a verified event once and hand it to a worker; the 2xx comes after the COMMIT."""
     state = request.app.state
-    async with unit_of_work(raw.autocommitting(state.autocommit_engine), state.pusher) as conn:
+    async with unit_of_work(raw.autocommitting(state.autocommit_pool), state.pusher) as conn:
         job = await webhook_events.receive(
             conn,
             source=source,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
+import asyncmy
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,7 +23,7 @@ from core.logs import describe_failure
 from core.outbound import callback_resolver
 from core.settings import Settings, get_settings
 from db import outbox, raw
-from db.engine import create_engine
+from db.engine import close_pool, create_engine, create_pool
 from db.outbox import Job
 from provider.digiflazz import DigiflazzClient
 from provider.payment_links import MidtransClient, PaystackClient
@@ -54,6 +55,9 @@ def worker_pool_size(configured: int, concurrency: int) -> int:
 class Resources:
     settings: Settings
     engine: AsyncEngine
+    """For units of work built with SQLAlchemy (unit_of_work)."""
+    raw_pool: asyncmy.Pool
+    """For the hot units of work, whose statements all go through db.raw (raw_unit_of_work)."""
     redis: Redis
     pusher: Pusher
     """Pushes the jobs of committed units of work (workers.pusher), on this loop's Redis client."""
@@ -82,18 +86,21 @@ class Resources:
             connector=aiohttp.TCPConnector(limit=max(200, settings.worker_in_flight), keepalive_timeout=4, resolver=resolver)
         )
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-        engine = create_engine(
-            settings, pool_size=worker_pool_size(settings.db_pool_size, settings.worker_threads + settings.worker_in_flight), max_overflow=0
-        )
+        pool_size = worker_pool_size(settings.db_pool_size, settings.worker_threads + settings.worker_in_flight)
+        # The hot paths (start, settle, attach, apply, retries, the heartbeat) take the raw pool;
+        # the engine's half is for the rest (photos, callbacks' records, sweeps).
+        raw_pool = create_pool(settings, pool_size)
+        engine = create_engine(settings, pool_size=max(2, pool_size // 2), max_overflow=0)
         lease = settings.outbox_lease_seconds
 
         async def keep_due(job_keys: list[str]) -> None:
-            async with raw.transaction(engine) as conn:
+            async with raw.transaction(raw_pool) as conn:
                 await outbox.keep_due(conn, job_keys, lease)
 
         return cls(
             settings=settings,
             engine=engine,
+            raw_pool=raw_pool,
             redis=redis,
             pusher=Pusher(redis),
             http=http,
@@ -124,7 +131,7 @@ class Resources:
 
     def raw_unit_of_work(self) -> AbstractAsyncContextManager[raw.Transaction]:
         """The same on db.raw.transaction(), cheaper: for units whose statements all go through db.raw."""
-        return unit_of_work(raw.transaction(self.engine), self.pusher)
+        return unit_of_work(raw.transaction(self.raw_pool), self.pusher)
 
     def group_call(self, name: str, run: Callable[[list[Item]], Awaitable[list[Answer]]]) -> GroupCall[Item, Answer]:
         """This process's group call of that name (workers.group_call), made on first use with run:
@@ -157,6 +164,7 @@ class Resources:
         await self.callback_http.close()
         await self.redis.aclose()
         await self.engine.dispose()
+        await close_pool(self.raw_pool)
 
 
 _resources: Resources | None = None
