@@ -112,7 +112,7 @@ async def test_provider_timeout_never_refunds_what_the_provider_sold(api, stack:
 
 
 async def test_provider_outage_then_recovery_completes_without_refund(api, stack: LoketStack, admin_token):
-    await stack.configure_sim(fail_next=6)  # 503s: tenacity's short retries, then Dramatiq's backoff
+    await stack.configure_sim(fail_next=6)  # 503s: the client's short retries, then Dramatiq's backoff
     reseller = await register(api, admin_token, saldo=100_000)
     purchase = (await buy(api, reseller, "081234500002")).json()
     ended = await final_statuses(api, reseller, [purchase["id"]], timeout=40)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 import pytest_asyncio
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from provider.digiflazz import DigiflazzClient, Outcome, ProviderUnreachable
 from sim.app import create_app
 from sim.provider import DigiflazzProvider
 from sim.settings import Settings
@@ -375,3 +377,24 @@ def test_settings_from_env() -> None:
     assert (s.port, s.callback_url, s.error_rate, s.seed, s.ppob_username) == (9001, "", 0.25, 42, "u")
     assert Settings.from_env({}) == Settings()
     assert Settings().callback_url == "http://127.0.0.1:8000/webhooks/digiflazz"
+
+
+@pytest.mark.asyncio
+async def test_loket_client_tries_an_unreachable_provider_three_times_then_gives_up() -> None:
+    """provider.digiflazz against this simulator over HTTP: 503s are retried 0.2 and 0.4 s apart;
+    a third 503 is ProviderUnreachable, and no order was made by it."""
+    app = create_app(SETTINGS)
+    with serve(app) as url:
+        async with aiohttp.ClientSession() as http, httpx.AsyncClient(base_url=url) as control:
+            client = DigiflazzClient(http, f"{url}/v1", SETTINGS.ppob_username, SETTINGS.ppob_api_key, timeout=5)
+            await control.post("/_sim/config", json={"fail_next": 2})
+            started = time.monotonic()
+            answer = await client.topup("r-retried", "pulsa10", "081200000000")
+            assert answer.outcome is Outcome.SUKSES
+            assert time.monotonic() - started >= 0.6  # waited 0.2 s, then 0.4 s
+            await control.post("/_sim/config", json={"fail_next": 3})
+            with pytest.raises(ProviderUnreachable):
+                await client.topup("r-unreachable", "pulsa10", "081200000000")
+            assert (await control.get("/_sim/config")).json()["fail_next"] == 0  # three tries took the three 503s
+            assert [r["ref_id"] for r in (await control.get("/_sim/transactions")).json()] == ["r-retried"]
+    await app.state.provider.aclose()
