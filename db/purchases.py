@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -65,6 +66,11 @@ _SELECT = f"SELECT {', '.join(_FIELDS)} FROM purchase "
 _BY_ID = sql(_SELECT + "WHERE id = :id")
 _BY_REF_ID = sql(_SELECT + "WHERE reseller_id = :reseller_id AND ref_id = :ref_id")
 _BY_PROVIDER_REF = sql(_SELECT + "WHERE provider_ref = :provider_ref")
+_BY_PROVIDER_REFS = sql(
+    f"SELECT {', '.join('p.' + f for f in _FIELDS)} "
+    "FROM JSON_TABLE(:refs, '$[*]' COLUMNS (ref CHAR(24) PATH '$')) j "
+    "STRAIGHT_JOIN purchase p FORCE INDEX (uq_purchase_provider_ref) ON p.provider_ref = j.ref"
+)
 # The caller (by API key) and its purchase in one statement: no purchase is found without the key.
 _OWNED = (
     f"SELECT {', '.join('r.' + f for f in resellers.FIELDS)}, {', '.join('p.' + f for f in _FIELDS)} "
@@ -104,6 +110,13 @@ async def by_provider_ref(conn: raw.Connection, provider_ref: str) -> Purchase |
     """A provider's callback names the purchase by the ref_id Loket sent it."""
     found = await raw.run(conn, _BY_PROVIDER_REF, {"provider_ref": provider_ref})
     return Purchase(*found.rows[0]) if found.rows else None
+
+
+async def by_provider_refs(conn: raw.Connection, provider_refs: list[str]) -> dict[str, Purchase]:
+    """The purchases there are of these provider ref_ids, by ref_id, in one statement: the
+    provider's callbacks that a worker applies together."""
+    found = await raw.run(conn, _BY_PROVIDER_REFS, {"refs": json.dumps(provider_refs)})
+    return {purchase.provider_ref: purchase for purchase in (Purchase(*row) for row in found.rows)}
 
 
 async def history(conn: AsyncConnection, reseller_id: int, limit: int, before_id: int | None) -> list[Purchase]:

@@ -12,6 +12,7 @@ from db import purchases as purchase_queries
 from db import qris as qris_queries
 from db import webhook_events as event_queries
 from db.outbox import Job
+from db.purchases import Purchase
 from db.webhook_events import WebhookEvent
 from domain import purchases, qris, webhook_events
 from provider.digiflazz import answer_from
@@ -24,9 +25,30 @@ log = logging.getLogger(__name__)
 Result = tuple[str, str]  # (outcome, note)
 
 
-async def _digiflazz(conn: raw.Connection, event: WebhookEvent) -> Result:
+class GroupReads:
+    """What a group of events needs read, read for all of them at once: the purchases its
+    provider callbacks name, in one statement instead of one per event. Each is used once; a
+    second event on the same purchase reads it again, as the first left it."""
+
+    def __init__(self, purchases: dict[str, Purchase], provider_refs: set[str]) -> None:
+        self._purchases = purchases
+        self._unread = provider_refs
+
+    @classmethod
+    async def of(cls, conn: raw.Connection, events: list[WebhookEvent]) -> GroupReads:
+        refs = {e.reference for e in events if e.source == "digiflazz" and e.outcome == "received" and e.reference}
+        return cls(await purchase_queries.by_provider_refs(conn, sorted(refs)) if refs else {}, refs)
+
+    async def purchase(self, conn: raw.Connection, provider_ref: str) -> Purchase | None:
+        if provider_ref in self._unread:
+            self._unread.discard(provider_ref)
+            return self._purchases.get(provider_ref)
+        return await purchase_queries.by_provider_ref(conn, provider_ref)
+
+
+async def _digiflazz(conn: raw.Connection, event: WebhookEvent, reads: GroupReads) -> Result:
     answer = answer_from(event.payload["data"])
-    purchase = await purchase_queries.by_provider_ref(conn, event.reference or "")
+    purchase = await reads.purchase(conn, event.reference or "")
     if purchase is None:
         return "unmatched", "no purchase with this ref_id"
     if purchase.is_final:
@@ -36,16 +58,16 @@ async def _digiflazz(conn: raw.Connection, event: WebhookEvent) -> Result:
     return "ignored", f"provider says {answer.status} ({answer.rc}); purchase stays open"
 
 
-async def _xendit(conn: raw.Connection, event: WebhookEvent) -> Result:
+async def _xendit(conn: raw.Connection, event: WebhookEvent, reads: GroupReads) -> Result:
     return await _payment(conn, "xendit", parse_payment_webhook(event.payload))
 
 
-async def _midtrans(conn: raw.Connection, event: WebhookEvent) -> Result:
+async def _midtrans(conn: raw.Connection, event: WebhookEvent, reads: GroupReads) -> Result:
     payment = parse_midtrans(event.payload)
     return await _payment(conn, "midtrans", payment) if payment else ("ignored", "not a final payment state")
 
 
-async def _paystack(conn: raw.Connection, event: WebhookEvent) -> Result:
+async def _paystack(conn: raw.Connection, event: WebhookEvent, reads: GroupReads) -> Result:
     payment = parse_paystack(event.payload)
     return await _payment(conn, "paystack", payment) if payment else ("ignored", "not a successful charge")
 
@@ -83,7 +105,7 @@ def _same_payment(transaction: dict, payment: PaymentEvent) -> bool:
     return payment.qr_id is not None and payment.qr_id == transaction["tr_xendit_id"]
 
 
-HANDLERS: dict[str, Callable[[raw.Connection, WebhookEvent], Awaitable[Result]]] = {
+HANDLERS: dict[str, Callable[[raw.Connection, WebhookEvent, GroupReads], Awaitable[Result]]] = {
     "digiflazz": _digiflazz,
     "xendit": _xendit,
     "midtrans": _midtrans,
@@ -117,22 +139,23 @@ async def _apply_group(event_ids: list[int]) -> list[_Applied]:
     res = resources.current()
     async with res.raw_unit_of_work() as conn:
         events = await event_queries.locked_by_ids(conn, event_ids)
+        reads = await GroupReads.of(conn, list(events.values()))
         applied: dict[int, _Applied] = {}
         answers = []
         for event_id in event_ids:
             # The same event twice in one group (a duplicate job) is applied once.
-            answers.append(_Applied() if event_id in applied else await _apply_one(conn, events.get(event_id)))
+            answers.append(_Applied() if event_id in applied else await _apply_one(conn, events.get(event_id), reads))
             applied.setdefault(event_id, answers[-1])
         await webhook_events.finish(conn, {i: (a.outcome, a.note) if a.outcome else None for i, a in applied.items()})
     return answers
 
 
-async def _apply_one(conn: raw.Connection, event: WebhookEvent | None) -> _Applied:
+async def _apply_one(conn: raw.Connection, event: WebhookEvent | None, reads: GroupReads) -> _Applied:
     if event is None or event.outcome != "received":
         return _Applied()
     handler = HANDLERS.get(event.source)
     with outbox.jobs_added() as jobs:
-        outcome, note = await handler(conn, event) if handler else ("ignored", f"no handler for source {event.source}")
+        outcome, note = await handler(conn, event, reads) if handler else ("ignored", f"no handler for source {event.source}")
     return _Applied(event.source, outcome, note, tuple(jobs))
 
 

@@ -64,3 +64,25 @@ async def test_events_applied_together_apply_once_each_and_a_bad_one_fails_alone
     # Retried by Dramatiq in production; here it is closed by hand, so no relay of the shared stack picks it up.
     db.rows("DELETE FROM outbox WHERE job_key = %s", keys[2])
     db.rows("UPDATE webhook_event SET outcome = 'ignored' WHERE id = %s", broken)
+
+
+async def test_two_callbacks_on_one_purchase_in_a_group_see_it_as_each_other_left_it(worker_resources, db: MariaDB):
+    """Their purchases are read once for the group: the second callback on the same purchase
+    must not decide on what the first one changed."""
+    res = worker_resources
+    reseller_id = await new_reseller(res.engine, 12_000)
+    purchase_id = await accept(res.engine, reseller_id)
+    provider_ref = db.value("SELECT provider_ref FROM purchase WHERE id = %s", purchase_id)
+    sukses = {"data": {"ref_id": provider_ref, "status": "Sukses", "rc": "00", "message": "Transaksi Sukses", "sn": "SN1"}}
+    gagal = {"data": {"ref_id": provider_ref, "status": "Gagal", "rc": "02", "message": "Transaksi Gagal", "sn": ""}}
+    first, late = await receive(res, provider_ref, sukses), await receive(res, provider_ref, gagal)
+
+    blocker = asyncio.create_task(apply(await receive(res, "LKnobody", {"data": {**gagal["data"], "ref_id": "LKnobody"}})))
+    await asyncio.sleep(0)  # the next two go in one group behind it
+    await asyncio.gather(apply(first), apply(late))
+    await blocker
+
+    notes = {r["id"]: (r["outcome"], r["note"]) for r in db.rows("SELECT id, outcome, note FROM webhook_event WHERE id IN (%s, %s)", first, late)}
+    assert notes == {first: ("applied", f"purchase {purchase_id} -> sukses"), late: ("ignored", "purchase already sukses")}
+    assert db.value("SELECT status FROM purchase WHERE id = %s", purchase_id) == "sukses"
+    assert db.value("SELECT COUNT(*) FROM ledger_entry WHERE purchase_id = %s AND jenis = 'refund'", purchase_id) == 0
