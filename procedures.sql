@@ -8,7 +8,7 @@
 -- The intake procedures the web calls once per request (accept_purchase, receive_webhook_event,
 -- create_qris_transaction) open and commit their own transaction, so that the request takes one
 -- round trip, not a CALL and then a COMMIT: they are called on an autocommit connection
--- (db.raw.autocommit) and refuse to run inside a transaction, whose work their COMMIT would end.
+-- (db.raw.autocommitting) and refuse to run inside a transaction, whose work their COMMIT would end.
 -- They answer their row after the COMMIT, so an answer that says written means committed; on an
 -- error they roll back and re-raise it. The others take part in the caller's transaction.
 

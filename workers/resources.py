@@ -88,7 +88,7 @@ class Resources:
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         pool_size = worker_pool_size(settings.db_pool_size, settings.worker_threads + settings.worker_in_flight)
         # The hot paths (start, settle, attach, apply, retries, the heartbeat) take the raw pool;
-        # the engine's half is for the rest (photos, callbacks' records, sweeps).
+        # the engine, half its size, serves the rest (photo e-mails, callback deliveries).
         raw_pool = create_pool(settings, pool_size)
         engine = create_engine(settings, pool_size=max(2, pool_size // 2), max_overflow=0)
         lease = settings.outbox_lease_seconds
