@@ -312,9 +312,10 @@ END //
 
 -- A kiosk session: a PENDING QRIS transaction, its price's quota slot and its create-QR job,
 -- committed (its own transaction: see the top).
--- Answers one row (outcome, tr_id). outcome is created, or (nothing written) unknown_location,
--- unknown_price, price_not_for_location, quota_exhausted, duplicate_external_id (the caller's
--- random external id is taken: it tries another).
+-- Answers one row: (created, then the transaction's columns as committed, which the create's
+-- answer shows without reading them again), or (outcome, NULL) where outcome is one of (nothing
+-- written) unknown_location, unknown_price, price_not_for_location, quota_exhausted,
+-- duplicate_external_id (the caller's random external id is taken: it tries another).
 -- The conditional increment is the quota: concurrent creates serialise on the price row.
 DROP PROCEDURE IF EXISTS create_qris_transaction //
 CREATE PROCEDURE create_qris_transaction(
@@ -381,7 +382,9 @@ create_transaction: BEGIN
             NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
     COMMIT;
   END;
-  SELECT 'created', v_tr_id;
+  SELECT 'created' AS outcome, tr_id, tr_external_id, tr_location_id, tr_price_id, tr_amount, tr_status, tr_qris_string,
+         tr_qris_url, tr_expired_at, tr_paid_at, tr_created_at
+  FROM qris_transaction WHERE tr_id = v_tr_id;
 END //
 
 -- The QR codes the gateway made for a group of transactions (p_codes: a JSON array of objects

@@ -53,6 +53,8 @@ _REFUSALS: dict[str, type[Exception]] = {
 class Created:
     tr_id: int
     external_id: str
+    row: dict[str, Any]
+    """The transaction's columns as committed (tr_*), before any QR was attached."""
 
 
 CREATE_QR_JOB_PREFIX = "qris:"
@@ -141,15 +143,18 @@ async def create(
     }
     for _ in range(EXTERNAL_ID_ATTEMPTS):
         external_id = new_id(location_id, now)
-        outcome, tr_id = (await raw.run(conn, _CREATE, {**params, "external_id": external_id})).rows[0]
+        answer = await raw.run(conn, _CREATE, {**params, "external_id": external_id})
+        outcome = answer.rows[0][0]
         if outcome != "duplicate_external_id":
             break
     else:
         raise RuntimeError(f"{EXTERNAL_ID_ATTEMPTS} new external ids in a row were taken")
     if outcome != "created":
         raise _REFUSALS[outcome]()
-    outbox.will_push(create_qr_job(int(tr_id)))
-    return Created(tr_id=int(tr_id), external_id=external_id)
+    row = answer.mappings()[0]
+    del row["outcome"]
+    outbox.will_push(create_qr_job(int(row["tr_id"])))
+    return Created(tr_id=int(row["tr_id"]), external_id=external_id, row=row)
 
 
 @dataclass(frozen=True, slots=True)

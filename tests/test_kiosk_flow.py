@@ -85,6 +85,10 @@ async def test_a_gateway_that_keeps_failing_ends_failed_and_returns_the_quota_sl
     created = await api.post("/api/v1/transactions", json={"location_id": location_id, "price_id": price["mp_id"]}, headers=kiosk)
     assert created.status_code == 201 and created.json()["data"]["tr_qris_string"] is None
     assert created.json()["data"]["tr_amount"] == 25_000
+    # Without its QR the answer is the procedure's row, not read again: the same as stored.
+    shown = (await api.get(f"/api/v1/transactions/external/{created.json()['data']['tr_external_id']}")).json()["data"]
+    stable = ("tr_id", "tr_external_id", "tr_location_id", "tr_price_id", "tr_amount", "tr_expired_at", "tr_created_at")
+    assert {k: created.json()["data"][k] for k in stable} == {k: shown[k] for k in stable}
     failed = await poll(api, created.json()["data"]["tr_external_id"], ("FAILED",), timeout=30)
     assert failed["tr_paid_at"] is None
     assert stack.db.value("SELECT mp_used FROM price WHERE mp_id = %s", price["mp_id"]) == 0

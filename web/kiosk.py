@@ -68,10 +68,10 @@ async def create(request: Request) -> Response:
         raise ApiError(422, "price_not_for_location", f"price {body.price_id} is not valid at location {body.location_id}") from None
     except qris.QuotaExhausted:
         raise ApiError(409, "quota_exhausted", f"price {body.price_id} has no quota left") from None
-    await qr_ready.wait(state.redis, created.external_id, settings.qris_create_wait_ms)
-    async with raw.autocommitting(state.autocommit_pool) as conn:
-        row = await qris_queries.by_id(conn, created.tr_id)
-    assert row is not None
+    row = created.row
+    if await qr_ready.wait(state.redis, created.external_id, settings.qris_create_wait_ms) is not None:
+        async with raw.autocommitting(state.autocommit_pool) as conn:  # with its QR now
+            row = await qris_queries.by_id(conn, created.tr_id) or row
     return ok(transaction_view(row), "Transaction created successfully", status=201)
 
 
