@@ -53,8 +53,9 @@ _REFUSALS: dict[str, type[Exception]] = {
 class Created:
     tr_id: int
     external_id: str
-    row: dict[str, Any]
-    """The transaction's columns as committed (tr_*), before any QR was attached."""
+    row: dict[str, Any] | None = None
+    """The transaction's columns as committed (tr_*), before any QR was attached: a kiosk's
+    create (create_qris_transaction answers them); None for a deposit."""
 
 
 CREATE_QR_JOB_PREFIX = "qris:"

@@ -69,9 +69,10 @@ async def create(request: Request) -> Response:
     except qris.QuotaExhausted:
         raise ApiError(409, "quota_exhausted", f"price {body.price_id} has no quota left") from None
     row = created.row
-    if await qr_ready.wait(state.redis, created.external_id, settings.qris_create_wait_ms) is not None:
+    if await qr_ready.wait(state.redis, created.external_id, settings.qris_create_wait_ms) is not None or row is None:
         async with raw.autocommitting(state.autocommit_pool) as conn:  # with its QR now
             row = await qris_queries.by_id(conn, created.tr_id) or row
+    assert row is not None
     return ok(transaction_view(row), "Transaction created successfully", status=201)
 
 
