@@ -68,7 +68,9 @@ _BY_REF_ID = sql(_SELECT + "WHERE reseller_id = :reseller_id AND ref_id = :ref_i
 _BY_PROVIDER_REF = sql(_SELECT + "WHERE provider_ref = :provider_ref")
 _BY_PROVIDER_REFS = sql(
     f"SELECT {', '.join('p.' + f for f in _FIELDS)} "
-    "FROM JSON_TABLE(:refs, '$[*]' COLUMNS (ref CHAR(24) PATH '$')) j "
+    # As long as a callback's reference may be (webhook_event.reference): a CHAR(24) column would
+    # cut a longer one and match the purchase its first 24 characters name.
+    "FROM JSON_TABLE(:refs, '$[*]' COLUMNS (ref VARCHAR(64) PATH '$')) j "
     "STRAIGHT_JOIN purchase p FORCE INDEX (uq_purchase_provider_ref) ON p.provider_ref = j.ref"
 )
 # The caller (by API key) and its purchase in one statement: no purchase is found without the key.

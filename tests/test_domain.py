@@ -345,3 +345,14 @@ async def test_a_group_attach_stores_each_code_once_and_only_on_pending_transact
     assert stored == {waiting: (f"qr-{waiting}", f"0002-{waiting}"), coded: ("qr-first", "first"), failed: (None, None)}
     keys = [qris.create_qr_job(tr_id).job_key for tr_id in (waiting, coded, failed)]
     assert db.value("SELECT COUNT(*) FROM outbox WHERE job_key IN (%s, %s, %s)", *keys) == 0
+
+
+async def test_purchases_are_found_by_whole_provider_refs_only(engine, pool, db: MariaDB):
+    """A webhook group's lookup (db.purchases.by_provider_refs): a callback naming a longer ref
+    that starts with a purchase's finds nothing."""
+    purchase_id = await accept(engine, await new_reseller(engine, 30_000))
+    ref = db.value("SELECT provider_ref FROM purchase WHERE id = %s", purchase_id)
+    async with raw.transaction(pool) as conn:
+        assert await purchase_queries.by_provider_refs(conn, [ref + "Z" * 30]) == {}
+        found = await purchase_queries.by_provider_refs(conn, [ref, "LKnobody"])
+    assert list(found) == [ref] and found[ref].id == purchase_id
