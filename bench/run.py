@@ -25,6 +25,7 @@ from bench.env import DATABASE_URL, REDIS_URL, BenchStack, Database, Options, fl
 from bench.load import run_wrk, write_script, wrk_available
 from bench.raw_db import run_processes
 from core.settings import get_settings
+from db.engine import engine_size_beside
 from workers.resources import worker_pool_size
 
 HERE = Path(__file__).resolve().parent
@@ -177,7 +178,7 @@ def _pools(threads: int) -> str:
     """The connections a web and a worker process may open: the hot pool (db.raw) and the engine's."""
     size = get_settings().db_pool_size
     worker = worker_pool_size(size, threads + get_settings().worker_in_flight)
-    return f"web {size} hot + {max(2, size // 2)}+10, worker {worker} hot + {max(2, worker // 2)}"
+    return f"web {size} hot + {engine_size_beside(size)}+10, worker {worker} hot + {engine_size_beside(worker)}"
 
 
 def describe(args: argparse.Namespace, db: Database) -> dict[str, str]:

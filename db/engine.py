@@ -40,6 +40,12 @@ def create_engine(settings: Settings, pool_size: int | None = None, max_overflow
     )
 
 
+def engine_size_beside(hot_pool_size: int) -> int:
+    """The engine's pool size in a process whose hot paths take a pool of hot_pool_size (create_pool):
+    half of it, at least 2, for its multi-statement transactions built with SQLAlchemy."""
+    return max(2, hot_pool_size // 2)
+
+
 def create_pool(settings: Settings, size: int, *, autocommit: bool = False) -> asyncmy.Pool:
     """The hot paths' connections (db.raw.transaction and db.raw.autocommitting): asyncmy's own
     pool. A checkout and return through it cost ~20-30 us of CPU here, through the engine's ~100-120 us

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from core import heap
 from core.security import PrivateKeyBox, ResponseCipher
 from core.settings import Settings
-from db.engine import close_pool, create_engine, create_pool
+from db.engine import close_pool, create_engine, create_pool, engine_size_beside
 from web import accounts, deposits, health, kiosk, masters, metrics, openapi, purchases, staff_ops, webhooks
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware.metrics import RequestMetrics
@@ -84,7 +84,7 @@ def create_app(settings: Settings) -> Starlette:
         # single reads (GET /status, a kiosk's transaction). The rest, multi-statement
         # transactions, go through a smaller engine beside it.
         app.state.autocommit_pool = create_pool(settings, settings.db_pool_size, autocommit=True)
-        app.state.engine = create_engine(settings, pool_size=max(2, settings.db_pool_size // 2))
+        app.state.engine = create_engine(settings, pool_size=engine_size_beside(settings.db_pool_size))
         # Short timeouts: a stuck Redis must not hold requests; the outbox covers a failed push.
         app.state.redis = Redis.from_url(
             settings.redis_url, socket_timeout=settings.qris_create_wait_ms / 1000 + 1, socket_connect_timeout=1

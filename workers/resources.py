@@ -23,7 +23,7 @@ from core.logs import describe_failure
 from core.outbound import callback_resolver
 from core.settings import Settings, get_settings
 from db import outbox, raw
-from db.engine import close_pool, create_engine, create_pool
+from db.engine import close_pool, create_engine, create_pool, engine_size_beside
 from db.outbox import Job
 from provider.digiflazz import DigiflazzClient
 from provider.payment_links import MidtransClient, PaystackClient
@@ -90,7 +90,7 @@ class Resources:
         # The hot paths (start, settle, attach, apply, retries, the heartbeat) take the raw pool;
         # the engine, half its size, serves the rest (photo e-mails, callback deliveries).
         raw_pool = create_pool(settings, pool_size)
-        engine = create_engine(settings, pool_size=max(2, pool_size // 2), max_overflow=0)
+        engine = create_engine(settings, pool_size=engine_size_beside(pool_size), max_overflow=0)
         lease = settings.outbox_lease_seconds
 
         async def keep_due(job_keys: list[str]) -> None:
