@@ -73,13 +73,29 @@ _BY_PROVIDER_REFS = sql(
     "FROM JSON_TABLE(:refs, '$[*]' COLUMNS (ref VARCHAR(64) PATH '$')) j "
     "STRAIGHT_JOIN purchase p FORCE INDEX (uq_purchase_provider_ref) ON p.provider_ref = j.ref"
 )
-# The caller (by API key) and its purchase in one statement: no purchase is found without the key.
+# Callers (by API key) and their purchases in one statement: no purchase is found without its
+# owner's key. Each item is a row of the JSON array, answered with its ordinal, so the group's
+# answers go back to their callers; an item whose key names no active reseller has no row.
 _OWNED = (
-    f"SELECT {', '.join('r.' + f for f in resellers.FIELDS)}, {', '.join('p.' + f for f in _FIELDS)} "
-    "FROM reseller r LEFT JOIN purchase p ON p.reseller_id = r.id AND "
+    f"SELECT j.n, {', '.join('r.' + f for f in resellers.FIELDS)}, {', '.join('p.' + f for f in _FIELDS)} "
+    "FROM JSON_TABLE(:items, '$[*]' COLUMNS (n FOR ORDINALITY, k CHAR(64) PATH '$.k', {column})) j "
+    "STRAIGHT_JOIN reseller r FORCE INDEX (uq_reseller_api_key) ON r.api_key_hash = UNHEX(j.k) AND r.aktif "
+    "LEFT JOIN purchase p ON p.reseller_id = r.id AND {match}"
 )
-_OWNED_BY_ID = sql(_OWNED + "p.id = :id WHERE r.api_key_hash = :key_hash AND r.aktif")
-_OWNED_BY_REF_ID = sql(_OWNED + "p.ref_id = :ref_id WHERE r.api_key_hash = :key_hash AND r.aktif")
+_OWNED_BY_ID = sql(_OWNED.format(column="id BIGINT UNSIGNED PATH '$.id'", match="p.id = j.id"))
+# As long as a ref_id may be (RefIdQuery), in the purchase's collation so its unique key serves.
+_OWNED_BY_REF_ID = sql(
+    _OWNED.format(column="ref VARCHAR(64) COLLATE utf8mb4_unicode_ci PATH '$.ref'", match="p.ref_id = j.ref")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedQuery:
+    """One GET /status: the caller's API key hash and its purchase's id or ref_id (one of them)."""
+
+    key_hash: bytes
+    purchase_id: int | None = None
+    ref_id: str | None = None
 
 
 async def by_id(conn: raw.Connection, purchase_id: int) -> Purchase | None:
@@ -94,18 +110,29 @@ async def by_ref_id(conn: raw.Connection, reseller_id: int, ref_id: str) -> Purc
     return Purchase(*found.rows[0]) if found.rows else None
 
 
-async def owned(
-    conn: raw.Connection, key_hash: bytes, *, purchase_id: int | None = None, ref_id: str | None = None
-) -> tuple[Reseller | None, Purchase | None]:
-    """GET /status: the active reseller with this API key hash and its purchase of this id (or
-    ref_id), in one statement; (None, None) without such a reseller."""
-    statement, params = (_OWNED_BY_REF_ID, {"ref_id": ref_id}) if purchase_id is None else (_OWNED_BY_ID, {"id": purchase_id})
-    found = await raw.run(conn, statement, {**params, "key_hash": key_hash})
-    if not found.rows:
-        return None, None
-    row = found.rows[0]
-    split = len(resellers.FIELDS)
-    return resellers.from_row(row[:split]), Purchase(*row[split:]) if row[split] is not None else None
+async def owned(conn: raw.Connection, queries: list[OwnedQuery]) -> list[tuple[Reseller | None, Purchase | None]]:
+    """GET /status for a group of callers: for each query, in order, the active reseller with its
+    API key hash and its purchase of that id (or ref_id); (None, None) without such a reseller.
+    One statement for the queries by id and one for those by ref_id."""
+    answers: list[tuple[Reseller | None, Purchase | None]] = [(None, None)] * len(queries)
+    by_id = [i for i, query in enumerate(queries) if query.purchase_id is not None]
+    by_ref_id = [i for i, query in enumerate(queries) if query.purchase_id is None]
+    for statement, indexes, field in ((_OWNED_BY_ID, by_id, "id"), (_OWNED_BY_REF_ID, by_ref_id, "ref")):
+        if not indexes:
+            continue
+        items = [{"k": queries[i].key_hash.hex(), field: _owned_value(queries[i])} for i in indexes]
+        found = await raw.run(conn, statement, {"items": json.dumps(items)})
+        split = 1 + len(resellers.FIELDS)
+        for row in found.rows:
+            answers[indexes[row[0] - 1]] = (
+                resellers.from_row(row[1:split]),
+                Purchase(*row[split:]) if row[split] is not None else None,
+            )
+    return answers
+
+
+def _owned_value(query: OwnedQuery) -> int | str | None:
+    return query.purchase_id if query.purchase_id is not None else query.ref_id
 
 
 async def by_provider_ref(conn: raw.Connection, provider_ref: str) -> Purchase | None:

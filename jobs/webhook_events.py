@@ -115,7 +115,7 @@ HANDLERS: dict[str, Callable[[raw.Connection, WebhookEvent, GroupReads], Awaitab
 
 async def apply(event_id: int) -> None:
     """Apply one event, in one transaction with the other events this process applies at the same
-    moment (workers.group_call). The events are locked, so two copies of one event's job run one
+    moment (core.group_call). The events are locked, so two copies of one event's job run one
     after the other, and the second finds it applied."""
     context.subject.set(f"webhook_event:{event_id}")
     res = resources.current()

@@ -356,3 +356,32 @@ async def test_purchases_are_found_by_whole_provider_refs_only(engine, pool, db:
         assert await purchase_queries.by_provider_refs(conn, [ref + "Z" * 30]) == {}
         found = await purchase_queries.by_provider_refs(conn, [ref, "LKnobody"])
     assert list(found) == [ref] and found[ref].id == purchase_id
+
+
+async def test_a_group_of_status_reads_answers_each_caller_its_own(engine: AsyncEngine, pool: asyncmy.Pool, db: MariaDB):
+    """GET /status's group read (db.purchases.owned): each query gets its own caller and only its
+    own purchase, by id or by ref_id, in the order asked; a key of no active reseller gets nothing."""
+    alice, bob, gone = [await new_reseller(engine, 30_000) for _ in range(3)]
+    alices = await accept(engine, alice, ref_id="GRP-1")
+    bobs = await accept(engine, bob, ref_id="GRP-1")
+    key = {r: db.value("SELECT api_key_hash FROM reseller WHERE id = %s", r) for r in (alice, bob, gone)}
+    db.rows("UPDATE reseller SET aktif = FALSE WHERE id = %s", gone)
+    Q = purchase_queries.OwnedQuery
+    queries = [
+        Q(key[alice], purchase_id=alices),
+        Q(key[bob], purchase_id=alices),  # another's purchase: the caller, no purchase
+        Q(b"\x00" * 32, purchase_id=alices),  # no such key
+        Q(key[bob], ref_id="GRP-1"),
+        Q(key[gone], purchase_id=alices),  # deactivated
+        Q(key[alice], ref_id="GRP-1"),
+        Q(key[alice], purchase_id=alices),  # the same query twice in a group
+        Q(key[alice], ref_id="GRP-1 but longer"),
+    ]
+    autocommit_pool = create_pool(get_settings(), 1, autocommit=True)
+    try:
+        async with raw.autocommitting(autocommit_pool) as conn:
+            answers = await purchase_queries.owned(conn, queries)
+    finally:
+        await close_pool(autocommit_pool)
+    seen = [(r.id if r else None, p.id if p else None) for r, p in answers]
+    assert seen == [(alice, alices), (bob, None), (None, None), (bob, bobs), (None, None), (alice, alices), (alice, alices), (alice, None)]

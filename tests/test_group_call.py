@@ -1,4 +1,4 @@
-"""workers.group_call: concurrent callers share runs, and a bad item fails only its own caller."""
+"""core.group_call: concurrent callers share runs, and a bad item fails only its own caller."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from workers.group_call import GroupCall, GroupCallClosed
+from core.group_call import GroupCall, GroupCallClosed
 
 
 class Recorder:

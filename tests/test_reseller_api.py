@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from core.security import issue_staff_token
-from tests.harness import LoketStack, fast_env, register
+from tests.harness import LoketStack, Reseller, fast_env, register
 
 
 async def test_register_returns_keys_once_and_stores_neither_in_the_clear(api, stack: LoketStack):
@@ -80,6 +82,36 @@ async def test_one_reseller_never_sees_another_ones_purchases(api, admin_token):
     # Bob may use the same ref_id for his own purchase: idempotency keys are per reseller.
     own = await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": "081233334444", "ref_id": "A-1"}, headers=bob.headers)
     assert own.status_code == 200 and own.json()["id"] != purchase["id"]
+
+
+async def test_concurrent_status_reads_each_answer_their_own_caller(api, admin_token):
+    """The web reads GET /status of the same moment together (web.purchases.status_reads): under
+    concurrent reads each caller still gets its own purchase, and nobody another's."""
+    alice = await register(api, admin_token, saldo=100_000)
+    bob = await register(api, admin_token, saldo=100_000)
+    mine = {}
+    for who, reseller in (("alice", alice), ("bob", bob)):
+        mine[who] = [
+            (await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": f"0812555{i:05d}", "ref_id": f"C-{i}"}, headers=reseller.headers)).json()["id"]
+            for i in range(3)
+        ]
+    asks = []
+    for i in range(3):
+        asks += [
+            (alice, f"/status/{mine['alice'][i]}", 200, mine["alice"][i]),
+            (bob, f"/status/{mine['bob'][i]}", 200, mine["bob"][i]),
+            (bob, f"/status/{mine['alice'][i]}", 404, None),
+            (alice, f"/status?ref_id=C-{i}", 200, mine["alice"][i]),
+            (bob, f"/status?ref_id=C-{i}", 200, mine["bob"][i]),
+        ]
+    asks *= 4
+    wrong_key = Reseller(0, "not-a-key", "")
+    asks += [(wrong_key, f"/status/{mine['alice'][0]}", 401, None)] * 5
+    answers = await asyncio.gather(*(api.get(path, headers=who.headers) for who, path, _, _ in asks))
+    for (_, path, status, purchase_id), answer in zip(asks, answers, strict=True):
+        assert answer.status_code == status, (path, answer.text)
+        if purchase_id is not None:
+            assert answer.json()["id"] == purchase_id
 
 
 async def test_riwayat_pages_newest_first(api, admin_token):

@@ -1,4 +1,4 @@
-"""Webhook events applied together (jobs.webhook_events, workers.group_call), in this process
+"""Webhook events applied together (jobs.webhook_events, core.group_call), in this process
 against the real database: each event once, and an event that cannot be applied fails alone."""
 
 from __future__ import annotations

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncmy
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from core.group_call import GroupCall
 from db import products, raw, resellers
 from db import purchases as purchase_queries
+from db.resellers import Reseller
 from domain import purchases
 from domain.ledger import InsufficientSaldo
 from web import auth, signing
@@ -103,14 +106,33 @@ async def status_by_ref(request: Request) -> JSONResponse:
 
 
 async def _status(request: Request, **which: Any) -> JSONResponse:
-    """The caller and its purchase in one read, one round trip (autocommit: no COMMIT after it)."""
-    key_hash = auth.api_key_hash_of(request)
-    async with raw.autocommitting(request.app.state.autocommit_pool) as conn:
-        reseller, found = await purchase_queries.owned(conn, key_hash, **which)
+    """The caller and its purchase in one read, shared with the reads of the same moment (status_reads)."""
+    query = purchase_queries.OwnedQuery(auth.api_key_hash_of(request), **which)
+    reseller, found = await request.app.state.status_reads(query)
     await auth.verified(request, reseller)
     if found is None:
         raise ApiError(404, "not_found", "transaksi tidak ditemukan")
     return JSONResponse(purchase_view(found))
+
+
+StatusReads = GroupCall[purchase_queries.OwnedQuery, tuple[Reseller | None, purchase_queries.Purchase | None]]
+
+
+def status_reads(pool: asyncmy.Pool) -> StatusReads:
+    """The web process's GET /status reads: those that come while one group is on its way go
+    together in the next, one statement and one connection of the autocommit pool for all (no
+    COMMIT after a read). Each read still starts after its request came, so it sees every
+    change committed before that. The driver's statement, a connection's checkout and the
+    result's column definitions were ~35% of the web's CPU per read, once per read."""
+
+    async def read(queries: list[purchase_queries.OwnedQuery]) -> list[tuple[Reseller | None, purchase_queries.Purchase | None]]:
+        async with raw.autocommitting(pool) as conn:
+            return await purchase_queries.owned(conn, queries)
+
+    return GroupCall(read, STATUS_READS_PER_GROUP)
+
+
+STATUS_READS_PER_GROUP = 128
 
 
 async def history(request: Request) -> JSONResponse:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from core.group_call import GroupCall, GroupCallClosed
 from db.outbox import Job
 from workers.enqueue import Encoded, encode, push_encoded_after_commit
-from workers.group_call import GroupCall, GroupCallClosed
 
 MAX_JOBS_PER_PUSH = 256  # bounds the Lua script's run, during which Redis serves no one else
 

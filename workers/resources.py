@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core import metrics
+from core.group_call import GroupCall
 from core.logs import describe_failure
 from core.outbound import callback_resolver
 from core.settings import Settings, get_settings
@@ -28,7 +29,6 @@ from db.outbox import Job
 from provider.digiflazz import DigiflazzClient
 from provider.payment_links import MidtransClient, PaystackClient
 from provider.xendit import XenditClient
-from workers.group_call import GroupCall
 from workers.in_flight import InFlight
 from workers.pusher import Pusher
 from workers.unit_of_work import unit_of_work
@@ -39,7 +39,7 @@ Item = TypeVar("Item")
 Answer = TypeVar("Answer")
 
 GROUP_LIMIT = 128
-"""The most items one group call takes (workers.group_call): bounds a transaction's locks and length."""
+"""The most items one group call takes (core.group_call): bounds a transaction's locks and length."""
 
 
 def worker_pool_size(configured: int, concurrency: int) -> int:
@@ -134,7 +134,7 @@ class Resources:
         return unit_of_work(raw.transaction(self.raw_pool), self.pusher)
 
     def group_call(self, name: str, run: Callable[[list[Item]], Awaitable[list[Answer]]]) -> GroupCall[Item, Answer]:
-        """This process's group call of that name (workers.group_call), made on first use with run:
+        """This process's group call of that name (core.group_call), made on first use with run:
         the items of callers that come while a run is on its way go together in the next one."""
         group_call = self._group_calls.get(name)
         if group_call is None:
