@@ -5,7 +5,7 @@
 --
 -- Measured (issue 4): each round trip costs the web process a socket write and a read, and those
 -- were a third of its CPU per accepted purchase.
--- The intake procedures the web calls once per request (accept_purchase, receive_webhook_event,
+-- The intake procedures the web calls (accept_purchase, receive_webhook_events,
 -- create_qris_transaction) open and commit their own transaction, so that the request takes one
 -- round trip, not a CALL and then a COMMIT: they are called on an autocommit connection
 -- (db.raw.autocommitting) and refuse to run inside a transaction, whose work their COMMIT would end.
@@ -273,50 +273,63 @@ BEGIN
   SELECT CONCAT('[', v_ended_here, ']');
 END //
 
--- The inbox: store a verified external event once per (source, event_key), with its apply job, and
--- commit (its own transaction: see the top).
--- Answers one row: the event's id, or NULL when the same event was stored before (then nothing
--- was written).
+-- The inbox: store verified external events once per (source, event_key), each with its apply
+-- job, and commit (its own transaction: see the top): the events a web process receives at the
+-- same moment share one transaction and one round trip (web.webhooks).
+-- Answers one row: a JSON array with, for each event in order, its id, or null when the same
+-- event was stored before (then nothing was written for it). An error rolls back them all.
 DROP PROCEDURE IF EXISTS receive_webhook_event //
-CREATE PROCEDURE receive_webhook_event(
-  IN p_source VARCHAR(16),
-  IN p_event_key CHAR(64),
-  IN p_reference VARCHAR(64),
-  IN p_payload LONGTEXT,
+DROP PROCEDURE IF EXISTS receive_webhook_events //
+CREATE PROCEDURE receive_webhook_events(
+  IN p_events LONGTEXT,            -- JSON array of {source, event_key, reference, payload}
   IN p_job_key_prefix VARCHAR(32),
   IN p_queue_name VARCHAR(32),
   IN p_actor_name VARCHAR(64),
   IN p_lease_seconds INT
 )
 BEGIN
-  DECLARE v_duplicate BOOLEAN DEFAULT FALSE;
-  DECLARE v_event_id BIGINT UNSIGNED DEFAULT NULL;
+  DECLARE v_done BOOLEAN DEFAULT FALSE;
+  DECLARE v_duplicate BOOLEAN;
+  DECLARE v_event_id BIGINT UNSIGNED;
+  DECLARE v_ids LONGTEXT DEFAULT '';
+  DECLARE v_source, v_event_key, v_reference VARCHAR(255);
+  DECLARE v_payload LONGTEXT;
+  -- Wider than the table's columns: an overlong value fails its INSERT (strict mode), never cut.
+  DECLARE c_events CURSOR FOR
+    SELECT source, event_key, reference, payload FROM JSON_TABLE(p_events, '$[*]' COLUMNS (
+      n FOR ORDINALITY, source VARCHAR(255) PATH '$.source', event_key VARCHAR(255) PATH '$.event_key',
+      reference VARCHAR(255) PATH '$.reference', payload JSON PATH '$.payload')) j
+    ORDER BY n;
+  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = TRUE;
 
-  CALL begin_own_transaction('receive_webhook_event');
+  CALL begin_own_transaction('receive_webhook_events');
   BEGIN
     DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
-    BEGIN
-      DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
-      INSERT INTO webhook_event (source, event_key, reference, payload) VALUES (p_source, p_event_key, p_reference, p_payload);
-    END;
-    IF NOT v_duplicate THEN
-      SET v_event_id = LAST_INSERT_ID();
-      INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
-      VALUES (CONCAT(p_job_key_prefix, v_event_id), p_queue_name, p_actor_name, CONCAT('[', v_event_id, ']'),
-              NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
-    END IF;
+    OPEN c_events;
+    each_event: LOOP
+      FETCH c_events INTO v_source, v_event_key, v_reference, v_payload;
+      IF v_done THEN LEAVE each_event; END IF;
+      SET v_duplicate = FALSE;
+      BEGIN
+        DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
+        INSERT INTO webhook_event (source, event_key, reference, payload) VALUES (v_source, v_event_key, v_reference, v_payload);
+      END;
+      IF v_duplicate THEN
+        SET v_ids = CONCAT(v_ids, ',null');
+      ELSE
+        SET v_event_id = LAST_INSERT_ID();
+        SET v_ids = CONCAT(v_ids, ',', v_event_id);
+        INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
+        VALUES (CONCAT(p_job_key_prefix, v_event_id), p_queue_name, p_actor_name, CONCAT('[', v_event_id, ']'),
+                NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+      END IF;
+    END LOOP;
+    CLOSE c_events;
     COMMIT;
   END;
-  SELECT v_event_id;
+  SELECT CONCAT('[', SUBSTRING(v_ids, 2), ']');
 END //
 
--- A kiosk session: a PENDING QRIS transaction, its price's quota slot and its create-QR job,
--- committed (its own transaction: see the top).
--- Answers one row: (created, then the transaction's columns as committed, which the create's
--- answer shows without reading them again), or (outcome, NULL) where outcome is one of (nothing
--- written) unknown_location, unknown_price, price_not_for_location, quota_exhausted,
--- duplicate_external_id (the caller's random external id is taken: it tries another).
--- The conditional increment is the quota: concurrent creates serialise on the price row.
 DROP PROCEDURE IF EXISTS create_qris_transaction //
 CREATE PROCEDURE create_qris_transaction(
   IN p_external_id VARCHAR(64),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from db import outbox, raw
@@ -16,45 +17,45 @@ WEBHOOK_QUEUE = "webhooks"
 
 APPLY_JOB_PREFIX = "webhook_event:"
 
-_RECEIVE = sql(
-    "CALL receive_webhook_event(:source, :event_key, :reference, :payload, :job_key_prefix, :queue_name, :actor_name, :lease)"
-)
+_RECEIVE = sql("CALL receive_webhook_events(:events, :job_key_prefix, :queue_name, :actor_name, :lease)")
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """A verified external event, as the inbox stores it.
+
+    event_key: unique per source, so a second delivery of the same event is recognised.
+    reference: the purchase or transaction it names, as the source names it (None without one).
+    """
+
+    source: str
+    event_key: str
+    reference: str | None
+    payload: dict[str, Any]
 
 
 def apply_job(event_id: int) -> Job:
     return Job(job_key=f"{APPLY_JOB_PREFIX}{event_id}", queue_name=WEBHOOK_QUEUE, actor_name=APPLY_ACTOR, args=[event_id])
 
 
-async def receive(
-    conn: raw.Connection,
-    *,
-    source: str,
-    event_key: str,
-    reference: str | None,
-    payload: dict[str, Any],
-    lease_seconds: int,
-) -> Job | None:
-    """Store a verified event and its apply job, and commit; None when the same event was stored
-    before. One round trip: procedures.sql's receive_webhook_event, which opens and commits its
-    own transaction.
+async def receive_all(conn: raw.Connection, events: list[IncomingEvent], *, lease_seconds: int) -> list[Job | None]:
+    """Store verified events and their apply jobs, and commit: for each event in order, its apply
+    job, for the caller to push now that it is committed; None when the same event was stored
+    before. One round trip for all: procedures.sql's receive_webhook_events, which opens and
+    commits its own transaction; an error stores none of them.
 
     conn: an autocommit connection (db.raw.autocommitting), as for domain.purchases.accept."""
     params = {
-        "source": source,
-        "event_key": event_key,
-        "reference": reference,
-        "payload": json.dumps(payload),
+        "events": json.dumps([
+            {"source": e.source, "event_key": e.event_key, "reference": e.reference, "payload": e.payload} for e in events
+        ]),
         "job_key_prefix": APPLY_JOB_PREFIX,
         "queue_name": WEBHOOK_QUEUE,
         "actor_name": APPLY_ACTOR,
         "lease": lease_seconds,
-    }
-    event_id = (await raw.run(conn, _RECEIVE, params)).scalar()
-    if event_id is None:
-        return None
-    job = apply_job(int(event_id))
-    outbox.will_push(job)
-    return job
+    }  # fmt: skip
+    event_ids = json.loads((await raw.run(conn, _RECEIVE, params)).scalar())
+    return [apply_job(event_id) if event_id is not None else None for event_id in event_ids]
 
 
 async def finish(conn: raw.Connection, closed: dict[int, tuple[str, str | None] | None]) -> None:

@@ -91,3 +91,23 @@ async def test_duplicate_late_and_out_of_order_callbacks_change_nothing(api, sta
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 88_000}
     assert stack.db.value("SELECT COUNT(*) FROM ledger_entry WHERE purchase_id = %s", purchase["id"]) == 1
     assert stack.db.ledger_matches_saldo(reseller.id)
+
+
+async def test_concurrent_deliveries_are_stored_together_and_each_event_once(api, stack: LoketStack):
+    """The web stores the webhooks of the same moment in one transaction (web.webhooks.webhook_intake):
+    ten copies of one event and five other events at once store six events, each answered for
+    itself, and each is handled."""
+    same = event("LKconcurrent0000000001", "Sukses", "00", "SN-1")
+    others = [event(f"LKconcurrent000000010{i}", "Gagal", "02") for i in range(5)]
+    bodies = [signed(same)] * 10 + [signed(other) for other in others]
+    answers = await asyncio.gather(*(api.post("/webhooks/digiflazz", content=raw, headers=headers) for raw, headers in bodies))
+    assert [a.status_code for a in answers] == [200] * 15
+    assert sorted(a.json()["duplicate"] for a in answers[:10]) == [False] + [True] * 9
+    assert [a.json()["duplicate"] for a in answers[10:]] == [False] * 5
+    for data in (same, *others):
+        assert stack.db.value("SELECT COUNT(*) FROM webhook_event WHERE reference = %s", data["ref_id"]) == 1
+
+    async def all_unmatched() -> bool:
+        return all([await outcomes(stack, data["ref_id"]) == ["unmatched"] for data in (same, *others)])
+
+    await wait_until(all_unmatched, timeout=10)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -102,8 +103,8 @@ async def test_an_intake_procedure_refuses_to_run_inside_a_transaction_and_commi
     location_id, price_id = new_location_with_price(db)
     calls = {
         "accept": lambda tx: purchases.accept(tx, reseller_id=reseller_id, ref_id=None, **ORDER),
-        "receive": lambda tx: webhook_events.receive(
-            tx, source="digiflazz", event_key=uuid.uuid4().hex, reference="LKx", payload={}, lease_seconds=60
+        "receive": lambda tx: webhook_events.receive_all(
+            tx, [webhook_events.IncomingEvent("digiflazz", uuid.uuid4().hex, "LKx", {})], lease_seconds=60
         ),
         "create": lambda tx: qris.create(
             tx, location_id=location_id, price_id=price_id, default_amount=1, ttl_seconds=60, lease_seconds=60,
@@ -190,3 +191,33 @@ async def test_tasks_queueing_for_connections_are_served_in_turn(db: MariaDB):
         await close_pool(pool)
     mean = sum(done) / len(done)
     assert min(done) >= mean / 4, done
+
+
+async def test_a_group_of_webhook_events_is_stored_once_each_or_not_at_all(pool, db: MariaDB):
+    """receive_webhook_events: an event stored before, and the same event twice in one group, are
+    duplicates (no job); the same key from another source is another event; an event the table
+    cannot hold fails the whole group, which stores nothing."""
+    E = webhook_events.IncomingEvent
+    key, other = uuid.uuid4().hex, uuid.uuid4().hex
+    autocommit_pool = create_pool(get_settings(), 1, autocommit=True)
+    try:
+        async with raw.autocommitting(autocommit_pool) as conn:
+            [first] = await webhook_events.receive_all(conn, [E("digiflazz", key, "LKg1", {"data": {"n": 1}})], lease_seconds=60)
+            jobs = await webhook_events.receive_all(
+                conn,
+                [E("digiflazz", key, "LKg1", {}), E("digiflazz", other, None, {"é": [1, None]}), E("digiflazz", other, None, {}), E("xendit", key, "g1", {})],
+                lease_seconds=60,
+            )
+            with pytest.raises(DBAPIError, match="Data too long"):
+                await webhook_events.receive_all(conn, [E("digiflazz", uuid.uuid4().hex, "LKg2", {}), E("digiflazz", uuid.uuid4().hex, "x" * 65, {})], lease_seconds=60)
+    finally:
+        await close_pool(autocommit_pool)
+    assert first is not None and jobs[0] is None and jobs[2] is None
+    assert jobs[1] is not None and jobs[3] is not None
+    stored = {job.args[0]: job for job in (first, jobs[1], jobs[3])}
+    rows = db.rows("SELECT id, source, event_key, payload FROM webhook_event WHERE event_key IN (%s, %s) ORDER BY id", key, other)
+    assert [(r["id"], r["source"], r["event_key"]) for r in rows] == [(first.args[0], "digiflazz", key), (jobs[1].args[0], "digiflazz", other), (jobs[3].args[0], "xendit", key)]
+    assert json.loads(rows[1]["payload"]) == {"é": [1, None]}
+    outbox_keys = {r["job_key"] for r in db.rows("SELECT job_key FROM outbox WHERE job_key IN (%s, %s, %s)", *(j.job_key for j in stored.values()))}
+    assert outbox_keys == {j.job_key for j in stored.values()}
+    assert db.value("SELECT COUNT(*) FROM webhook_event WHERE reference = 'LKg2'") == 0

@@ -27,8 +27,8 @@ async def worker_resources(db: MariaDB) -> AsyncIterator[resources.Resources]:
 
 async def receive(res: resources.Resources, reference: str, payload: dict) -> int:
     async with autocommit_connection(res.engine) as conn:
-        job = await webhook_events.receive(
-            conn, source="digiflazz", event_key=uuid.uuid4().hex, reference=reference, payload=payload, lease_seconds=60
+        [job] = await webhook_events.receive_all(
+            conn, [webhook_events.IncomingEvent("digiflazz", uuid.uuid4().hex, reference, payload)], lease_seconds=60
         )
     assert job is not None
     return job.args[0]

@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> Starlette:
         # transactions, go through a smaller engine beside it.
         app.state.autocommit_pool = create_pool(settings, settings.db_pool_size, autocommit=True)
         app.state.status_reads = purchases.status_reads(app.state.autocommit_pool)
+        app.state.webhook_intake = webhooks.webhook_intake(app.state.autocommit_pool, settings.outbox_lease_seconds)
         app.state.engine = create_engine(settings, pool_size=engine_size_beside(settings.db_pool_size))
         # Short timeouts: a stuck Redis must not hold requests; the outbox covers a failed push.
         app.state.redis = Redis.from_url(

@@ -6,18 +6,20 @@ import hashlib
 import json
 from typing import Any
 
+import asyncmy
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core import metrics
+from core.group_call import GroupCall
 from core.security import hmac_sha1_hex, same_secret
 from db import raw
+from db.outbox import Job
 from domain import webhook_events
 from provider.payment_links import midtrans_signature, parse_midtrans, parse_paystack, paystack_signature
 from provider.xendit import parse_payment_webhook
 from web.errors import ApiError
 from web.requests import read_body
-from workers.unit_of_work import unit_of_work
 
 
 def _digiflazz_data(raw_body: bytes) -> dict[str, Any]:
@@ -37,17 +39,34 @@ def _digiflazz_data(raw_body: bytes) -> dict[str, Any]:
 async def _store(request: Request, source: str, identity: str, reference: str | None, payload: dict[str, Any]) -> JSONResponse:
     """Store a verified event once and hand it to a worker; the 2xx comes after the COMMIT."""
     state = request.app.state
-    async with unit_of_work(raw.autocommitting(state.autocommit_pool), state.pusher) as conn:
-        job = await webhook_events.receive(
-            conn,
-            source=source,
-            event_key=hashlib.sha256(identity.encode()).hexdigest(),
-            reference=reference,
-            payload=payload,
-            lease_seconds=state.settings.outbox_lease_seconds,
-        )
+    event = webhook_events.IncomingEvent(source, hashlib.sha256(identity.encode()).hexdigest(), reference, payload)
+    job = await state.webhook_intake(event)
+    if job is not None:
+        await state.pusher.push_after_commit([job])
     metrics.webhooks_received.labels(source, "stored" if job else "duplicate").inc()
     return JSONResponse({"received": True, "duplicate": job is None})
+
+
+WebhookIntake = GroupCall[webhook_events.IncomingEvent, Job | None]
+
+
+def webhook_intake(pool: asyncmy.Pool, lease_seconds: int) -> WebhookIntake:
+    """The web process's webhook intake: the events that come while one group is being stored go
+    together in the next, one procedure call and one COMMIT for all (a group that fails is stored
+    again event by event, so a bad event fails only its own request). Each event's answer still
+    comes after its COMMIT.
+
+    lease_seconds: how long the relay leaves an event's apply job to the push before it pushes it."""
+
+    async def receive(events: list[webhook_events.IncomingEvent]) -> list[Job | None]:
+        async with raw.autocommitting(pool) as conn:
+            return await webhook_events.receive_all(conn, events, lease_seconds=lease_seconds)
+
+    return GroupCall(receive, WEBHOOK_EVENTS_PER_GROUP)
+
+
+# Bodies are at most 64 KiB (web.requests): a group stays well under max_allowed_packet (16 MiB).
+WEBHOOK_EVENTS_PER_GROUP = 64
 
 
 async def digiflazz(request: Request) -> JSONResponse:
