@@ -5,7 +5,7 @@
 --
 -- Measured (issue 4): each round trip costs the web process a socket write and a read, and those
 -- were a third of its CPU per accepted purchase.
--- The intake procedures the web calls (accept_purchase, receive_webhook_events,
+-- The intake procedures the web calls (accept_purchases, receive_webhook_events,
 -- create_qris_transaction) open and commit their own transaction, so that the request takes one
 -- round trip, not a CALL and then a COMMIT: they are called on an autocommit connection
 -- (db.raw.autocommitting) and refuse to run inside a transaction, whose work their COMMIT would end.
@@ -54,96 +54,127 @@ BEGIN
   START TRANSACTION;
 END //
 
--- Accept a purchase: insert it, debit its price, record its execute job in the outbox, and commit
--- (its own transaction: see the top).
--- The buyer is p_reseller_id, or, when that is NULL, the active reseller whose API key hashes
--- to p_api_key_hash (an unsigned request: the key check and the debit in one round trip).
--- Answers one row (outcome, purchase_id, harga, saldo). outcome is
---   accepted             everything was written;
+-- Accept purchases: for each order, insert it, debit its price and record its execute job in the
+-- outbox; then commit them all (one transaction of its own: see the top). The orders a web
+-- process accepts at the same moment share it, one round trip and one COMMIT (web.intake); an
+-- order that is refused leaves nothing of itself and takes nothing from the others.
+-- p_orders: a JSON array of {reseller_id, key, produk_id, nomor_tujuan, nominal, ref_id,
+-- provider_ref}. The buyer is reseller_id, or, when that is null, the active reseller whose API
+-- key hashes to key (hex; an unsigned request: the key check and the debit in one round trip).
+-- provider_ref is the order's own, the same whenever the order is sent again: a second accept of
+-- an order that was committed finds it instead of buying again.
+-- The orders are taken in their resellers' order (as settle_purchases takes its refunds), so two
+-- groups never wait for each other's saldo rows in a cycle.
+-- Answers one row: a JSON array of [n, outcome, purchase_id, harga, saldo], n being the order's
+-- place in p_orders (from 1). outcome is
+--   accepted             everything was written (or had been, for this provider_ref);
 --   invalid_api_key      no active reseller has that key; nothing was written;
 --   signature_required   the key's reseller requires signed requests; nothing was written;
 --   unknown_product      nothing was written;
 --   invalid_destination  a PLN number that is not 11-12 digits; nothing was written;
---   insufficient_saldo   nothing was written.
--- A ref_id the reseller already used fails with a duplicate-key error (1062).
+--   insufficient_saldo   nothing was written;
+--   duplicate_ref_id     the reseller's ref_id names another purchase; nothing was written.
+-- An error rolls back every order of the group.
 DROP PROCEDURE IF EXISTS accept_purchase //
-CREATE PROCEDURE accept_purchase(
-  IN p_reseller_id INT UNSIGNED,
-  IN p_api_key_hash BINARY(32),
-  IN p_produk_id INT UNSIGNED,
-  IN p_nomor_tujuan VARCHAR(20),
-  IN p_nominal INT UNSIGNED,
-  IN p_ref_id VARCHAR(64),
-  IN p_provider_ref CHAR(24),
+DROP PROCEDURE IF EXISTS accept_purchases //
+CREATE PROCEDURE accept_purchases(
+  IN p_orders LONGTEXT,
   IN p_job_key_prefix VARCHAR(32),
   IN p_queue_name VARCHAR(32),
   IN p_actor_name VARCHAR(64),
   IN p_lease_seconds INT
 )
-accept: BEGIN
-  DECLARE v_reseller_id INT UNSIGNED DEFAULT p_reseller_id;
-  DECLARE v_require_signature BOOLEAN DEFAULT FALSE;
-  DECLARE v_kode VARCHAR(32) DEFAULT NULL;
+BEGIN
+  DECLARE v_done BOOLEAN DEFAULT FALSE;
+  DECLARE v_n INT;
+  DECLARE v_reseller_id INT UNSIGNED;
+  DECLARE v_require_signature BOOLEAN;
+  DECLARE v_produk_id INT UNSIGNED;
+  -- Wider than the table's columns: an overlong value fails its INSERT (strict mode), never cut.
+  DECLARE v_nomor_tujuan, v_ref_id, v_provider_ref VARCHAR(255);
+  DECLARE v_nominal INT UNSIGNED;
+  DECLARE v_kode VARCHAR(32);
   DECLARE v_kategori VARCHAR(16);
   DECLARE v_harga INT UNSIGNED;
   DECLARE v_purchase_id BIGINT UNSIGNED;
   DECLARE v_saldo BIGINT;
-  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_kode = NULL;
+  DECLARE v_duplicate BOOLEAN;
+  DECLARE v_outcome VARCHAR(32);
+  DECLARE v_answers LONGTEXT DEFAULT '';
+  DECLARE c_orders CURSOR FOR
+    SELECT j.n, COALESCE(j.reseller_id, r.id), j.reseller_id IS NULL AND r.require_signature,
+           j.produk_id, j.nomor_tujuan, j.nominal, j.ref_id, j.provider_ref
+    FROM JSON_TABLE(p_orders, '$[*]' COLUMNS (
+      n FOR ORDINALITY, reseller_id INT UNSIGNED PATH '$.reseller_id', k CHAR(64) PATH '$.key',
+      produk_id INT UNSIGNED PATH '$.produk_id', nomor_tujuan VARCHAR(255) PATH '$.nomor_tujuan',
+      nominal INT UNSIGNED PATH '$.nominal', ref_id VARCHAR(255) PATH '$.ref_id',
+      provider_ref VARCHAR(255) PATH '$.provider_ref')) j
+    LEFT JOIN reseller r FORCE INDEX (uq_reseller_api_key) ON j.reseller_id IS NULL AND r.api_key_hash = UNHEX(j.k) AND r.aktif
+    ORDER BY COALESCE(j.reseller_id, r.id), j.n;
+  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = TRUE;
 
-  CALL begin_own_transaction('accept_purchase');
+  CALL begin_own_transaction('accept_purchases');
   BEGIN
     DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+    OPEN c_orders;
+    each_order: LOOP
+      FETCH c_orders INTO v_n, v_reseller_id, v_require_signature, v_produk_id, v_nomor_tujuan, v_nominal, v_ref_id, v_provider_ref;
+      IF v_done THEN LEAVE each_order; END IF;
+      SET v_purchase_id = NULL, v_harga = NULL, v_saldo = NULL, v_kode = NULL;
+      an_order: BEGIN
+        IF v_reseller_id IS NULL THEN SET v_outcome = 'invalid_api_key'; LEAVE an_order; END IF;
+        IF v_require_signature THEN SET v_outcome = 'signature_required'; LEAVE an_order; END IF;
+        BEGIN
+          DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_kode = NULL;  -- not the cursor's end
+          SELECT kode, kategori, harga INTO v_kode, v_kategori, v_harga FROM produk WHERE id = v_produk_id AND aktif;
+        END;
+        IF v_kode IS NULL THEN SET v_outcome = 'unknown_product'; LEAVE an_order; END IF;
+        IF v_kategori = 'pln' AND CHAR_LENGTH(v_nomor_tujuan) NOT BETWEEN 11 AND 12 THEN
+          SET v_outcome = 'invalid_destination'; LEAVE an_order;
+        END IF;
 
-    IF v_reseller_id IS NULL THEN
-      SELECT id, require_signature INTO v_reseller_id, v_require_signature
-      FROM reseller WHERE api_key_hash = p_api_key_hash AND aktif;
-      IF v_reseller_id IS NULL THEN
-        ROLLBACK;
-        SELECT 'invalid_api_key', NULL, NULL, NULL;
-        LEAVE accept;
-      END IF;
-      IF v_require_signature THEN
-        ROLLBACK;
-        SELECT 'signature_required', NULL, NULL, NULL;
-        LEAVE accept;
-      END IF;
-    END IF;
+        SAVEPOINT before_the_order;
+        SET v_duplicate = FALSE;
+        BEGIN
+          DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
+          INSERT INTO purchase (reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, provider_ref)
+          VALUES (v_reseller_id, v_ref_id, v_produk_id, v_kode, v_nomor_tujuan, v_nominal, v_harga, v_provider_ref);
+        END;
+        IF v_duplicate THEN
+          BEGIN
+            DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_purchase_id = NULL;
+            SELECT id, harga INTO v_purchase_id, v_harga FROM purchase WHERE provider_ref = v_provider_ref;
+          END;
+          IF v_purchase_id IS NULL THEN SET v_outcome = 'duplicate_ref_id'; LEAVE an_order; END IF;
+          SELECT saldo INTO v_saldo FROM reseller WHERE id = v_reseller_id;
+          SET v_outcome = 'accepted'; LEAVE an_order;  -- this very order, committed before
+        END IF;
+        SET v_purchase_id = LAST_INSERT_ID();
 
-    SELECT kode, kategori, harga INTO v_kode, v_kategori, v_harga FROM produk WHERE id = p_produk_id AND aktif;
-    IF v_kode IS NULL THEN
-      ROLLBACK;
-      SELECT 'unknown_product', NULL, NULL, NULL;
-      LEAVE accept;
-    END IF;
-    IF v_kategori = 'pln' AND CHAR_LENGTH(p_nomor_tujuan) NOT BETWEEN 11 AND 12 THEN
-      ROLLBACK;
-      SELECT 'invalid_destination', NULL, v_harga, NULL;
-      LEAVE accept;
-    END IF;
+        CALL post_ledger_entry(v_reseller_id, 'pembelian', -CAST(v_harga AS SIGNED), v_purchase_id, NULL, NULL, v_saldo);
+        IF v_saldo IS NULL THEN
+          ROLLBACK TO SAVEPOINT before_the_order;  -- the purchase row goes too
+          SET v_purchase_id = NULL, v_outcome = 'insufficient_saldo'; LEAVE an_order;
+        END IF;
 
-    INSERT INTO purchase (reseller_id, ref_id, produk_id, kode, nomor_tujuan, nominal, harga, provider_ref)
-    VALUES (v_reseller_id, p_ref_id, p_produk_id, v_kode, p_nomor_tujuan, p_nominal, v_harga, p_provider_ref);
-    SET v_purchase_id = LAST_INSERT_ID();
-
-    CALL post_ledger_entry(v_reseller_id, 'pembelian', -CAST(v_harga AS SIGNED), v_purchase_id, NULL, NULL, v_saldo);
-    IF v_saldo IS NULL THEN
-      ROLLBACK;  -- the purchase row goes too
-      SELECT 'insufficient_saldo', NULL, v_harga, NULL;
-      LEAVE accept;
-    END IF;
-
-    INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
-    VALUES (CONCAT(p_job_key_prefix, v_purchase_id), p_queue_name, p_actor_name, CONCAT('[', v_purchase_id, ']'),
-            NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+        INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
+        VALUES (CONCAT(p_job_key_prefix, v_purchase_id), p_queue_name, p_actor_name, CONCAT('[', v_purchase_id, ']'),
+                NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+        SET v_outcome = 'accepted';
+      END;
+      SET v_answers = CONCAT(v_answers, ',[', v_n, ',"', v_outcome, '",', IFNULL(v_purchase_id, 'null'), ',',
+                             IFNULL(v_harga, 'null'), ',', IFNULL(v_saldo, 'null'), ']');
+    END LOOP;
+    CLOSE c_orders;
     COMMIT;
   END;
-  SELECT 'accepted', v_purchase_id, v_harga, v_saldo;
+  SELECT CONCAT('[', SUBSTRING(v_answers, 2), ']');
 END //
 
 -- pending -> proses for a group of purchases (p_ids: a JSON array of their ids), the moment they
 -- go to the provider (from here on a purchase is never refunded on a mere error, only on the
 -- provider's own Gagal). A worker starts the purchases that queue up while its last start is on
--- its way in one call (workers/group_call.py): one commit instead of one per purchase.
+-- its way in one call (core/group_call.py): one commit instead of one per purchase.
 -- Answers the purchases as they now stand (no row for an id there is none of): the caller leaves
 -- ended ones alone. Their execute jobs' outbox rows (p_job_key_prefix + id) are kept due at least
 -- half a lease away (rewritten only when nearer): the worker acknowledges a message before the
@@ -403,7 +434,7 @@ END //
 -- The QR codes the gateway made for a group of transactions (p_codes: a JSON array of objects
 -- with id, qr_id, qr_string and qr_url), each stored once, on a PENDING transaction that has
 -- none yet; the create jobs (p_job_key_prefix + id) are done either way. A worker attaches the
--- codes that arrive while its last attach is on its way in one call (workers/group_call.py).
+-- codes that arrive while its last attach is on its way in one call (core/group_call.py).
 -- Answers one row: a JSON array of the ids attached here.
 DROP PROCEDURE IF EXISTS attach_qr_codes //
 CREATE PROCEDURE attach_qr_codes(IN p_codes JSON, IN p_job_key_prefix VARCHAR(32))

@@ -1,12 +1,13 @@
 """The accept path's transaction without the web layer: the ceiling the /beli figures are set against.
 
 `python -m bench.raw_db --keys-file keys.json --duration 10 --tasks 64` runs, in its own process, `tasks`
-concurrent asyncio loops of exactly what an unsigned POST /beli does with the database
-(domain.purchases.accept by API key hash: CALL accept_purchase, which finds the reseller by its
-key, reads the product, inserts the purchase, debits the saldo, records the ledger entry and the
-outbox row, and commits its own transaction) on a db.raw.autocommitting() connection of the
-web's autocommit pool (db.engine.create_pool, the web's settings), and writes its result as JSON to
---out. Not included: HTTP, JSON, validation, and the Redis push after commit.
+concurrent asyncio loops of exactly what an unsigned POST /beli does with the database: an order
+by API key hash to the web's purchase intake (web.intake.purchase_intake: the orders of the same
+moment in one CALL accept_purchases, which finds each reseller by its key, reads the product,
+inserts the purchase, debits the saldo, records the ledger entry and the outbox row, and commits
+its own transaction) on a db.raw.autocommitting() connection of the web's autocommit pool
+(db.engine.create_pool, the web's settings), and writes its result as JSON to --out. Not
+included: HTTP, JSON, validation, and the Redis push after commit.
 """
 
 from __future__ import annotations
@@ -24,15 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncmy
 import uvloop
 
 from bench.cpu import machine_busy_seconds, pid_cpu_seconds, pid_of
 from core.security import hash_api_key
 from core.settings import get_settings
-from db import raw
 from db.engine import close_pool, create_pool
 from domain import purchases
+from web.intake import PurchaseIntake, purchase_intake
 
 
 @dataclass(frozen=True)
@@ -60,23 +60,17 @@ def _own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _loop(pool: asyncmy.Pool, key_hash: bytes, tag: str, n: int, lease: int, stop_at: float, out: dict[str, Any]) -> None:
-    """Accept purchases for one reseller, one transaction at a time, until `stop_at`; record into `out`."""
+async def _loop(accept: PurchaseIntake, key_hash: bytes, tag: str, n: int, stop_at: float, out: dict[str, Any]) -> None:
+    """Accept purchases for one reseller, one order at a time, until `stop_at`; record into `out`."""
     count = 0
     while time.monotonic() < stop_at:
         count += 1
         started = time.perf_counter()
+        order = purchases.Order(produk_id=1, nomor_tujuan=f"0813{n}{count:07d}0", nominal=None, ref_id=f"{tag}-{n}-{count}", api_key_hash=key_hash)
         try:
-            async with raw.autocommitting(pool) as conn:  # as POST /beli's unit of work (unsigned)
-                await purchases.accept(
-                    conn,
-                    api_key_hash=key_hash,
-                    produk_id=1,
-                    nomor_tujuan=f"0813{n}{count:07d}0",
-                    nominal=None,
-                    ref_id=f"{tag}-{n}-{count}",
-                    lease_seconds=lease,
-                )
+            answer = await accept(order)  # as POST /beli (unsigned)
+            if isinstance(answer, Exception):
+                raise answer
         except Exception as error:  # a failed transaction is counted and shown, not fatal
             out["errors"] += 1
             out["first_error"] = out["first_error"] or repr(error)[:300]
@@ -100,10 +94,8 @@ async def run(keys: list[str], tasks: int, first: int, start_at: float, duration
         cpu_before, db_before, busy_before = _own_cpu_seconds(), pid_cpu_seconds(mariadb), machine_busy_seconds()
         started = time.monotonic()
         stop_at = started + duration
-        lease = settings.outbox_lease_seconds
-        await asyncio.gather(
-            *(_loop(pool, hashes[i % len(hashes)], tag, i, lease, stop_at, out) for i in range(first, first + tasks))
-        )
+        accept = purchase_intake(pool, settings.outbox_lease_seconds)
+        await asyncio.gather(*(_loop(accept, hashes[i % len(hashes)], tag, i, stop_at, out) for i in range(first, first + tasks)))
         elapsed = time.monotonic() - started
         cpu, db_cpu = _own_cpu_seconds() - cpu_before, pid_cpu_seconds(mariadb) - db_before
         busy = machine_busy_seconds() - busy_before

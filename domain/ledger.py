@@ -6,7 +6,7 @@ from db import raw
 from db.raw import sql
 
 # The rule (a conditional UPDATE, then the entry with the exact saldo it left) is written once, in
-# procedures.sql; accept_purchase calls the same procedure inside the database.
+# procedures.sql; accept_purchases calls the same procedure inside the database.
 _POST = sql("CALL post_ledger_entry(:reseller_id, :jenis, :jumlah, :purchase_id, :qris_id, :keterangan, @saldo_akhir)")
 _SALDO_AKHIR = sql("SELECT @saldo_akhir")
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-
-from sqlalchemy.exc import IntegrityError
 
 from db import outbox, raw
 from db import purchases as purchase_queries
-from db.errors import is_duplicate_key
 from db.outbox import Job
 from db.purchases import Purchase
 from db.raw import sql
@@ -29,10 +26,7 @@ PURCHASE_QUEUE = "purchases"
 
 EXECUTE_JOB_PREFIX = "purchase:"
 
-_ACCEPT = sql(
-    "CALL accept_purchase(:reseller_id, :api_key_hash, :produk_id, :nomor_tujuan, :nominal, :ref_id, :provider_ref, "
-    ":job_key_prefix, :queue_name, :actor_name, :lease)"
-)
+_ACCEPT = sql("CALL accept_purchases(:orders, :job_key_prefix, :queue_name, :actor_name, :lease)")
 _START = sql("CALL start_purchases(:ids, :job_key_prefix, :lease)")
 _SETTLE = sql(
     "CALL settle_purchases(:settlements, :execute_job_key_prefix, :callback_job_key_prefix, :callback_queue_name, "
@@ -76,6 +70,39 @@ class Accepted:
 
 
 @dataclass(frozen=True, slots=True)
+class Order:
+    """A purchase as POST /beli asks for it.
+
+    reseller_id: the buyer, authenticated by the caller; or None, and api_key_hash: the hash of
+    the API key of an unsigned request, checked by the accept in the same round trip.
+    provider_ref: the reference the provider is sent on every attempt; made once per order, so an
+    order accepted again (its first answer lost) finds its purchase instead of buying twice.
+    """
+
+    produk_id: int
+    nomor_tujuan: str
+    nominal: int | None
+    ref_id: str | None
+    reseller_id: int | None = None
+    api_key_hash: bytes | None = None
+    provider_ref: str = field(default_factory=lambda: "LK" + secrets.token_hex(11))
+
+    def __post_init__(self) -> None:
+        if (self.reseller_id is None) == (self.api_key_hash is None):
+            raise ValueError("give the reseller_id or the api_key_hash")
+
+
+_REFUSALS: dict[str, type[Exception]] = {
+    "invalid_api_key": UnknownApiKey,
+    "signature_required": SignatureRequired,
+    "unknown_product": UnknownProduct,
+    "invalid_destination": InvalidDestination,
+    "insufficient_saldo": InsufficientSaldo,
+    "duplicate_ref_id": DuplicateRefId,
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Settlement:
     """How a purchase ends: the provider's final answer about it."""
 
@@ -104,65 +131,50 @@ def execute_job(purchase_id: int, attempt: int = 0) -> Job:
     return Job(job_key=f"{EXECUTE_JOB_PREFIX}{purchase_id}", queue_name=PURCHASE_QUEUE, actor_name=EXECUTE_ACTOR, args=args)
 
 
-async def accept(
-    conn: raw.Connection,
-    *,
-    reseller_id: int | None = None,
-    api_key_hash: bytes | None = None,
-    produk_id: int,
-    nomor_tujuan: str,
-    nominal: int | None,
-    ref_id: str | None,
-    lease_seconds: int,
-) -> Accepted:
-    """Insert the purchase, debit its price and record its execute job, and commit: one round
-    trip, procedures.sql's accept_purchase, which opens and commits its own transaction.
+async def accept_all(conn: raw.Connection, orders: Sequence[Order], *, lease_seconds: int) -> list[Accepted | Exception]:
+    """Insert the purchases, debit their prices and record their execute jobs, and commit: one
+    round trip for all, procedures.sql's accept_purchases, which opens and commits its own
+    transaction. For each order in turn: Accepted, whose execute job (execute_job) the caller
+    pushes now that it is committed; or the refusal, with nothing of it written: UnknownApiKey
+    or SignatureRequired (by key only), UnknownProduct, InvalidDestination,
+    domain.ledger.InsufficientSaldo, or DuplicateRefId when the ref_id is taken (replay()).
 
     conn: an autocommit connection (db.raw.autocommitting); inside a transaction the procedure
-    refuses to run (a DBAPIError), since its COMMIT would end the caller's work too.
-
-    reseller_id: the buyer, authenticated by the caller; or None, and api_key_hash: the hash of
-    the API key of an unsigned request, checked here in the same round trip.
-
-    Raises UnknownApiKey or SignatureRequired (by key only), UnknownProduct, InvalidDestination
-    or domain.ledger.InsufficientSaldo (nothing was written), or DuplicateRefId when the ref_id is
-    taken.
+    refuses to run (a DBAPIError), since its COMMIT would end the caller's work too. An error
+    (a DBAPIError) writes none of the orders.
     """
-    if (reseller_id is None) == (api_key_hash is None):
-        raise ValueError("give the reseller_id or the api_key_hash")
     params = {
-        "reseller_id": reseller_id,
-        "api_key_hash": api_key_hash,
-        "produk_id": produk_id,
-        "nomor_tujuan": nomor_tujuan,
-        "nominal": nominal,
-        "ref_id": ref_id,
-        "provider_ref": "LK" + secrets.token_hex(11),  # sent to the provider on every attempt
+        "orders": json.dumps([
+            {
+                "reseller_id": order.reseller_id,
+                "key": order.api_key_hash.hex() if order.api_key_hash is not None else None,
+                "produk_id": order.produk_id,
+                "nomor_tujuan": order.nomor_tujuan,
+                "nominal": order.nominal,
+                "ref_id": order.ref_id,
+                "provider_ref": order.provider_ref,
+            }
+            for order in orders
+        ]),
         "job_key_prefix": EXECUTE_JOB_PREFIX,
         "queue_name": PURCHASE_QUEUE,
         "actor_name": EXECUTE_ACTOR,
         "lease": lease_seconds,
-    }
-    try:
-        answer = await raw.run(conn, _ACCEPT, params)
-    except IntegrityError as error:
-        if is_duplicate_key(error) and ref_id is not None:
-            raise DuplicateRefId() from error
-        raise
-    outcome, purchase_id, harga, saldo = answer.rows[0]
-    if outcome == "invalid_api_key":
-        raise UnknownApiKey()
-    if outcome == "signature_required":
-        raise SignatureRequired()
-    if outcome == "unknown_product":
-        raise UnknownProduct()
-    if outcome == "invalid_destination":
-        raise InvalidDestination()
-    if outcome == "insufficient_saldo":
-        raise InsufficientSaldo()
-    job = execute_job(int(purchase_id))
-    outbox.will_push(job)
-    return Accepted(purchase_id=int(purchase_id), harga=int(harga), saldo=int(saldo))
+    }  # fmt: skip
+    answers: list[Accepted | Exception] = [RuntimeError("accept_purchases gave no answer")] * len(orders)
+    for n, outcome, purchase_id, harga, saldo in json.loads((await raw.run(conn, _ACCEPT, params)).scalar()):
+        answers[n - 1] = Accepted(purchase_id, harga, saldo) if outcome == "accepted" else _REFUSALS[outcome]()
+    return answers
+
+
+async def accept(conn: raw.Connection, *, lease_seconds: int, **order: Any) -> Accepted:
+    """One order (Order's fields), as accept_all: its Accepted, its execute job pushed after the
+    unit of work (workers.unit_of_work) around it; or its refusal raised."""
+    [answer] = await accept_all(conn, [Order(**order)], lease_seconds=lease_seconds)
+    if isinstance(answer, Exception):
+        raise answer
+    outbox.will_push(execute_job(answer.purchase_id))
+    return answer
 
 
 async def replay(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -385,3 +386,49 @@ async def test_a_group_of_status_reads_answers_each_caller_its_own(engine: Async
         await close_pool(autocommit_pool)
     seen = [(r.id if r else None, p.id if p else None) for r, p in answers]
     assert seen == [(alice, alices), (bob, None), (None, None), (bob, bobs), (None, None), (alice, alices), (alice, alices), (alice, None)]
+
+
+async def test_a_group_of_orders_accepts_each_or_refuses_it_alone(engine, db: MariaDB):
+    """accept_purchases: the orders of one group, two resellers mixed, each accepted or refused
+    for itself in its own order: a refused one leaves nothing, and takes nothing from the rest."""
+    alice, bob = await new_reseller(engine, 30_000), await new_reseller(engine, 12_000)
+    bob_key = db.value("SELECT api_key_hash FROM reseller WHERE id = %s", bob)
+    Order = purchases.Order
+    pulsa, pln = {"produk_id": PULSA10.id, "nomor_tujuan": "081234567890", "nominal": None}, {"produk_id": 3, "nominal": None}
+    orders = [
+        Order(**pulsa, ref_id="G-1", reseller_id=alice),
+        Order(**pulsa, ref_id="G-1", api_key_hash=bob_key),  # the same ref_id, another reseller's: fine
+        Order(**pulsa, ref_id="G-1", reseller_id=alice),  # taken by the first, in the same group
+        Order(**pulsa, ref_id="G-2", api_key_hash=bob_key),  # bob's saldo went on G-1
+        Order(**pulsa, ref_id="G-3", reseller_id=alice),
+        Order(**pulsa, ref_id="G-4", reseller_id=alice),  # 30,000 covers two at 12,000
+        Order(**{**pulsa, "produk_id": 999}, ref_id="G-5", reseller_id=alice),
+        Order(**pln, nomor_tujuan="0812345678", ref_id="G-6", reseller_id=alice),
+        Order(**pulsa, ref_id="G-7", api_key_hash=b"\x01" * 32),
+    ]
+    async with autocommit_connection(engine) as conn:
+        answers = await purchases.accept_all(conn, orders, lease_seconds=60)
+    kinds = [type(a).__name__ for a in answers]
+    assert kinds == ["Accepted", "Accepted", "DuplicateRefId", "InsufficientSaldo", "Accepted", "InsufficientSaldo", "UnknownProduct", "InvalidDestination", "UnknownApiKey"]
+    assert [(a.harga, a.saldo) for a in answers if isinstance(a, purchases.Accepted)] == [(12_000, 18_000), (12_000, 0), (12_000, 6_000)]
+    for reseller_id, refs in ((alice, ["G-1", "G-3"]), (bob, ["G-1"])):
+        assert [r["ref_id"] for r in db.rows("SELECT ref_id FROM purchase WHERE reseller_id = %s ORDER BY id", reseller_id)] == refs
+        assert db.ledger_matches_saldo(reseller_id)
+    accepted_ids = [a.purchase_id for a in answers if isinstance(a, purchases.Accepted)]
+    jobs = db.value(f"SELECT COUNT(*) FROM outbox WHERE job_key IN ({', '.join(['%s'] * 3)})", *(f"purchase:{i}" for i in accepted_ids))
+    assert jobs == 3
+
+
+async def test_an_order_accepted_again_finds_its_purchase_and_debits_once(engine, db: MariaDB):
+    """A group run again after its answer was lost (web.intake) sends the same orders, with the
+    same provider_ref: the one committed before is found, not bought twice, even without a ref_id."""
+    reseller_id = await new_reseller(engine, 30_000)
+    order = purchases.Order(produk_id=PULSA10.id, nomor_tujuan="081234567890", nominal=None, ref_id=None, reseller_id=reseller_id)
+    async with autocommit_connection(engine) as conn:
+        [first] = await purchases.accept_all(conn, [order], lease_seconds=60)
+        [again, other] = await purchases.accept_all(conn, [order, dataclasses.replace(order, provider_ref="LKother")], lease_seconds=60)
+    assert isinstance(first, purchases.Accepted) and isinstance(again, purchases.Accepted) and isinstance(other, purchases.Accepted)
+    assert again.purchase_id == first.purchase_id and (again.saldo, other.saldo) == (18_000, 6_000)
+    assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 2
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 6_000
+    assert db.ledger_matches_saldo(reseller_id)

@@ -8,10 +8,8 @@ import asyncmy
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from core.group_call import GroupCall
 from db import products, raw, resellers
 from db import purchases as purchase_queries
-from db.resellers import Reseller
 from domain import purchases
 from domain.ledger import InsufficientSaldo
 from web import auth, signing
@@ -20,7 +18,6 @@ from web.errors import ApiError
 from web.requests import parse_body, parse_query
 from web.schemas import BeliRequest, PageQuery, RefIdQuery
 from web.views import product_view, purchase_view
-from workers.unit_of_work import unit_of_work
 
 
 async def list_products(request: Request) -> JSONResponse:
@@ -34,17 +31,17 @@ async def buy(request: Request) -> JSONResponse:
     body = await parse_body(request, BeliRequest)
     key_hash = auth.api_key_hash_of(request)
     state = request.app.state
+    order = purchases.Order(
+        produk_id=body.produk_id,
+        nomor_tujuan=body.nomor_tujuan,
+        nominal=body.nominal,
+        ref_id=body.ref_id,
+        **await _buyer(state.autocommit_pool, request, key_hash),
+    )
+    answer = await state.purchase_intake(order)  # committed, with the orders of the same moment
     try:
-        async with unit_of_work(raw.autocommitting(state.autocommit_pool), state.pusher) as conn:
-            accepted = await purchases.accept(
-                conn,
-                **await _buyer(conn, request, key_hash),
-                produk_id=body.produk_id,
-                nomor_tujuan=body.nomor_tujuan,
-                nominal=body.nominal,
-                ref_id=body.ref_id,
-                lease_seconds=state.settings.outbox_lease_seconds,
-            )
+        if isinstance(answer, Exception):
+            raise answer
     except purchases.UnknownApiKey:
         raise auth.invalid_api_key() from None
     except purchases.SignatureRequired:
@@ -57,17 +54,19 @@ async def buy(request: Request) -> JSONResponse:
         raise ApiError(402, "insufficient_saldo", "saldo tidak cukup") from None
     except purchases.DuplicateRefId:
         return await _replay(request, key_hash, body)
+    await state.pusher.push_after_commit([purchases.execute_job(answer.purchase_id)])
     return JSONResponse(
-        {"id": accepted.purchase_id, "ref_id": body.ref_id, "status": "pending", "harga": accepted.harga, "saldo": accepted.saldo}
+        {"id": answer.purchase_id, "ref_id": body.ref_id, "status": "pending", "harga": answer.harga, "saldo": answer.saldo}
     )
 
 
-async def _buyer(conn: raw.Connection, request: Request, key_hash: bytes) -> dict[str, Any]:
-    """Who buys, as purchases.accept takes it. An unsigned request's key is checked by the accept
+async def _buyer(pool: asyncmy.Pool, request: Request, key_hash: bytes) -> dict[str, Any]:
+    """Who buys, as purchases.Order takes it. An unsigned request's key is checked by the accept
     itself, in the same round trip (a separate lookup cost ~12% of the web's CPU per accept);
     a signed one needs the reseller's private key first."""
     if auth.signature_sent_or_required(request):
-        return {"reseller_id": (await auth.reseller_by_key(conn, request, key_hash)).id}
+        async with raw.autocommitting(pool) as conn:
+            return {"reseller_id": (await auth.reseller_by_key(conn, request, key_hash)).id}
     return {"api_key_hash": key_hash}
 
 
@@ -106,33 +105,13 @@ async def status_by_ref(request: Request) -> JSONResponse:
 
 
 async def _status(request: Request, **which: Any) -> JSONResponse:
-    """The caller and its purchase in one read, shared with the reads of the same moment (status_reads)."""
+    """The caller and its purchase in one read, shared with the reads of the same moment (web.intake)."""
     query = purchase_queries.OwnedQuery(auth.api_key_hash_of(request), **which)
     reseller, found = await request.app.state.status_reads(query)
     await auth.verified(request, reseller)
     if found is None:
         raise ApiError(404, "not_found", "transaksi tidak ditemukan")
     return JSONResponse(purchase_view(found))
-
-
-StatusReads = GroupCall[purchase_queries.OwnedQuery, tuple[Reseller | None, purchase_queries.Purchase | None]]
-
-
-def status_reads(pool: asyncmy.Pool) -> StatusReads:
-    """The web process's GET /status reads: those that come while one group is on its way go
-    together in the next, one statement and one connection of the autocommit pool for all (no
-    COMMIT after a read). Each read still starts after its request came, so it sees every
-    change committed before that. The driver's statement, a connection's checkout and the
-    result's column definitions were ~35% of the web's CPU per read, once per read."""
-
-    async def read(queries: list[purchase_queries.OwnedQuery]) -> list[tuple[Reseller | None, purchase_queries.Purchase | None]]:
-        async with raw.autocommitting(pool) as conn:
-            return await purchase_queries.owned(conn, queries)
-
-    return GroupCall(read, STATUS_READS_PER_GROUP)
-
-
-STATUS_READS_PER_GROUP = 128
 
 
 async def history(request: Request) -> JSONResponse:

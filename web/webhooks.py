@@ -6,15 +6,11 @@ import hashlib
 import json
 from typing import Any
 
-import asyncmy
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core import metrics
-from core.group_call import GroupCall
 from core.security import hmac_sha1_hex, same_secret
-from db import raw
-from db.outbox import Job
 from domain import webhook_events
 from provider.payment_links import midtrans_signature, parse_midtrans, parse_paystack, paystack_signature
 from provider.xendit import parse_payment_webhook
@@ -45,28 +41,6 @@ async def _store(request: Request, source: str, identity: str, reference: str | 
         await state.pusher.push_after_commit([job])
     metrics.webhooks_received.labels(source, "stored" if job else "duplicate").inc()
     return JSONResponse({"received": True, "duplicate": job is None})
-
-
-WebhookIntake = GroupCall[webhook_events.IncomingEvent, Job | None]
-
-
-def webhook_intake(pool: asyncmy.Pool, lease_seconds: int) -> WebhookIntake:
-    """The web process's webhook intake: the events that come while one group is being stored go
-    together in the next, one procedure call and one COMMIT for all (a group that fails is stored
-    again event by event, so a bad event fails only its own request). Each event's answer still
-    comes after its COMMIT.
-
-    lease_seconds: how long the relay leaves an event's apply job to the push before it pushes it."""
-
-    async def receive(events: list[webhook_events.IncomingEvent]) -> list[Job | None]:
-        async with raw.autocommitting(pool) as conn:
-            return await webhook_events.receive_all(conn, events, lease_seconds=lease_seconds)
-
-    return GroupCall(receive, WEBHOOK_EVENTS_PER_GROUP)
-
-
-# Bodies are at most 64 KiB (web.requests): a group stays well under max_allowed_packet (16 MiB).
-WEBHOOK_EVENTS_PER_GROUP = 64
 
 
 async def digiflazz(request: Request) -> JSONResponse:

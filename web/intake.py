@@ -1,0 +1,71 @@
+"""The web process's group calls: the hot paths' database calls that come while one is on its
+way go together in the next (core.group_call), one statement or procedure call, one round trip
+and, where they write, one COMMIT for all, on a connection of the autocommit pool.
+
+Measured (issue 4, py-spy of the web under load): the driver's statement, a connection's
+checkout and the result's column definitions were a third of the web's CPU per request, once per
+request; and MariaDB's commit once per request was most of its share. Each caller still gets its
+own answer after its own COMMIT, and a read still starts after its request came, so it sees
+every change committed before. A group that fails is run again call by call (GroupCall), so a
+bad item fails only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncmy
+
+from core.group_call import GroupCall
+from db import purchases as purchase_queries
+from db import raw
+from db.outbox import Job
+from db.purchases import OwnedQuery, Purchase
+from db.resellers import Reseller
+from domain import purchases, webhook_events
+from domain.webhook_events import IncomingEvent
+
+# A group is one JSON argument: webhook bodies are at most 64 KiB (web.requests), so 64 of them
+# stay well under max_allowed_packet (16 MiB) even where JSON escaping triples them.
+STATUS_READS_PER_GROUP = 128
+ORDERS_PER_GROUP = 64
+WEBHOOK_EVENTS_PER_GROUP = 64
+
+StatusReads = GroupCall[OwnedQuery, tuple[Reseller | None, Purchase | None]]
+PurchaseIntake = GroupCall[purchases.Order, purchases.Accepted | Exception]
+WebhookIntake = GroupCall[IncomingEvent, Job | None]
+
+
+def status_reads(pool: asyncmy.Pool) -> StatusReads:
+    """GET /status: the callers and their purchases in one statement (db.purchases.owned)."""
+
+    async def read(queries: list[OwnedQuery]) -> list[tuple[Reseller | None, Purchase | None]]:
+        async with raw.autocommitting(pool) as conn:
+            return await purchase_queries.owned(conn, queries)
+
+    return GroupCall(read, STATUS_READS_PER_GROUP)
+
+
+def purchase_intake(pool: asyncmy.Pool, lease_seconds: int) -> PurchaseIntake:
+    """POST /beli: the orders accepted, or each one's refusal, in one transaction
+    (domain.purchases.accept_all). An order run again after its group failed keeps its
+    provider_ref, so one the group had committed is found, not bought twice.
+
+    lease_seconds: how long the relay leaves an execute job to the push before it pushes it."""
+
+    async def accept(orders: list[purchases.Order]) -> list[purchases.Accepted | Exception]:
+        async with raw.autocommitting(pool) as conn:
+            return await purchases.accept_all(conn, orders, lease_seconds=lease_seconds)
+
+    return GroupCall(accept, ORDERS_PER_GROUP)
+
+
+def webhook_intake(pool: asyncmy.Pool, lease_seconds: int) -> WebhookIntake:
+    """The webhooks' intake: each event stored once with its apply job, in one transaction
+    (domain.webhook_events.receive_all).
+
+    lease_seconds: as for purchase_intake, for the apply jobs."""
+
+    async def receive(events: list[IncomingEvent]) -> list[Job | None]:
+        async with raw.autocommitting(pool) as conn:
+            return await webhook_events.receive_all(conn, events, lease_seconds=lease_seconds)
+
+    return GroupCall(receive, WEBHOOK_EVENTS_PER_GROUP)
