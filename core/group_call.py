@@ -48,8 +48,10 @@ class GroupCall(Generic[Item, Answer]):
         self._waiting.append(_Waiting(item, done))
         if self._runner is None:
             self._runner = asyncio.create_task(self._run_groups())
-        # shield: a cancelled caller stops waiting; its group still runs for the others.
-        return await asyncio.shield(done)
+        # A cancelled caller cancels only its own future: the group runs in its own task, for the
+        # others, and leaves a cancelled future alone (no shield: its extra future and callbacks
+        # were ~2.5% of the web's CPU per GET /status).
+        return await done
 
     async def _run_groups(self) -> None:
         group: list[_Waiting[Item, Answer]] = []

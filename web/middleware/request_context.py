@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,7 +23,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"")
-        request_id = given.decode() if _ACCEPTABLE.match(given) else uuid.uuid4().hex[:16]
+        # 16 hex characters, as uuid4().hex[:16] gave, for a third of its CPU
+        request_id = given.decode() if _ACCEPTABLE.match(given) else os.urandom(8).hex()
         token = context.request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:
