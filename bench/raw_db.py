@@ -81,7 +81,7 @@ async def _loop(accept: PurchaseIntake, key_hash: bytes, tag: str, n: int, stop_
 async def run(keys: list[str], tasks: int, first: int, start_at: float, duration: float, tag: str) -> dict[str, Any]:
     """Run loops first..first+tasks-1 from wall time `start_at` for `duration` s; loop i uses keys[i % len]."""
     settings = get_settings()
-    pool = create_pool(settings, settings.db_pool_size, autocommit=True)  # as the web's hot pool
+    pool = create_pool(settings, settings.db_pool_size, autocommit=True, lock_wait_seconds=settings.db_lock_wait_seconds)  # as the web's hot pool
     out: dict[str, Any] = {"errors": 0, "first_error": None, "latencies": []}
     hashes = [hash_api_key(key) for key in keys]
     try:

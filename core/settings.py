@@ -46,6 +46,10 @@ class Settings:
     """How long a pushed job may take before the relay pushes it again."""
     outbox_relay_interval: float
     db_pool_size: int
+    db_lock_wait_seconds: int
+    """How long a statement of the web's hot paths waits for a row lock before it fails (MariaDB's
+    50 s by default): the calls of the same moment share one transaction (web.intake), so one order
+    stuck behind a held saldo row must not hold the others for long."""
     broker_heartbeat_timeout_ms: int
     broker_maintenance_chance: int
     worker_processes: int
@@ -117,6 +121,7 @@ def get_settings() -> Settings:
         outbox_lease_seconds=_int("OUTBOX_LEASE_SECONDS", 60),
         outbox_relay_interval=_float("OUTBOX_RELAY_INTERVAL", 1.0),
         db_pool_size=_int("DB_POOL_SIZE", 20),
+        db_lock_wait_seconds=_int("DB_LOCK_WAIT_SECONDS", 5),
         broker_heartbeat_timeout_ms=_int("BROKER_HEARTBEAT_TIMEOUT_MS", 30000),
         broker_maintenance_chance=_int("BROKER_MAINTENANCE_CHANCE", 10000),
         worker_processes=_int("WORKER_PROCESSES", 2),

@@ -46,7 +46,7 @@ def engine_size_beside(hot_pool_size: int) -> int:
     return max(2, hot_pool_size // 2)
 
 
-def create_pool(settings: Settings, size: int, *, autocommit: bool = False) -> asyncmy.Pool:
+def create_pool(settings: Settings, size: int, *, autocommit: bool = False, lock_wait_seconds: int | None = None) -> asyncmy.Pool:
     """The hot paths' connections (db.raw.transaction and db.raw.autocommitting): asyncmy's own
     pool. A checkout and return through it cost ~20-30 us of CPU here, through the engine's ~100-120 us
     (greenlet hand-offs and pool events; 16 tasks running SELECT 1 in a loop). Call it on the
@@ -57,8 +57,13 @@ def create_pool(settings: Settings, size: int, *, autocommit: bool = False) -> a
     autocommit: each statement is its own transaction (db.raw.autocommitting: a single read, or
     a CALL of an intake procedure that commits its own); otherwise transactions, READ COMMITTED
     as the engine's.
+    lock_wait_seconds: how long a statement waits for a row lock before it fails (None: the
+    server's innodb_lock_wait_timeout).
     """
     url = _checked_url(settings)
+    init_command = f"{_UTC}, SESSION tx_isolation = 'READ-COMMITTED'"
+    if lock_wait_seconds is not None:
+        init_command += f", SESSION innodb_lock_wait_timeout = {int(lock_wait_seconds)}"
     return asyncmy.Pool(
         minsize=0,
         maxsize=size,
@@ -73,7 +78,7 @@ def create_pool(settings: Settings, size: int, *, autocommit: bool = False) -> a
         # only those it changed, so a statement reads the same on either way to the database.
         client_flag=CLIENT.FOUND_ROWS,
         autocommit=autocommit,
-        init_command=f"{_UTC}, SESSION tx_isolation = 'READ-COMMITTED'",
+        init_command=init_command,
     )
 
 

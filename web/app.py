@@ -83,7 +83,9 @@ def create_app(settings: Settings) -> Starlette:
         # procedures that commit their own transaction (POST /beli, webhooks, a kiosk's create) and
         # single reads (GET /status, a kiosk's transaction). The rest, multi-statement
         # transactions, go through a smaller engine beside it.
-        app.state.autocommit_pool = create_pool(settings, settings.db_pool_size, autocommit=True)
+        app.state.autocommit_pool = create_pool(
+            settings, settings.db_pool_size, autocommit=True, lock_wait_seconds=settings.db_lock_wait_seconds
+        )
         # The hot paths' calls of the same moment share one round trip (web.intake).
         app.state.status_reads = intake.status_reads(app.state.autocommit_pool)
         app.state.purchase_intake = intake.purchase_intake(app.state.autocommit_pool, settings.outbox_lease_seconds)
