@@ -143,8 +143,12 @@ BEGIN
         IF v_duplicate THEN
           BEGIN
             DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_purchase_id = NULL;
-            SELECT id, harga INTO v_purchase_id, v_harga FROM purchase WHERE provider_ref = v_provider_ref;
+            SELECT id, harga INTO v_purchase_id, v_harga FROM purchase
+            WHERE provider_ref = v_provider_ref AND reseller_id = v_reseller_id AND produk_id = v_produk_id;
           END;
+          IF v_purchase_id IS NULL AND v_ref_id IS NULL THEN  -- another order's provider_ref: never by chance
+            SIGNAL SQLSTATE '23000' SET MESSAGE_TEXT = 'accept_purchases: provider_ref taken by another purchase';
+          END IF;
           IF v_purchase_id IS NULL THEN SET v_outcome = 'duplicate_ref_id'; LEAVE an_order; END IF;
           SELECT saldo INTO v_saldo FROM reseller WHERE id = v_reseller_id;
           SET v_outcome = 'accepted'; LEAVE an_order;  -- this very order, committed before

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 import asyncmy
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.settings import get_settings
@@ -432,3 +432,17 @@ async def test_an_order_accepted_again_finds_its_purchase_and_debits_once(engine
     assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 2
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 6_000
     assert db.ledger_matches_saldo(reseller_id)
+
+
+async def test_an_order_never_takes_another_purchases_provider_ref(engine, db: MariaDB):
+    """A provider_ref names one purchase: an order of another reseller that came with the same one
+    (never by chance: 88 random bits) fails, with nothing written, rather than answer that purchase."""
+    alice, bob = await new_reseller(engine, 30_000), await new_reseller(engine, 30_000)
+    order = purchases.Order(produk_id=PULSA10.id, nomor_tujuan="081234567890", nominal=None, ref_id=None, reseller_id=alice)
+    async with autocommit_connection(engine) as conn:
+        [first] = await purchases.accept_all(conn, [order], lease_seconds=60)
+        with pytest.raises(DBAPIError, match="provider_ref taken"):
+            await purchases.accept_all(conn, [dataclasses.replace(order, reseller_id=bob)], lease_seconds=60)
+    assert isinstance(first, purchases.Accepted)
+    assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", bob) == 0
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", bob) == 30_000
