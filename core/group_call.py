@@ -7,7 +7,9 @@ for a purchase. Through a GroupCall, the starts (or settles) that queue up while
 is on its way share the next one. An idle process still calls at once (with the callers of the
 same moment).
 
-workers.pusher does the same for the enqueue to Redis.
+workers.pusher does the same for the enqueue to Redis, and web.intake for the web's accepts,
+webhook intake and status reads. One group runs at a time: a call waits at most for the group
+before its own, and the process's database work goes in as few round trips as its load allows.
 """
 
 from __future__ import annotations
