@@ -150,7 +150,7 @@ BEGIN
             SIGNAL SQLSTATE '23000' SET MESSAGE_TEXT = 'accept_purchases: provider_ref taken by another purchase';
           END IF;
           IF v_purchase_id IS NULL THEN SET v_outcome = 'duplicate_ref_id'; LEAVE an_order; END IF;
-          SELECT saldo INTO v_saldo FROM reseller WHERE id = v_reseller_id;
+          SET v_saldo = (SELECT saldo FROM reseller WHERE id = v_reseller_id);  -- no NOT FOUND: that would end the cursor's loop
           SET v_outcome = 'accepted'; LEAVE an_order;  -- this very order, committed before
         END IF;
         SET v_purchase_id = LAST_INSERT_ID();
