@@ -310,7 +310,7 @@ END //
 
 -- The inbox: store verified external events once per (source, event_key), each with its apply
 -- job, and commit (its own transaction: see the top): the events a web process receives at the
--- same moment share one transaction and one round trip (web.webhooks).
+-- same moment share one transaction and one round trip (web.intake).
 -- Answers one row: a JSON array with, for each event in order, its id, or null when the same
 -- event was stored before (then nothing was written for it). An error rolls back them all.
 DROP PROCEDURE IF EXISTS receive_webhook_event //
@@ -365,6 +365,13 @@ BEGIN
   SELECT CONCAT('[', SUBSTRING(v_ids, 2), ']');
 END //
 
+-- A kiosk session: a PENDING QRIS transaction, its price's quota slot and its create-QR job,
+-- committed (its own transaction: see the top).
+-- Answers one row: (created, then the transaction's columns as committed, which the create's
+-- answer shows without reading them again), or (outcome, NULL) where outcome is one of (nothing
+-- written) unknown_location, unknown_price, price_not_for_location, quota_exhausted,
+-- duplicate_external_id (the caller's random external id is taken: it tries another).
+-- The conditional increment is the quota: concurrent creates serialise on the price row.
 DROP PROCEDURE IF EXISTS create_qris_transaction //
 CREATE PROCEDURE create_qris_transaction(
   IN p_external_id VARCHAR(64),

@@ -117,12 +117,12 @@ async def owned(conn: raw.Connection, queries: list[OwnedQuery]) -> list[tuple[R
     answers: list[tuple[Reseller | None, Purchase | None]] = [(None, None)] * len(queries)
     by_id = [i for i, query in enumerate(queries) if query.purchase_id is not None]
     by_ref_id = [i for i, query in enumerate(queries) if query.purchase_id is None]
+    split = 1 + len(resellers.FIELDS)  # the ordinal, the reseller's columns, then the purchase's
     for statement, indexes, field in ((_OWNED_BY_ID, by_id, "id"), (_OWNED_BY_REF_ID, by_ref_id, "ref")):
         if not indexes:
             continue
         items = [{"k": queries[i].key_hash.hex(), field: _owned_value(queries[i])} for i in indexes]
         found = await raw.run(conn, statement, {"items": json.dumps(items)})
-        split = 1 + len(resellers.FIELDS)
         for row in found.rows:
             answers[indexes[row[0] - 1]] = (
                 resellers.from_row(row[1:split]),

@@ -167,16 +167,6 @@ async def accept_all(conn: raw.Connection, orders: Sequence[Order], *, lease_sec
     return answers
 
 
-async def accept(conn: raw.Connection, *, lease_seconds: int, **order: Any) -> Accepted:
-    """One order (Order's fields), as accept_all: its Accepted, its execute job pushed after the
-    unit of work (workers.unit_of_work) around it; or its refusal raised."""
-    [answer] = await accept_all(conn, [Order(**order)], lease_seconds=lease_seconds)
-    if isinstance(answer, Exception):
-        raise answer
-    outbox.will_push(execute_job(answer.purchase_id))
-    return answer
-
-
 async def replay(
     conn: raw.Connection, *, reseller_id: int, ref_id: str, produk_id: int, nomor_tujuan: str, nominal: int | None
 ) -> Purchase | None:

@@ -128,7 +128,7 @@ async def create(
     procedures.sql's create_qris_transaction (another if the external id was taken), which opens
     and commits its own transaction.
 
-    conn: an autocommit connection (db.raw.autocommitting), as for domain.purchases.accept.
+    conn: an autocommit connection (db.raw.autocommitting), as for domain.purchases.accept_all.
 
     new_id: makes an external id for (location, now).
     """

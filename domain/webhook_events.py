@@ -44,7 +44,7 @@ async def receive_all(conn: raw.Connection, events: list[IncomingEvent], *, leas
     before. One round trip for all: procedures.sql's receive_webhook_events, which opens and
     commits its own transaction; an error stores none of them.
 
-    conn: an autocommit connection (db.raw.autocommitting), as for domain.purchases.accept."""
+    conn: an autocommit connection (db.raw.autocommitting), as for domain.purchases.accept_all."""
     params = {
         "events": json.dumps([
             {"source": e.source, "event_key": e.event_key, "reference": e.reference, "payload": e.payload} for e in events

@@ -1,22 +1,26 @@
-"""The web's group calls (web.intake) against the real database: one stuck order does not hold the others."""
+"""The web's group calls (web.intake) and the group statements under them, against the real database:
+each call of a group answered for itself, and one stuck order not holding the others."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pymysql
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import get_settings
+from db import purchases as purchase_queries
+from db import raw
 from db.engine import close_pool, create_engine, create_pool
 from domain import purchases
 from tests.harness import MariaDB
-from tests.test_domain import PULSA10, new_reseller
+from tests.test_domain import PULSA10, accept, autocommit_connection, new_reseller
 from web.intake import purchase_intake
 
 
@@ -58,3 +62,92 @@ async def test_an_order_behind_a_held_saldo_row_fails_alone_and_the_group_goes_o
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", free) == 100_000 - 3 * 12_000
     for reseller_id in (stuck, free):
         assert db.ledger_matches_saldo(reseller_id)
+
+
+async def test_a_group_of_status_reads_answers_each_caller_its_own(engine: AsyncEngine, db: MariaDB):
+    """GET /status's group read (db.purchases.owned): each query gets its own caller and only its
+    own purchase, by id or by ref_id, in the order asked; a key of no active reseller gets nothing."""
+    alice, bob, gone = [await new_reseller(engine, 30_000) for _ in range(3)]
+    alices = await accept(engine, alice, ref_id="GRP-1")
+    bobs = await accept(engine, bob, ref_id="GRP-1")
+    key = {r: db.value("SELECT api_key_hash FROM reseller WHERE id = %s", r) for r in (alice, bob, gone)}
+    db.rows("UPDATE reseller SET aktif = FALSE WHERE id = %s", gone)
+    Q = purchase_queries.OwnedQuery
+    queries = [
+        Q(key[alice], purchase_id=alices),
+        Q(key[bob], purchase_id=alices),  # another's purchase: the caller, no purchase
+        Q(b"\x00" * 32, purchase_id=alices),  # no such key
+        Q(key[bob], ref_id="GRP-1"),
+        Q(key[gone], purchase_id=alices),  # deactivated
+        Q(key[alice], ref_id="GRP-1"),
+        Q(key[alice], purchase_id=alices),  # the same query twice in a group
+        Q(key[alice], ref_id="GRP-1 but longer"),
+    ]
+    autocommit_pool = create_pool(get_settings(), 1, autocommit=True)
+    try:
+        async with raw.autocommitting(autocommit_pool) as conn:
+            answers = await purchase_queries.owned(conn, queries)
+    finally:
+        await close_pool(autocommit_pool)
+    seen = [(r.id if r else None, p.id if p else None) for r, p in answers]
+    assert seen == [(alice, alices), (bob, None), (None, None), (bob, bobs), (None, None), (alice, alices), (alice, alices), (alice, None)]
+
+
+async def test_a_group_of_orders_accepts_each_or_refuses_it_alone(engine, db: MariaDB):
+    """accept_purchases: the orders of one group, two resellers mixed, each accepted or refused
+    for itself in its own order: a refused one leaves nothing, and takes nothing from the rest."""
+    alice, bob = await new_reseller(engine, 30_000), await new_reseller(engine, 12_000)
+    bob_key = db.value("SELECT api_key_hash FROM reseller WHERE id = %s", bob)
+    Order = purchases.Order
+    pulsa, pln = {"produk_id": PULSA10.id, "nomor_tujuan": "081234567890", "nominal": None}, {"produk_id": 3, "nominal": None}
+    orders = [
+        Order(**pulsa, ref_id="G-1", reseller_id=alice),
+        Order(**pulsa, ref_id="G-1", api_key_hash=bob_key),  # the same ref_id, another reseller's: fine
+        Order(**pulsa, ref_id="G-1", reseller_id=alice),  # taken by the first, in the same group
+        Order(**pulsa, ref_id="G-2", api_key_hash=bob_key),  # bob's saldo went on G-1
+        Order(**pulsa, ref_id="G-3", reseller_id=alice),
+        Order(**pulsa, ref_id="G-4", reseller_id=alice),  # 30,000 covers two at 12,000
+        Order(**{**pulsa, "produk_id": 999}, ref_id="G-5", reseller_id=alice),
+        Order(**pln, nomor_tujuan="0812345678", ref_id="G-6", reseller_id=alice),
+        Order(**pulsa, ref_id="G-7", api_key_hash=b"\x01" * 32),
+    ]
+    async with autocommit_connection(engine) as conn:
+        answers = await purchases.accept_all(conn, orders, lease_seconds=60)
+    kinds = [type(a).__name__ for a in answers]
+    assert kinds == ["Accepted", "Accepted", "DuplicateRefId", "InsufficientSaldo", "Accepted", "InsufficientSaldo", "UnknownProduct", "InvalidDestination", "UnknownApiKey"]
+    assert [(a.harga, a.saldo) for a in answers if isinstance(a, purchases.Accepted)] == [(12_000, 18_000), (12_000, 0), (12_000, 6_000)]
+    for reseller_id, refs in ((alice, ["G-1", "G-3"]), (bob, ["G-1"])):
+        assert [r["ref_id"] for r in db.rows("SELECT ref_id FROM purchase WHERE reseller_id = %s ORDER BY id", reseller_id)] == refs
+        assert db.ledger_matches_saldo(reseller_id)
+    accepted_ids = [a.purchase_id for a in answers if isinstance(a, purchases.Accepted)]
+    jobs = db.value(f"SELECT COUNT(*) FROM outbox WHERE job_key IN ({', '.join(['%s'] * 3)})", *(f"purchase:{i}" for i in accepted_ids))
+    assert jobs == 3
+
+
+async def test_an_order_accepted_again_finds_its_purchase_and_debits_once(engine, db: MariaDB):
+    """A group run again after its answer was lost (web.intake) sends the same orders, with the
+    same provider_ref: the one committed before is found, not bought twice, even without a ref_id."""
+    reseller_id = await new_reseller(engine, 30_000)
+    order = purchases.Order(produk_id=PULSA10.id, nomor_tujuan="081234567890", nominal=None, ref_id=None, reseller_id=reseller_id)
+    async with autocommit_connection(engine) as conn:
+        [first] = await purchases.accept_all(conn, [order], lease_seconds=60)
+        [again, other] = await purchases.accept_all(conn, [order, dataclasses.replace(order, provider_ref="LKother")], lease_seconds=60)
+    assert isinstance(first, purchases.Accepted) and isinstance(again, purchases.Accepted) and isinstance(other, purchases.Accepted)
+    assert again.purchase_id == first.purchase_id and (again.saldo, other.saldo) == (18_000, 6_000)
+    assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 2
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 6_000
+    assert db.ledger_matches_saldo(reseller_id)
+
+
+async def test_an_order_never_takes_another_purchases_provider_ref(engine, db: MariaDB):
+    """A provider_ref names one purchase: an order of another reseller that came with the same one
+    (never by chance: 88 random bits) fails, with nothing written, rather than answer that purchase."""
+    alice, bob = await new_reseller(engine, 30_000), await new_reseller(engine, 30_000)
+    order = purchases.Order(produk_id=PULSA10.id, nomor_tujuan="081234567890", nominal=None, ref_id=None, reseller_id=alice)
+    async with autocommit_connection(engine) as conn:
+        [first] = await purchases.accept_all(conn, [order], lease_seconds=60)
+        with pytest.raises(DBAPIError, match="provider_ref taken"):
+            await purchases.accept_all(conn, [dataclasses.replace(order, reseller_id=bob)], lease_seconds=60)
+    assert isinstance(first, purchases.Accepted)
+    assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", bob) == 0
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", bob) == 30_000

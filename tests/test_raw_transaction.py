@@ -27,7 +27,7 @@ from db import raw
 from db.engine import close_pool, create_engine, create_pool
 from domain import ledger, purchases, qris, webhook_events
 from tests.harness import MariaDB
-from tests.test_domain import new_location_with_price, new_reseller
+from tests.test_domain import accept_order, new_location_with_price, new_reseller
 
 CONNECTION_ID = raw.sql("SELECT CONNECTION_ID()")
 
@@ -84,11 +84,11 @@ async def test_an_exception_in_the_body_rolls_everything_back_and_keeps_the_conn
 async def test_a_purchase_accepted_on_an_autocommit_connection_is_committed_by_its_call(engine, autocommit_pool, db: MariaDB):
     reseller_id = await new_reseller(engine, 50_000)
     async with raw.autocommitting(autocommit_pool) as conn:
-        accepted = await purchases.accept(conn, reseller_id=reseller_id, ref_id="A1", **ORDER)
+        accepted = await accept_order(conn, reseller_id=reseller_id, ref_id="A1", **ORDER)
         # Seen committed from another connection before this one is given back: no COMMIT is to follow.
         assert db.value("SELECT status FROM purchase WHERE id = %s", accepted.purchase_id) == "pending"
         with pytest.raises(purchases.DuplicateRefId):
-            await purchases.accept(conn, reseller_id=reseller_id, ref_id="A1", **ORDER)
+            await accept_order(conn, reseller_id=reseller_id, ref_id="A1", **ORDER)
         assert (await raw.run(conn, IN_TRANSACTION)).scalar() == 0  # the failed call rolled its own back
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 50_000 - accepted.harga
     assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 1
@@ -102,7 +102,7 @@ async def test_an_intake_procedure_refuses_to_run_inside_a_transaction_and_commi
     reseller_id = await new_reseller(engine, 50_000)
     location_id, price_id = new_location_with_price(db)
     calls = {
-        "accept": lambda tx: purchases.accept(tx, reseller_id=reseller_id, ref_id=None, **ORDER),
+        "accept": lambda tx: accept_order(tx, reseller_id=reseller_id, ref_id=None, **ORDER),
         "receive": lambda tx: webhook_events.receive_all(
             tx, [webhook_events.IncomingEvent("digiflazz", uuid.uuid4().hex, "LKx", {})], lease_seconds=60
         ),
