@@ -18,6 +18,7 @@ from dramatiq.middleware import (
 from dramatiq.middleware.prometheus import Prometheus
 
 from core.settings import Settings
+from workers.group_ack import GroupAckRedisBroker
 from workers.in_flight import TIME_LIMIT_SECONDS
 from workers.middleware.heap import SettledHeap
 from workers.middleware.log_context import LogContext
@@ -36,13 +37,13 @@ def retry_backoff_ms(attempt: int) -> int:
 
 
 def build_broker(settings: Settings) -> RedisBroker:
-    """A Redis broker for `settings.redis_url`.
+    """A Redis broker for `settings.redis_url`, acknowledging in groups (workers.group_ack).
 
     Retries: back off from RETRY_MIN_BACKOFF_MS to RETRY_MAX_BACKOFF_MS.
     heartbeat_timeout / maintenance_chance: how fast messages of a killed worker go back to
     their queue (Dramatiq's maintenance runs on that share of a million broker calls).
     """
-    broker = RedisBroker(
+    broker = GroupAckRedisBroker(
         url=settings.redis_url,
         namespace=settings.redis_namespace,
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
