@@ -19,7 +19,7 @@ from db import purchases as purchase_queries
 from domain import callbacks
 from domain.purchases import status_object
 from workers import resources
-from workers.actor import actor
+from workers.actor import hand_off_actor
 from workers.broker import retry_backoff_ms
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,12 @@ async def _deliver(delivery_id: int) -> None:
     log.info("callback %s attempt %d: %s (%s)", delivery_id, delivery["attempts"] + 1, outcome, status_code or error)
 
 
-@actor(actor_name=callbacks.DELIVER_ACTOR, queue_name=callbacks.CALLBACK_QUEUE)
+def _deliver_job_key(delivery_id: int, attempt: int = 0) -> str:
+    return callbacks.deliver_job(delivery_id).job_key
+
+
+@hand_off_actor(actor_name=callbacks.DELIVER_ACTOR, queue_name=callbacks.CALLBACK_QUEUE, job_key=_deliver_job_key)
 async def deliver_callback(delivery_id: int, attempt: int = 0) -> None:
-    """Hands the delivery to this process's work in flight and returns: a slow or dead endpoint
-    does not hold a worker thread (workers.in_flight)."""
-    await resources.current().in_flight.start(callbacks.deliver_job(delivery_id).job_key, deliver(delivery_id, attempt))
+    """Runs in this process's work in flight, after its message is acknowledged: a slow or dead
+    endpoint does not hold a worker thread (workers.in_flight)."""
+    await deliver(delivery_id, attempt)

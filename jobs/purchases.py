@@ -11,7 +11,7 @@ from db.purchases import Purchase
 from domain import purchases
 from provider.digiflazz import ProviderOutcomeUnknown
 from workers import resources
-from workers.actor import actor
+from workers.actor import hand_off_actor
 from workers.broker import retry_backoff_ms
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,12 @@ async def _recheck_later(purchase_id: int, message: str, rc: str | None) -> None
     await res.pusher.push_after_commit([job], delay_ms=res.settings.ppob_recheck_seconds * 1000)
 
 
-@actor(actor_name=purchases.EXECUTE_ACTOR, queue_name=purchases.PURCHASE_QUEUE)
+def _execute_job_key(purchase_id: int, attempt: int = 0) -> str:
+    return purchases.execute_job(purchase_id).job_key
+
+
+@hand_off_actor(actor_name=purchases.EXECUTE_ACTOR, queue_name=purchases.PURCHASE_QUEUE, job_key=_execute_job_key)
 async def execute_purchase(purchase_id: int, attempt: int = 0) -> None:
-    """Hands the purchase to this process's work in flight and returns: the provider call does
-    not hold a worker thread (workers.in_flight)."""
-    await resources.current().in_flight.start(purchases.execute_job(purchase_id).job_key, execute(purchase_id, attempt))
+    """Runs in this process's work in flight, after its message is acknowledged: the provider
+    call does not hold a worker thread (workers.in_flight)."""
+    await execute(purchase_id, attempt)

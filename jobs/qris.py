@@ -12,7 +12,7 @@ from db import qris as qris_queries
 from domain import qris
 from provider.xendit import GatewayRejected, GatewayUnavailable, QrCode
 from workers import qr_ready, resources
-from workers.actor import actor
+from workers.actor import actor, hand_off_actor
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,15 @@ async def expire(tr_id: int) -> None:
             log.info("qris %s expired", tr_id)
 
 
-@actor(actor_name=qris.CREATE_QR_ACTOR, queue_name=qris.QRIS_QUEUE)
+def _create_qr_job_key(tr_id: int, attempt: int = 0) -> str:
+    return qris.create_qr_job(tr_id).job_key
+
+
+@hand_off_actor(actor_name=qris.CREATE_QR_ACTOR, queue_name=qris.QRIS_QUEUE, job_key=_create_qr_job_key)
 async def create_qr(tr_id: int, attempt: int = 0) -> None:
-    """Hands the creation to this process's work in flight and returns: the gateway call does not
-    hold a worker thread (workers.in_flight)."""
-    await resources.current().in_flight.start(qris.create_qr_job(tr_id).job_key, create(tr_id, attempt))
+    """Runs in this process's work in flight, after its message is acknowledged: the gateway call
+    does not hold a worker thread (workers.in_flight)."""
+    await create(tr_id, attempt)
 
 
 @actor(actor_name=qris.EXPIRE_ACTOR, queue_name=qris.QRIS_QUEUE)

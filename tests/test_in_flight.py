@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
+import pytest
 
+from core import context
 from tests.harness import LoketStack, Reseller, final_statuses, register, wait_until
 from tests.test_crash_recovery import assert_each_charged_once
 from workers.in_flight import InFlight
@@ -55,6 +59,13 @@ async def test_a_stopping_worker_lets_its_calls_in_flight_end(redis_server, make
     assert "cancelled at shutdown" not in worker.log()
 
 
+async def hand_over(in_flight: InFlight, job_key: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """As a worker thread does (workers.actor.hand_off_actor): from a thread, onto this loop."""
+    loop = asyncio.get_running_loop()
+    await asyncio.to_thread(in_flight.hand_over, loop, job_key, work)
+    await asyncio.sleep(0)  # the loop starts it
+
+
 async def test_work_past_the_limit_waits_for_a_slot_and_hung_work_is_cancelled_at_the_time_limit():
     in_flight = InFlight(limit=2, time_limit=0.2)
     ended: list[str] = []
@@ -66,11 +77,11 @@ async def test_work_past_the_limit_waits_for_a_slot_and_hung_work_is_cancelled_a
     async def quick(name: str) -> None:
         ended.append(name)
 
-    await in_flight.start("t:a", hang("a"))
-    await in_flight.start("t:b", hang("b"))
-    third = asyncio.create_task(in_flight.start("t:c", quick("c")))
+    await hand_over(in_flight, "t:a", lambda: hang("a"))
+    await hand_over(in_flight, "t:b", lambda: hang("b"))
+    third = asyncio.create_task(hand_over(in_flight, "t:c", lambda: quick("c")))
     await asyncio.sleep(0.05)
-    assert not third.done()  # both slots taken: the caller (a worker thread) waits
+    assert not third.done()  # both slots taken: the worker thread waits
     await asyncio.wait_for(third, timeout=2)  # the hung pair is cancelled at 0.2 s, freeing slots
     assert await in_flight.drain(timeout=2) == 0
     assert ended == ["c"]
@@ -84,8 +95,8 @@ async def test_drain_lets_work_end_within_its_timeout_and_cancels_the_rest():
         await asyncio.sleep(seconds)
         ended.append(name)
 
-    await in_flight.start("t:short", takes("short", 0.05))
-    await in_flight.start("t:long", takes("long", 60))
+    await hand_over(in_flight, "t:short", lambda: takes("short", 0.05))
+    await hand_over(in_flight, "t:long", lambda: takes("long", 60))
     assert await in_flight.drain(timeout=0.5) == 1
     assert ended == ["short"]
 
@@ -97,9 +108,35 @@ async def test_the_rows_of_running_work_are_kept_due_until_it_ends():
         beats.append(sorted(job_keys))
 
     in_flight = InFlight(limit=10, keep_due=keep_due, keep_every=0.05)
-    await in_flight.start("t:slow", asyncio.sleep(0.3))
-    await in_flight.start("t:quick", asyncio.sleep(0))
+    await hand_over(in_flight, "t:slow", lambda: asyncio.sleep(0.3))
+    await hand_over(in_flight, "t:quick", lambda: asyncio.sleep(0))
     await asyncio.sleep(0.5)
     assert beats and beats[0] == ["t:slow"] and ["t:slow"] in beats
     assert all(keys == ["t:slow"] for keys in beats if keys)  # only while it ran; the quick one had ended
+    assert await in_flight.drain(timeout=1) == 0
+
+
+async def test_work_runs_in_the_context_of_the_thread_that_handed_it_over():
+    in_flight = InFlight(limit=1)
+    seen: list[str | None] = []
+
+    async def note() -> None:
+        seen.append(context.request_id.get())
+
+    def from_a_worker_thread(loop: asyncio.AbstractEventLoop) -> None:
+        context.request_id.set("req-7")  # as the log-context middleware sets it from the message
+        in_flight.hand_over(loop, "t:ctx", note)
+
+    await asyncio.to_thread(from_a_worker_thread, asyncio.get_running_loop())
+    assert await in_flight.drain(timeout=1) == 0
+    assert seen == ["req-7"]
+
+
+async def test_a_hand_over_to_a_closed_loop_fails_and_gives_its_slot_back():
+    in_flight = InFlight(limit=1)
+    closed = asyncio.new_event_loop()
+    closed.close()
+    with pytest.raises(RuntimeError):
+        in_flight.hand_over(closed, "t:x", lambda: asyncio.sleep(0))
+    await hand_over(in_flight, "t:y", lambda: asyncio.sleep(0))  # the one slot is free again
     assert await in_flight.drain(timeout=1) == 0

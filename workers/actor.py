@@ -1,9 +1,13 @@
-"""Loket's actor decorator: async functions run on the worker's event loop *with* the context of
+"""Loket's actor decorators: async functions run on the worker's event loop *with* the context of
 the worker thread that took the message.
 
 Dramatiq's own async support starts the coroutine in the loop thread's context, so contextvars
 set by middleware (CurrentMessage, the log context) are invisible to async actors. Here the
 worker thread's context is copied into the task that runs the coroutine.
+
+actor: the thread waits for the coroutine, as Dramatiq's async actors do. hand_off_actor: the
+coroutine is handed to the process's work in flight (workers.in_flight) and the message is
+acknowledged at once.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import dramatiq
-from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.asyncio import EventLoopThread, get_event_loop_thread
+
+from workers import resources
 
 
 def actor(*, actor_name: str, queue_name: str, **options: Any) -> Callable[[Callable[..., Awaitable[None]]], dramatiq.Actor]:
@@ -27,9 +33,7 @@ def actor(*, actor_name: str, queue_name: str, **options: Any) -> Callable[[Call
     def decorate(fn: Callable[..., Awaitable[None]]) -> dramatiq.Actor:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> None:
-            loop_thread = get_event_loop_thread()
-            if loop_thread is None:
-                raise RuntimeError("the AsyncIO middleware is not installed")
+            loop_thread = _loop_thread()
             worker_context = contextvars.copy_context()
 
             async def in_worker_context() -> None:
@@ -41,3 +45,32 @@ def actor(*, actor_name: str, queue_name: str, **options: Any) -> Callable[[Call
 
     return decorate
 
+
+
+def hand_off_actor(
+    *, actor_name: str, queue_name: str, job_key: Callable[..., str], **options: Any
+) -> Callable[[Callable[..., Coroutine[Any, Any, None]]], dramatiq.Actor]:
+    """Declare an actor whose coroutine runs after its message is acknowledged, on the worker's
+    event loop (workers.in_flight), so a provider, gateway or callback call holds no worker
+    thread. The actor returns once the work has its slot; the work schedules its own retries.
+
+    job_key: the outbox row of the work, from the message's arguments: the relay pushes the job
+    again if the process dies before the work ends. actor_name / queue_name / options: as in
+    dramatiq.actor.
+    """
+
+    def decorate(fn: Callable[..., Coroutine[Any, Any, None]]) -> dramatiq.Actor:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> None:
+            resources.in_flight().hand_over(_loop_thread().loop, job_key(*args, **kwargs), functools.partial(fn, *args, **kwargs))
+
+        return dramatiq.actor(run, actor_name=actor_name, queue_name=queue_name, **options)
+
+    return decorate
+
+
+def _loop_thread() -> EventLoopThread:
+    loop_thread = get_event_loop_thread()
+    if loop_thread is None:
+        raise RuntimeError("the AsyncIO middleware is not installed")
+    return loop_thread

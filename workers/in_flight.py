@@ -17,7 +17,9 @@ job's row falls due (within OUTBOX_LEASE_SECONDS).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -40,8 +42,8 @@ class InFlight:
         keep_due: Callable[[list[str]], Awaitable[None]] | None = None,
         keep_every: float = 20.0,
     ) -> None:
-        """limit: how much work may be in flight at once in this process. Past it, start() waits
-        for a slot while holding its worker thread, so a process takes no more messages than it
+        """limit: how much work may be in flight at once in this process. Past it, hand_over()
+        waits for a slot while holding its worker thread, so a process takes no more messages than it
         can carry; the rest wait in Redis, visible to the queue metrics and to other processes.
 
         time_limit: seconds after which a piece of work is cancelled, as Dramatiq's TimeLimit
@@ -52,26 +54,34 @@ class InFlight:
         Dramatiq's message gave while a thread held it. The relay pushes a job again only when
         its worker has stopped beating (a killed process), not while a slow call is running.
         """
-        self._slots = asyncio.Semaphore(limit)
+        self._slots = threading.BoundedSemaphore(limit)
         self._time_limit = time_limit
         self._keep_due = keep_due
         self._keep_every = keep_every
         self._keeper: asyncio.Task[None] | None = None
         self._tasks: dict[asyncio.Task[None], str] = {}
 
-    async def start(self, job_key: str, work: Coroutine[Any, Any, None]) -> None:
-        """Run work on this event loop and return once it has started (its slot taken).
+    def hand_over(self, loop: asyncio.AbstractEventLoop, job_key: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """From a worker thread: take a slot, start work on loop, and return without waiting for it.
 
-        job_key: the outbox row the work is done for, kept from falling due while it runs.
-        work: must end by itself (its own timeouts) and handle its own failures; an exception
-        that escapes it is logged, and its outbox row brings the job back.
+        The thread waits for nothing on the loop: an actor that awaited its hand-over on the loop
+        (Dramatiq's AsyncIO run_coroutine: a future, two tasks and a wake-up of the thread) spent
+        as much of a worker's time on that as on its acknowledgement (py-spy `--gil`, issue 4).
+
+        loop: the worker's event loop. job_key: the outbox row the work is done for, kept from
+        falling due while it runs. work: makes the coroutine, on the loop and in this thread's
+        context (the log fields go along); it must end by itself (its own timeouts) and handle its
+        own failures: an exception that escapes it is logged, and its outbox row brings the job back.
         """
+        self._slots.acquire()
         try:
-            await self._slots.acquire()
-        except BaseException:
-            work.close()  # never started: nothing to wait for
+            loop.call_soon_threadsafe(self._begin, job_key, work, context=contextvars.copy_context())
+        except BaseException:  # the loop has closed: the message is not acknowledged, Dramatiq retries it
+            self._slots.release()
             raise
-        task = asyncio.create_task(self._run(work))  # copies this context: the log fields go along
+
+    def _begin(self, job_key: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(work))  # copies the context it runs in: the worker thread's
         self._tasks[task] = job_key
         task.add_done_callback(self._tasks.pop)
         if self._keep_due is not None and self._keeper is None:
@@ -88,11 +98,11 @@ class InFlight:
             except Exception as error:  # the next beat tries again; meanwhile the rows' leases run on
                 log.warning("work in flight: outbox rows not kept due (%s)", describe_failure(error))
 
-    async def _run(self, work: Coroutine[Any, Any, None]) -> None:
+    async def _run(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         worker_in_flight.inc()
         try:
             async with asyncio.timeout(self._time_limit):
-                await work
+                await work()
         except TimeoutError:
             log.warning("in-flight work cancelled after %.0f s; its outbox row brings the job back when due", self._time_limit)
         except Exception:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -65,8 +66,6 @@ class Resources:
     callback_http: aiohttp.ClientSession
     """For reseller callbacks only: connects to public addresses only (core.outbound)."""
     provider: DigiflazzClient
-    in_flight: InFlight
-    """Provider, gateway and reseller callback calls (with their follow-up) running after their message was acknowledged."""
     gateway: XenditClient
     midtrans: MidtransClient
     paystack: PaystackClient
@@ -91,12 +90,6 @@ class Resources:
         # the engine, half its size, serves the rest (photo e-mails, callback deliveries).
         raw_pool = create_pool(settings, pool_size)
         engine = create_engine(settings, pool_size=engine_size_beside(pool_size), max_overflow=0)
-        lease = settings.outbox_lease_seconds
-
-        async def keep_due(job_keys: list[str]) -> None:
-            async with raw.transaction(raw_pool) as conn:
-                await outbox.keep_due(conn, job_keys, lease)
-
         return cls(
             settings=settings,
             engine=engine,
@@ -112,8 +105,6 @@ class Resources:
                 settings.ppob_api_key,
                 settings.ppob_timeout_seconds,
             ),
-            # Beats every third of a lease: a row never comes nearer than a sixth of one to falling due.
-            in_flight=InFlight(settings.worker_in_flight, keep_due=keep_due, keep_every=lease / 3),
             gateway=XenditClient(
                 http,
                 settings.xendit_base_url,
@@ -176,6 +167,29 @@ def current() -> Resources:
     if _resources is None:
         _resources = Resources.create(get_settings())
     return _resources
+
+
+_in_flight: InFlight | None = None
+_in_flight_lock = threading.Lock()
+
+
+def in_flight() -> InFlight:
+    """The process's work in flight (workers.in_flight): provider, gateway and reseller callback
+    calls, with their follow-up, running after their message was acknowledged. Callable from any
+    thread: the worker threads hand work over to it."""
+    global _in_flight
+    with _in_flight_lock:
+        if _in_flight is None:
+            settings = get_settings()
+            # Beats every third of a lease: a row never comes nearer than a sixth of one to falling due.
+            _in_flight = InFlight(settings.worker_in_flight, keep_due=_keep_due, keep_every=settings.outbox_lease_seconds / 3)
+        return _in_flight
+
+
+async def _keep_due(job_keys: list[str]) -> None:
+    res = current()
+    async with raw.transaction(res.raw_pool) as conn:
+        await outbox.keep_due(conn, job_keys, res.settings.outbox_lease_seconds)
 
 
 def release() -> Resources | None:

@@ -25,10 +25,11 @@ class ResourcesMiddleware(dramatiq.Middleware):
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         loop_thread = get_event_loop_thread()
-        released = resources.release()
-        if released is None or loop_thread is None:
+        if loop_thread is None:
             return
-        cancelled = loop_thread.run_coroutine(released.in_flight.drain(DRAIN_SECONDS))
+        cancelled = loop_thread.run_coroutine(resources.in_flight().drain(DRAIN_SECONDS))
         if cancelled:
             log.warning("%d in-flight job(s) cancelled at shutdown; their outbox rows bring them back", cancelled)
-        loop_thread.run_coroutine(released.close())
+        released = resources.release()
+        if released is not None:
+            loop_thread.run_coroutine(released.close())
