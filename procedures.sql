@@ -6,7 +6,7 @@
 -- Measured (issue 4): each round trip costs the web process a socket write and a read, and those
 -- were a third of its CPU per accepted purchase.
 -- The intake procedures the web calls (accept_purchases, receive_webhook_events,
--- create_qris_transaction) open and commit their own transaction, so that the request takes one
+-- create_qris_transactions) open and commit their own transaction, so that the request takes one
 -- round trip, not a CALL and then a COMMIT: they are called on an autocommit connection
 -- (db.raw.autocommitting) and refuse to run inside a transaction, whose work their COMMIT would end.
 -- They answer their row after the COMMIT, so an answer that says written means committed; on an
@@ -365,18 +365,24 @@ BEGIN
   SELECT CONCAT('[', SUBSTRING(v_ids, 2), ']');
 END //
 
--- A kiosk session: a PENDING QRIS transaction, its price's quota slot and its create-QR job,
--- committed (its own transaction: see the top).
--- Answers one row: (created, then the transaction's columns as committed, which the create's
--- answer shows without reading them again), or (outcome, NULL) where outcome is one of (nothing
--- written) unknown_location, unknown_price, price_not_for_location, quota_exhausted,
+-- Kiosk sessions: for each create, a PENDING QRIS transaction, its price's quota slot and its
+-- create-QR job; then commit them all (one transaction of its own: see the top). The creates a
+-- web process takes at the same moment share it, one round trip and one COMMIT (web.intake); a
+-- create that is refused leaves nothing of itself and takes nothing from the others.
+-- p_creates: a JSON array of {location_id, price_id, external_id}; price_id null takes
+-- p_default_amount. The creates are taken in their prices' order, so two groups never wait for
+-- each other's price rows in a cycle; the conditional increment is the quota: concurrent creates
+-- serialise on the price row.
+-- Answers a row per create, in p_creates' order: (n, outcome, then the transaction's columns as
+-- committed, which the create's answer shows without reading them again; NULL if not created),
+-- n being the create's place in p_creates (from 1). outcome is created, or (nothing written)
+-- unknown_location, unknown_price, price_not_for_location, quota_exhausted,
 -- duplicate_external_id (the caller's random external id is taken: it tries another).
--- The conditional increment is the quota: concurrent creates serialise on the price row.
+-- An error rolls back every create of the group.
 DROP PROCEDURE IF EXISTS create_qris_transaction //
-CREATE PROCEDURE create_qris_transaction(
-  IN p_external_id VARCHAR(64),
-  IN p_location_id INT UNSIGNED,
-  IN p_price_id INT UNSIGNED,
+DROP PROCEDURE IF EXISTS create_qris_transactions //
+CREATE PROCEDURE create_qris_transactions(
+  IN p_creates LONGTEXT,
   IN p_default_amount INT UNSIGNED,
   IN p_ttl_seconds INT,
   IN p_job_key_prefix VARCHAR(32),
@@ -384,62 +390,77 @@ CREATE PROCEDURE create_qris_transaction(
   IN p_actor_name VARCHAR(64),
   IN p_lease_seconds INT
 )
-create_transaction: BEGIN
-  DECLARE v_amount INT UNSIGNED DEFAULT p_default_amount;
-  DECLARE v_found BOOLEAN DEFAULT FALSE;
-  DECLARE v_price_location INT UNSIGNED;
+BEGIN
+  DECLARE v_done BOOLEAN DEFAULT FALSE;
+  DECLARE v_n INT;
+  DECLARE v_location_id, v_known_location, v_price_id, v_known_price, v_price_location INT UNSIGNED;
+  DECLARE v_price_amount INT UNSIGNED;
+  -- Wider than the column: an overlong id fails its INSERT (strict mode), never cut.
+  DECLARE v_external_id VARCHAR(255);
   DECLARE v_tr_id BIGINT UNSIGNED;
-  DECLARE v_duplicate BOOLEAN DEFAULT FALSE;
-  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_found = FALSE;
+  DECLARE v_duplicate BOOLEAN;
+  DECLARE v_outcome VARCHAR(32);
+  DECLARE v_answers LONGTEXT DEFAULT '';
+  DECLARE c_creates CURSOR FOR
+    SELECT j.n, j.location_id, l.ml_id, j.price_id, p.mp_id, p.mp_location_id, p.mp_amount, j.external_id
+    FROM JSON_TABLE(p_creates, '$[*]' COLUMNS (
+      n FOR ORDINALITY, location_id INT UNSIGNED PATH '$.location_id', price_id INT UNSIGNED PATH '$.price_id',
+      external_id VARCHAR(255) PATH '$.external_id')) j
+    LEFT JOIN location l ON l.ml_id = j.location_id
+    LEFT JOIN price p ON p.mp_id = j.price_id
+    ORDER BY j.price_id, j.n;
+  DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = TRUE;
 
-  CALL begin_own_transaction('create_qris_transaction');
+  CALL begin_own_transaction('create_qris_transactions');
   BEGIN
     DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+    OPEN c_creates;
+    each_create: LOOP
+      FETCH c_creates INTO v_n, v_location_id, v_known_location, v_price_id, v_known_price, v_price_location, v_price_amount, v_external_id;
+      IF v_done THEN LEAVE each_create; END IF;
+      SET v_tr_id = NULL;
+      a_create: BEGIN
+        IF v_known_location IS NULL THEN SET v_outcome = 'unknown_location'; LEAVE a_create; END IF;
+        IF v_price_id IS NOT NULL THEN
+          IF v_known_price IS NULL THEN SET v_outcome = 'unknown_price'; LEAVE a_create; END IF;
+          IF v_price_location IS NOT NULL AND v_price_location <> v_location_id THEN
+            SET v_outcome = 'price_not_for_location'; LEAVE a_create;
+          END IF;
+        END IF;
 
-    IF NOT EXISTS (SELECT 1 FROM location WHERE ml_id = p_location_id) THEN
-      ROLLBACK;
-      SELECT 'unknown_location', NULL;
-      LEAVE create_transaction;
-    END IF;
-    IF p_price_id IS NOT NULL THEN
-      SELECT TRUE, mp_amount, mp_location_id INTO v_found, v_amount, v_price_location FROM price WHERE mp_id = p_price_id;
-      IF NOT v_found THEN
-        ROLLBACK;
-        SELECT 'unknown_price', NULL;
-        LEAVE create_transaction;
-      END IF;
-      IF v_price_location IS NOT NULL AND v_price_location <> p_location_id THEN
-        ROLLBACK;
-        SELECT 'price_not_for_location', NULL;
-        LEAVE create_transaction;
-      END IF;
-      UPDATE price SET mp_used = mp_used + 1 WHERE mp_id = p_price_id AND (mp_quota IS NULL OR mp_used < mp_quota);
-      IF ROW_COUNT() = 0 THEN
-        ROLLBACK;
-        SELECT 'quota_exhausted', NULL;
-        LEAVE create_transaction;
-      END IF;
-    END IF;
-
-    BEGIN
-      DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
-      INSERT INTO qris_transaction (tr_external_id, tr_location_id, tr_price_id, tr_amount, tr_expired_at)
-      VALUES (p_external_id, p_location_id, p_price_id, v_amount, NOW(6) + INTERVAL p_ttl_seconds SECOND);
-    END;
-    IF v_duplicate THEN
-      ROLLBACK;  -- the quota slot taken above goes back with it: a caller who tries again takes one in all
-      SELECT 'duplicate_external_id', NULL;
-      LEAVE create_transaction;
-    END IF;
-    SET v_tr_id = LAST_INSERT_ID();
-    INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
-    VALUES (CONCAT(p_job_key_prefix, v_tr_id), p_queue_name, p_actor_name, CONCAT('[', v_tr_id, ']'),
-            NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+        SAVEPOINT before_the_create;
+        IF v_price_id IS NOT NULL THEN
+          UPDATE price SET mp_used = mp_used + 1 WHERE mp_id = v_price_id AND (mp_quota IS NULL OR mp_used < mp_quota);
+          IF ROW_COUNT() = 0 THEN SET v_outcome = 'quota_exhausted'; LEAVE a_create; END IF;
+        END IF;
+        SET v_duplicate = FALSE;
+        BEGIN
+          DECLARE CONTINUE HANDLER FOR 1062 SET v_duplicate = TRUE;
+          INSERT INTO qris_transaction (tr_external_id, tr_location_id, tr_price_id, tr_amount, tr_expired_at)
+          VALUES (v_external_id, v_location_id, v_price_id, IF(v_price_id IS NULL, p_default_amount, v_price_amount),
+                  NOW(6) + INTERVAL p_ttl_seconds SECOND);
+        END;
+        IF v_duplicate THEN
+          ROLLBACK TO SAVEPOINT before_the_create;  -- the quota slot goes back: a caller who tries again takes one in all
+          SET v_outcome = 'duplicate_external_id'; LEAVE a_create;
+        END IF;
+        SET v_tr_id = LAST_INSERT_ID();
+        INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
+        VALUES (CONCAT(p_job_key_prefix, v_tr_id), p_queue_name, p_actor_name, CONCAT('[', v_tr_id, ']'),
+                NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+        SET v_outcome = 'created';
+      END;
+      SET v_answers = CONCAT(v_answers, ',[', v_n, ',"', v_outcome, '",', IFNULL(v_tr_id, 'null'), ']');
+    END LOOP;
+    CLOSE c_creates;
     COMMIT;
   END;
-  SELECT 'created' AS outcome, tr_id, tr_external_id, tr_location_id, tr_price_id, tr_amount, tr_status, tr_qris_string,
-         tr_qris_url, tr_expired_at, tr_paid_at, tr_created_at
-  FROM qris_transaction WHERE tr_id = v_tr_id;
+  SELECT a.n, a.outcome, t.tr_id, t.tr_external_id, t.tr_location_id, t.tr_price_id, t.tr_amount, t.tr_status,
+         t.tr_qris_string, t.tr_qris_url, t.tr_expired_at, t.tr_paid_at, t.tr_created_at
+  FROM JSON_TABLE(CONCAT('[', SUBSTRING(v_answers, 2), ']'), '$[*]' COLUMNS (
+         n INT PATH '$[0]', outcome VARCHAR(32) PATH '$[1]', tr_id BIGINT UNSIGNED PATH '$[2]')) a
+       LEFT JOIN qris_transaction t ON t.tr_id = a.tr_id
+  ORDER BY a.n;
 END //
 
 -- The QR codes the gateway made for a group of transactions (p_codes: a JSON array of objects

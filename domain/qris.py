@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,12 +41,27 @@ class QuotaExhausted(Exception):
     pass
 
 
+class ExternalIdTaken(Exception):
+    """The create's random external id names another transaction: create() tries a new one."""
+
+
 _REFUSALS: dict[str, type[Exception]] = {
     "unknown_location": LocationNotFound,
     "unknown_price": PriceNotFound,
     "price_not_for_location": PriceNotForLocation,
     "quota_exhausted": QuotaExhausted,
+    "duplicate_external_id": ExternalIdTaken,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Creation:
+    """A kiosk's request for a session: where, at which price (None: the default amount), under
+    which external id (new_external_id)."""
+
+    location_id: int
+    price_id: int | None
+    external_id: str
 
 
 @dataclass(frozen=True)
@@ -55,7 +70,7 @@ class Created:
     external_id: str
     row: dict[str, Any] | None = None
     """The transaction's columns as committed (tr_*), before any QR was attached: a kiosk's
-    create (create_qris_transaction answers them); None for a deposit."""
+    create (create_qris_transactions answers them); None for a deposit."""
 
 
 CREATE_QR_JOB_PREFIX = "qris:"
@@ -90,9 +105,8 @@ _GIVE_BACK_SLOT = sql(
     "UPDATE price SET mp_used = mp_used - 1 WHERE mp_used > 0 AND mp_id = "
     "(SELECT tr_price_id FROM qris_transaction WHERE tr_id = :id)"
 )
-_CREATE = sql(
-    "CALL create_qris_transaction(:external_id, :location_id, :price_id, :default_amount, :ttl, "
-    ":job_key_prefix, :queue_name, :actor_name, :lease)"
+_CREATE_ALL = sql(
+    "CALL create_qris_transactions(:creates, :default_amount, :ttl, :job_key_prefix, :queue_name, :actor_name, :lease)"
 )
 _INSERT_DEPOSIT = sql(
     "INSERT INTO qris_transaction (tr_external_id, tr_reseller_id, tr_amount, tr_gateway, tr_expired_at) "
@@ -113,28 +127,20 @@ _EXPIRE = sql(
 )
 
 
-async def create(
-    conn: raw.Connection,
-    *,
-    location_id: int,
-    price_id: int | None,
-    default_amount: int,
-    ttl_seconds: int,
-    lease_seconds: int,
-    now: dt.datetime,
-    new_id: Callable[[int, dt.datetime], str] = new_external_id,
-) -> Created:
-    """A PENDING transaction, its quota slot and its create-QR job, committed: one round trip,
-    procedures.sql's create_qris_transaction (another if the external id was taken), which opens
-    and commits its own transaction.
+async def create_all(
+    conn: raw.Connection, creations: Sequence[Creation], *, default_amount: int, ttl_seconds: int, lease_seconds: int
+) -> list[Created | Exception]:
+    """The PENDING transactions, their quota slots and their create-QR jobs, committed: one round
+    trip for all, procedures.sql's create_qris_transactions, which opens and commits its own
+    transaction. For each creation in turn: Created, whose create-QR job (create_qr_job) the
+    caller pushes now that it is committed; or the refusal, with nothing of it written:
+    LocationNotFound, PriceNotFound, PriceNotForLocation, QuotaExhausted, or ExternalIdTaken.
 
     conn: an autocommit connection (db.raw.autocommitting), as for domain.purchases.accept_all.
-
-    new_id: makes an external id for (location, now).
+    An error (a DBAPIError) writes none of them.
     """
     params = {
-        "location_id": location_id,
-        "price_id": price_id,
+        "creates": json.dumps([{"location_id": c.location_id, "price_id": c.price_id, "external_id": c.external_id} for c in creations]),
         "default_amount": default_amount,
         "ttl": ttl_seconds,
         "job_key_prefix": CREATE_QR_JOB_PREFIX,
@@ -142,20 +148,36 @@ async def create(
         "actor_name": CREATE_QR_ACTOR,
         "lease": lease_seconds,
     }
+    answers: list[Created | Exception] = [RuntimeError("create_qris_transactions gave no answer")] * len(creations)
+    for row in (await raw.run(conn, _CREATE_ALL, params)).mappings():
+        n, outcome = row.pop("n"), row.pop("outcome")
+        answers[n - 1] = Created(int(row["tr_id"]), row["tr_external_id"], row) if outcome == "created" else _REFUSALS[outcome]()
+    return answers
+
+
+async def create(
+    intake: Callable[[Creation], Awaitable[Created | Exception]],
+    *,
+    location_id: int,
+    price_id: int | None,
+    now: dt.datetime,
+    new_id: Callable[[int, dt.datetime], str] = new_external_id,
+) -> Created:
+    """A kiosk's session, created by intake (create_all, alone or with the creates of the same
+    moment: web.intake), under a new external id, and another if that one was taken. Raises the
+    refusal (LocationNotFound, ...); the caller pushes the create-QR job.
+
+    new_id: makes an external id for (location, now).
+    """
     for _ in range(EXTERNAL_ID_ATTEMPTS):
-        external_id = new_id(location_id, now)
-        answer = await raw.run(conn, _CREATE, {**params, "external_id": external_id})
-        outcome = answer.rows[0][0]
-        if outcome != "duplicate_external_id":
+        answer = await intake(Creation(location_id, price_id, new_id(location_id, now)))
+        if not isinstance(answer, ExternalIdTaken):
             break
     else:
         raise RuntimeError(f"{EXTERNAL_ID_ATTEMPTS} new external ids in a row were taken")
-    if outcome != "created":
-        raise _REFUSALS[outcome]()
-    row = answer.mappings()[0]
-    del row["outcome"]
-    outbox.will_push(create_qr_job(int(row["tr_id"])))
-    return Created(tr_id=int(row["tr_id"]), external_id=external_id, row=row)
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
 
 
 @dataclass(frozen=True, slots=True)

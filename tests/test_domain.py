@@ -70,6 +70,17 @@ async def accept_order(conn: raw.Connection, *, lease_seconds: int, **order: Any
     return answer
 
 
+async def create_session(conn: raw.Connection, *, location_id: int, price_id: int | None, now: dt.datetime, **options: Any) -> qris.Created:
+    """A kiosk's create through domain.qris.create_all, one at a time: its Created, or its refusal
+    raised, as POST /api/v1/transactions answers it. options: qris.create's (new_id)."""
+
+    async def alone(creation: qris.Creation) -> qris.Created | Exception:
+        [answer] = await qris.create_all(conn, [creation], default_amount=1, ttl_seconds=60, lease_seconds=60)
+        return answer
+
+    return await qris.create(alone, location_id=location_id, price_id=price_id, now=now, **options)
+
+
 async def accept(engine: AsyncEngine, reseller_id: int, ref_id: str | None = None) -> int:
     async with autocommit_connection(engine) as conn:
         accepted = await accept_order(
@@ -312,32 +323,31 @@ async def test_a_taken_qris_external_id_is_replaced_and_the_quota_slot_taken_onc
     location_id, price_id = new_location_with_price(db)
     now = dt.datetime.now(dt.UTC)
     taken = qris.new_external_id(location_id, now)
-    session = {"location_id": location_id, "price_id": price_id, "default_amount": 1, "ttl_seconds": 60, "lease_seconds": 60, "now": now}
+    session = {"location_id": location_id, "price_id": price_id, "now": now}
     async with autocommit_connection(engine) as conn:
-        await qris.create(conn, **session, new_id=lambda *_: taken)
+        await create_session(conn, **session, new_id=lambda *_: taken)
 
     fresh = qris.new_external_id(location_id, now)
     ids = iter([taken, taken, fresh])
     async with autocommit_connection(engine) as conn:
-        created = await qris.create(conn, **session, new_id=lambda *_: next(ids))
+        created = await create_session(conn, **session, new_id=lambda *_: next(ids))
     assert created.external_id == fresh
     assert db.value("SELECT tr_status FROM qris_transaction WHERE tr_external_id = %s", fresh) == "PENDING"
     assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", price_id) == 2  # one slot per transaction
 
     with pytest.raises(RuntimeError):
         async with autocommit_connection(engine) as conn:
-            await qris.create(conn, **session, new_id=lambda *_: taken)
+            await create_session(conn, **session, new_id=lambda *_: taken)
     assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", price_id) == 2
     assert db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_location_id = %s", location_id) == 2
 
 
 async def test_a_group_attach_stores_each_code_once_and_only_on_pending_transactions(engine, pool, db: MariaDB):
     location_id, price_id = new_location_with_price(db)
-    session = {"location_id": location_id, "price_id": price_id, "default_amount": 1, "ttl_seconds": 60, "lease_seconds": 60}
     waiting, coded, failed = [], [], []
     for group in (waiting, coded, failed):
         async with autocommit_connection(engine) as conn:
-            group.append((await qris.create(conn, **session, now=dt.datetime.now(dt.UTC))).tr_id)
+            group.append((await create_session(conn, location_id=location_id, price_id=price_id, now=dt.datetime.now(dt.UTC))).tr_id)
     [waiting], [coded], [failed] = waiting, coded, failed
     db.rows("UPDATE qris_transaction SET tr_xendit_id = 'qr-first', tr_qris_string = 'first' WHERE tr_id = %s", coded)
     async with raw.transaction(pool) as conn:

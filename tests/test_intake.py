@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,10 +19,10 @@ from core.settings import get_settings
 from db import purchases as purchase_queries
 from db import raw
 from db.engine import close_pool, create_engine, create_pool
-from domain import purchases
+from domain import purchases, qris
 from tests.harness import MariaDB
-from tests.test_domain import PULSA10, accept, autocommit_connection, new_reseller
-from web.intake import purchase_intake
+from tests.test_domain import PULSA10, accept, autocommit_connection, new_location_with_price, new_reseller
+from web.intake import purchase_intake, qris_intake
 
 
 @pytest.fixture
@@ -151,3 +152,62 @@ async def test_an_order_never_takes_another_purchases_provider_ref(engine, db: M
     assert isinstance(first, purchases.Accepted)
     assert db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", bob) == 0
     assert db.value("SELECT saldo FROM reseller WHERE id = %s", bob) == 30_000
+
+
+async def test_a_group_of_kiosk_creates_creates_each_or_refuses_it_alone(engine, db: MariaDB):
+    """create_qris_transactions: the creates of one group, each created or refused for itself: a
+    refused one leaves no row, no job and no quota slot taken."""
+    here, price = new_location_with_price(db)  # quota 5
+    there, other_price = new_location_with_price(db)
+    db.rows("UPDATE price SET mp_quota = 2 WHERE mp_id = %s", price)
+    taken = f"TRX-{here}-TAKEN-{uuid.uuid4().hex[:8]}"
+    db.rows("INSERT INTO qris_transaction (tr_external_id, tr_location_id, tr_amount, tr_expired_at) VALUES (%s, %s, 1, NOW())", taken, here)
+    C = qris.Creation
+
+    def new_id() -> str:
+        return f"TRX-{here}-G-{uuid.uuid4().hex[:8]}"
+
+    twice = new_id()
+    creations = [
+        C(here, price, new_id()),
+        C(here, None, new_id()),  # no price: the default amount, no slot
+        C(here, price, twice),
+        C(here, price, new_id()),  # the quota of 2 went on the first and the third
+        C(here, other_price, new_id()),  # another location's price
+        C(999_999, None, new_id()),
+        C(here, 999_999, new_id()),
+        C(here, None, taken),  # an older transaction's id
+        C(there, other_price, twice),  # taken inside the group by the third
+    ]
+    async with autocommit_connection(engine) as conn:
+        answers = await qris.create_all(conn, creations, default_amount=40_000, ttl_seconds=60, lease_seconds=60)
+    kinds = [type(a).__name__ for a in answers]
+    assert kinds == ["Created", "Created", "Created", "QuotaExhausted", "PriceNotForLocation", "LocationNotFound", "PriceNotFound", "ExternalIdTaken", "ExternalIdTaken"]
+    created = [a for a in answers if isinstance(a, qris.Created)]
+    assert [a.external_id for a in created] == [creations[0].external_id, creations[1].external_id, twice]
+    assert [(a.row["tr_amount"], a.row["tr_status"], a.row["tr_price_id"]) for a in created] == [(30_000, "PENDING", price), (40_000, "PENDING", None), (30_000, "PENDING", price)]
+    assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", price) == 2
+    assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", other_price) == 0
+    assert db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_location_id IN (%s, %s)", here, there) == 4  # the three and the older one
+    jobs = db.value(f"SELECT COUNT(*) FROM outbox WHERE job_key IN ({', '.join(['%s'] * 3)})", *(f"qris:{a.tr_id}" for a in created))
+    assert jobs == 3
+
+
+async def test_concurrent_kiosk_creates_share_groups_and_keep_the_quota(engine, db: MariaDB):
+    """Through the web's group call (web.intake.qris_intake): 40 creates at once on a price with a
+    quota of 25, each answered for itself."""
+    location_id, price = new_location_with_price(db)
+    db.rows("UPDATE price SET mp_quota = 25 WHERE mp_id = %s", price)
+    pool = create_pool(get_settings(), 4, autocommit=True)
+    try:
+        intake = qris_intake(pool, default_amount=40_000, ttl_seconds=60, lease_seconds=60)
+        answers = await asyncio.gather(
+            *(qris.create(intake, location_id=location_id, price_id=price, now=dt.datetime.now(dt.UTC)) for _ in range(40)), return_exceptions=True
+        )
+    finally:
+        await close_pool(pool)
+    created = [a for a in answers if isinstance(a, qris.Created)]
+    assert len(created) == 25 and all(isinstance(a, qris.QuotaExhausted) for a in answers if a not in created)
+    assert len({a.tr_id for a in created}) == 25
+    assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", price) == 25
+    assert db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_location_id = %s", location_id) == 25

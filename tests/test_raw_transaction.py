@@ -106,9 +106,9 @@ async def test_an_intake_procedure_refuses_to_run_inside_a_transaction_and_commi
         "receive": lambda tx: webhook_events.receive_all(
             tx, [webhook_events.IncomingEvent("digiflazz", uuid.uuid4().hex, "LKx", {})], lease_seconds=60
         ),
-        "create": lambda tx: qris.create(
-            tx, location_id=location_id, price_id=price_id, default_amount=1, ttl_seconds=60, lease_seconds=60,
-            now=dt.datetime.now(dt.UTC),
+        "create": lambda tx: qris.create_all(
+            tx, [qris.Creation(location_id, price_id, qris.new_external_id(location_id, dt.datetime.now(dt.UTC)))],
+            default_amount=1, ttl_seconds=60, lease_seconds=60,
         ),
     }  # fmt: skip
     events_before = db.value("SELECT COUNT(*) FROM webhook_event")

@@ -90,6 +90,12 @@ def create_app(settings: Settings) -> Starlette:
         app.state.status_reads = intake.status_reads(app.state.autocommit_pool)
         app.state.purchase_intake = intake.purchase_intake(app.state.autocommit_pool, settings.outbox_lease_seconds)
         app.state.webhook_intake = intake.webhook_intake(app.state.autocommit_pool, settings.outbox_lease_seconds)
+        app.state.qris_intake = intake.qris_intake(
+            app.state.autocommit_pool,
+            default_amount=settings.photobox_default_amount,
+            ttl_seconds=settings.qris_ttl_seconds,
+            lease_seconds=settings.outbox_lease_seconds,
+        )
         app.state.engine = create_engine(settings, pool_size=engine_size_beside(settings.db_pool_size))
         # Short timeouts: a stuck Redis must not hold requests; the outbox covers a failed push.
         app.state.redis = Redis.from_url(

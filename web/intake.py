@@ -20,7 +20,7 @@ from db import raw
 from db.outbox import Job
 from db.purchases import OwnedQuery, Purchase
 from db.resellers import Reseller
-from domain import purchases, webhook_events
+from domain import purchases, qris, webhook_events
 from domain.webhook_events import IncomingEvent
 
 # A group is one JSON argument: webhook bodies are at most 64 KiB (web.requests), so 64 of them
@@ -28,10 +28,12 @@ from domain.webhook_events import IncomingEvent
 STATUS_READS_PER_GROUP = 128
 ORDERS_PER_GROUP = 64
 WEBHOOK_EVENTS_PER_GROUP = 64
+QRIS_CREATES_PER_GROUP = 64
 
 StatusReads = GroupCall[OwnedQuery, tuple[Reseller | None, Purchase | None]]
 PurchaseIntake = GroupCall[purchases.Order, purchases.Accepted | Exception]
 WebhookIntake = GroupCall[IncomingEvent, Job | None]
+QrisIntake = GroupCall[qris.Creation, qris.Created | Exception]
 
 
 def status_reads(pool: asyncmy.Pool) -> StatusReads:
@@ -69,3 +71,20 @@ def webhook_intake(pool: asyncmy.Pool, lease_seconds: int) -> WebhookIntake:
             return await webhook_events.receive_all(conn, events, lease_seconds=lease_seconds)
 
     return GroupCall(receive, WEBHOOK_EVENTS_PER_GROUP)
+
+
+def qris_intake(pool: asyncmy.Pool, *, default_amount: int, ttl_seconds: int, lease_seconds: int) -> QrisIntake:
+    """POST /api/v1/transactions: the kiosks' sessions created, or each one's refusal, in one
+    transaction (domain.qris.create_all). A create run again after its group failed keeps its
+    external id: if the group had committed after all (its answer lost with the connection), the
+    id is found taken and the kiosk gets a second session, an unpaid one that expires, never a
+    charge.
+
+    default_amount: a session's amount without a price; ttl_seconds: how long its QR may be paid;
+    lease_seconds: as for purchase_intake, for the create-QR jobs."""
+
+    async def create(creations: list[qris.Creation]) -> list[qris.Created | Exception]:
+        async with raw.autocommitting(pool) as conn:
+            return await qris.create_all(conn, creations, default_amount=default_amount, ttl_seconds=ttl_seconds, lease_seconds=lease_seconds)
+
+    return GroupCall(create, QRIS_CREATES_PER_GROUP)
