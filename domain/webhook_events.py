@@ -34,8 +34,14 @@ class IncomingEvent:
     payload: dict[str, Any]
 
 
-def apply_job(event_id: int) -> Job:
-    return Job(job_key=f"{APPLY_JOB_PREFIX}{event_id}", queue_name=WEBHOOK_QUEUE, actor_name=APPLY_ACTOR, args=[event_id])
+def apply_job(event_id: int, attempt: int = 0) -> Job:
+    """The job that applies a stored event.
+
+    attempt: how many tries of it failed before (a retry backs off longer with each); the job's
+    key and outbox row are the same for every attempt.
+    """
+    args = [event_id, attempt] if attempt else [event_id]
+    return Job(job_key=f"{APPLY_JOB_PREFIX}{event_id}", queue_name=WEBHOOK_QUEUE, actor_name=APPLY_ACTOR, args=args)
 
 
 async def receive_all(conn: raw.Connection, events: list[IncomingEvent], *, lease_seconds: int) -> list[Job | None]:

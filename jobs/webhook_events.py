@@ -19,7 +19,8 @@ from provider.digiflazz import answer_from
 from provider.payment_links import parse_midtrans, parse_paystack
 from provider.xendit import PaymentEvent, parse_payment_webhook
 from workers import resources
-from workers.actor import actor
+from workers.actor import hand_off_actor
+from workers.broker import retry_backoff_ms
 
 log = logging.getLogger(__name__)
 Result = tuple[str, str]  # (outcome, note)
@@ -113,13 +114,21 @@ HANDLERS: dict[str, Callable[[raw.Connection, WebhookEvent, GroupReads], Awaitab
 }
 
 
-async def apply(event_id: int) -> None:
+async def apply(event_id: int, attempt: int = 0) -> None:
     """Apply one event, in one transaction with the other events this process applies at the same
     moment (core.group_call). The events are locked, so two copies of one event's job run one
-    after the other, and the second finds it applied."""
+    after the other, and the second finds it applied. A failure (the database or Redis out, a
+    handler's error) schedules a retry with Dramatiq's backoff.
+
+    attempt: how many tries failed before this one.
+    """
     context.subject.set(f"webhook_event:{event_id}")
     res = resources.current()
-    applied = await res.group_call("webhook_events.apply", _apply_group)(event_id)
+    try:
+        applied = await res.group_call("webhook_events.apply", _apply_group)(event_id)
+    except Exception as failure:
+        await res.retry_later(webhook_events.apply_job(event_id, attempt + 1), retry_backoff_ms(attempt), failure)
+        return
     await res.pusher.push_after_commit(list(applied.jobs))  # here, so each message carries its own event's request id
     if applied.outcome is not None:
         log.info("webhook event %s (%s): %s, %s", event_id, applied.source, applied.outcome, applied.note)
@@ -159,6 +168,12 @@ async def _apply_one(conn: raw.Connection, event: WebhookEvent | None, reads: Gr
     return _Applied(event.source, outcome, note, tuple(jobs))
 
 
-@actor(actor_name=webhook_events.APPLY_ACTOR, queue_name=webhook_events.WEBHOOK_QUEUE)
-async def apply_webhook_event(event_id: int) -> None:
-    await apply(event_id)
+def _apply_job_key(event_id: int, attempt: int = 0) -> str:
+    return webhook_events.apply_job(event_id).job_key
+
+
+@hand_off_actor(actor_name=webhook_events.APPLY_ACTOR, queue_name=webhook_events.WEBHOOK_QUEUE, job_key=_apply_job_key)
+async def apply_webhook_event(event_id: int, attempt: int = 0) -> None:
+    """Runs in this process's work in flight, after its message is acknowledged: the worker
+    thread waits for no group's transaction (workers.in_flight)."""
+    await apply(event_id, attempt)
