@@ -2,7 +2,7 @@
 the worker thread that took the message.
 
 Dramatiq's own async support starts the coroutine in the loop thread's context, so contextvars
-set by middleware (CurrentMessage, the log context) are invisible to async actors. Here the
+set by middleware (the log context) are invisible to async actors. Here the
 worker thread's context is copied into the task that runs the coroutine.
 
 actor: the thread waits for the coroutine, as Dramatiq's async actors do. hand_off_actor: the
