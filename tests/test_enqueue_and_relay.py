@@ -19,7 +19,8 @@ from db.engine import create_engine
 from db.outbox import Job
 from tests.harness import MariaDB
 from tests.servers import RedisServer
-from workers.enqueue import NAMESPACE, push, push_after_commit
+from workers.enqueue import NAMESPACE, RECENTLY_ACKED_MS, RECENTLY_ACKED_SUFFIX, push, push_after_commit
+from workers.group_ack import GroupAckRedisBroker
 from workers.relay import relay_once
 
 
@@ -99,3 +100,29 @@ async def test_the_relay_pushes_due_jobs_and_leaves_waiting_ones(engine, redis, 
     await relay_once(engine, redis, lease_seconds=30)
     assert await redis.llen(f"{NAMESPACE}:{queue}") == before
     assert relay_db.value("SELECT attempts FROM outbox WHERE job_key = %s", f"{queue}:waiting") == 0
+
+
+async def test_the_relay_leaves_a_job_a_worker_acknowledged_moments_ago(engine, redis, redis_server, relay_db: MariaDB):
+    """A hand-off actor's message is acknowledged before its work keeps the outbox row due
+    (workers.in_flight): a row that fell due in a backlog is not pushed in that gap."""
+    queue = f"relaytest{time.time_ns()}"
+    job = Job(f"{queue}:taken", queue, "execute_purchase", [12])
+    async with engine.begin() as conn:
+        await outbox.add(conn, job, lease_seconds=0)  # due at once, as after a long backlog
+    await push(redis, [job])
+    broker = GroupAckRedisBroker(url=redis_server.url, namespace=NAMESPACE)
+    broker.declare_queue(queue)
+    consumer = broker.consume(queue, prefetch=1, timeout=500)
+    message = None
+    while message is None:
+        message = next(consumer)
+    consumer.ack(message)  # gone from the queue's hashes: only the recently acknowledged set has it
+    assert not await redis.hexists(f"{NAMESPACE}:{queue}.msgs", job.job_key)
+    assert await relay_once(engine, redis, lease_seconds=0) == 0
+    assert await redis.llen(f"{NAMESPACE}:{queue}") == 0
+
+    # Past the window, with the row still due, the job is lost: the relay pushes it.
+    await redis.zadd(f"{NAMESPACE}:{queue}{RECENTLY_ACKED_SUFFIX}", {job.job_key: time.time() * 1000 - RECENTLY_ACKED_MS - 1})
+    assert await relay_once(engine, redis, lease_seconds=30) == 1
+    assert [m.args for m in consume(redis_server.url, queue, 1)] == [(12,)]
+    consumer.close()

@@ -96,14 +96,27 @@ async def push_encoded_after_commit(redis: Redis, encoded: Encoded) -> bool:
         return False
 
 
+RECENTLY_ACKED_SUFFIX = ".acked"
+RECENTLY_ACKED_MS = 30_000
+"""How long a message acknowledged by a worker still counts as in Redis: `<queue>.acked`, a sorted
+set of message ids by the time of their acknowledgement (workers.group_ack writes it). A job
+handed to a worker's loop (workers.in_flight) is acknowledged before its work has kept its outbox
+row due; a row that fell due in a backlog was pushed again in that gap and ran beside its first
+copy (five of 17,530 purchases had a second provider call with a 2 s provider, issue 4). The window only
+has to outlast that gap; a worker killed inside it leaves the job to the relay 30 s later."""
+
+
 async def still_in_redis(redis: Redis, jobs: list[Job]) -> list[bool]:
-    """For each job: is a message of it waiting, prefetched, in progress or delayed?"""
+    """For each job: is a message of it waiting, prefetched, in progress or delayed, or was one
+    acknowledged within RECENTLY_ACKED_MS?"""
     async with redis.pipeline(transaction=False) as pipe:
         for job in jobs:
             pipe.hexists(f"{NAMESPACE}:{job.queue_name}.msgs", job.job_key)
             pipe.hexists(f"{NAMESPACE}:{job.queue_name}.DQ.msgs", job.job_key)
+            pipe.zscore(f"{NAMESPACE}:{job.queue_name}{RECENTLY_ACKED_SUFFIX}", job.job_key)
         found = await pipe.execute()
-    return [bool(found[2 * i] or found[2 * i + 1]) for i in range(len(jobs))]
+    since = time.time() * 1000 - RECENTLY_ACKED_MS
+    return [bool(found[3 * i] or found[3 * i + 1]) or (found[3 * i + 2] is not None and found[3 * i + 2] >= since) for i in range(len(jobs))]
 
 
 async def oldest_waiting_timestamp(redis: Redis, queue_name: str) -> float | None:

@@ -15,29 +15,39 @@ in between leaves it to Dramatiq's heartbeat to give to another worker (at least
 Loket's jobs are idempotent). A failed call keeps its messages waiting and raises
 ConnectionClosed, which Dramatiq's worker thread retries every few seconds, as it does for its
 own acknowledgements; a consumer that is closed (the worker stopping) sends what is left.
+Each acknowledged id is also noted, for RECENTLY_ACKED_MS, in the queue's recently acknowledged
+set, which the outbox relay reads (workers.enqueue.still_in_redis).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import redis
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed
 
+from workers.enqueue import RECENTLY_ACKED_MS, RECENTLY_ACKED_SUFFIX
+
 MAX_ACKS_PER_CALL = 512
 """Bounds a script's run, during which Redis serves no one else."""
 
-# KEYS: this worker's set of the queue's fetched messages, the queue's `.msgs` hash; ARGV: ids.
+# KEYS: this worker's set of the queue's fetched messages, the queue's `.msgs` hash, its
+# recently acknowledged set (workers.enqueue.RECENTLY_ACKED_SUFFIX); ARGV: now (ms), the window
+# (ms), then the ids.
 _ACK_ALL = """
+local now = tonumber(ARGV[1])
 local forgotten = 0
-for i = 1, #ARGV do
+for i = 3, #ARGV do
   if redis.call('SREM', KEYS[1], ARGV[i]) > 0 then
     redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('ZADD', KEYS[3], now, ARGV[i])
     forgotten = forgotten + 1
   end
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[2]))
 return forgotten
 """
 
@@ -96,11 +106,15 @@ class SendAcks:
 
     def __init__(self, broker: RedisBroker, queue_name: str) -> None:
         namespace = broker.namespace
-        self._keys = [f"{namespace}:__acks__.{broker.broker_id}.{queue_name}", f"{namespace}:{queue_name}.msgs"]
+        self._keys = [
+            f"{namespace}:__acks__.{broker.broker_id}.{queue_name}",
+            f"{namespace}:{queue_name}.msgs",
+            f"{namespace}:{queue_name}{RECENTLY_ACKED_SUFFIX}",
+        ]
         self._script = broker.client.register_script(_ACK_ALL)
 
     def __call__(self, redis_message_ids: list[str]) -> None:
-        self._script(keys=self._keys, args=redis_message_ids)
+        self._script(keys=self._keys, args=[int(time.time() * 1000), RECENTLY_ACKED_MS, *redis_message_ids])
 
 
 class GroupAckConsumer(_RedisConsumer):

@@ -25,8 +25,9 @@ async def relay_once(engine: AsyncEngine, redis: Redis, lease_seconds: int, batc
         if not due:
             return 0
         # A job whose message is still in Redis (waiting in a backlog, prefetched by a worker, in
-        # progress, or on a timer) is late, not lost: pushing it again would only grow the backlog.
-        # A killed worker's messages stay there too, and Dramatiq's heartbeat maintenance requeues them.
+        # progress, on a timer, or acknowledged moments ago by a worker taking it on) is late, not
+        # lost: pushing it again would only grow the backlog, or run it beside itself. A killed
+        # worker's messages stay there too, and Dramatiq's heartbeat maintenance requeues them.
         present = await still_in_redis(redis, [row.job for row in due])
         to_push = [row for row, there in zip(due, present, strict=True) if not there]
         still_waiting = [row.id for row, there in zip(due, present, strict=True) if there]
