@@ -46,7 +46,6 @@ def actor(*, actor_name: str, queue_name: str, **options: Any) -> Callable[[Call
     return decorate
 
 
-
 def hand_off_actor(
     *, actor_name: str, queue_name: str, job_key: Callable[..., str], **options: Any
 ) -> Callable[[Callable[..., Coroutine[Any, Any, None]]], dramatiq.Actor]:

@@ -102,8 +102,9 @@ RECENTLY_ACKED_MS = 30_000
 set of message ids by the time of their acknowledgement (workers.group_ack writes it). A job
 handed to a worker's loop (workers.in_flight) is acknowledged before its work has kept its outbox
 row due; a row that fell due in a backlog was pushed again in that gap and ran beside its first
-copy (five of 17,530 purchases had a second provider call with a 2 s provider, issue 4). The window only
-has to outlast that gap; a worker killed inside it leaves the job to the relay 30 s later."""
+copy (five of 17,530 purchases had a second provider call with a 2 s provider, issue 4). The
+window only has to outlast that gap; a worker killed inside it leaves the job to the relay 30 s
+later."""
 
 
 async def still_in_redis(redis: Redis, jobs: list[Job]) -> list[bool]:

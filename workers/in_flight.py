@@ -11,7 +11,8 @@ purchases a second measured, with 2 x 8 threads).
 What the hand-off gives up, and what covers it: the message is acknowledged before the work
 ends, so Dramatiq's retries never see the work fail (the work schedules its own retry), and the
 work of a killed process is not found by Dramatiq's heartbeat but by the outbox relay, once the
-job's row falls due (within OUTBOX_LEASE_SECONDS).
+job's row falls due (within OUTBOX_LEASE_SECONDS; not sooner than RECENTLY_ACKED_MS after the
+acknowledgement, workers.enqueue).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ class InFlight:
         keep_every: float = 20.0,
     ) -> None:
         """limit: how much work may be in flight at once in this process. Past it, hand_over()
-        waits for a slot while holding its worker thread, so a process takes no more messages than it
-        can carry; the rest wait in Redis, visible to the queue metrics and to other processes.
+        waits for a slot while holding its worker thread, so a process takes no more messages
+        than it can carry; the rest wait in Redis, visible to the queue metrics and to other
+        processes.
 
         time_limit: seconds after which a piece of work is cancelled, as Dramatiq's TimeLimit
         does for a message: a call that never returns must not keep its slot for good.
@@ -81,7 +83,8 @@ class InFlight:
             raise
 
     def _begin(self, job_key: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        task = asyncio.get_running_loop().create_task(self._run(work))  # copies the context it runs in: the worker thread's
+        # create_task copies the context this callback runs in: the worker thread's (hand_over).
+        task = asyncio.get_running_loop().create_task(self._run(work))
         self._tasks[task] = job_key
         task.add_done_callback(self._tasks.pop)
         if self._keep_due is not None and self._keeper is None:

@@ -175,8 +175,8 @@ _in_flight_lock = threading.Lock()
 
 def in_flight() -> InFlight:
     """The process's work in flight (workers.in_flight): provider, gateway and reseller callback
-    calls, with their follow-up, running after their message was acknowledged. Callable from any
-    thread: the worker threads hand work over to it."""
+    calls with their follow-up, and webhook applies, running after their message was
+    acknowledged. Callable from any thread: the worker threads hand work over to it."""
     global _in_flight
     with _in_flight_lock:
         if _in_flight is None:

@@ -1,7 +1,7 @@
 """One database transaction whose outbox jobs are pushed to Redis once it has committed.
 
     async with unit_of_work(raw.transaction(engine), pusher) as conn:
-        await qris.create(conn, ...)           # adds an outbox row
+        await qris.create_deposit(conn, ...)   # adds an outbox row
     # committed: the job is on its queue now (or, if Redis is down, the relay will push it)
 
 The transaction is SQLAlchemy's engine.begin() where a statement is built with SQLAlchemy,
