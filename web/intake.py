@@ -12,6 +12,10 @@ bad item fails only its own request.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import asyncmy
 
 from core.group_call import GroupCall
@@ -35,15 +39,13 @@ PurchaseIntake = GroupCall[purchases.Order, purchases.Accepted | Exception]
 WebhookIntake = GroupCall[IncomingEvent, Job | None]
 QrisIntake = GroupCall[qris.Creation, qris.Created | Exception]
 
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+
 
 def status_reads(pool: asyncmy.Pool) -> StatusReads:
     """GET /status: the callers and their purchases in one statement (db.purchases.owned)."""
-
-    async def read(queries: list[OwnedQuery]) -> list[tuple[Reseller | None, Purchase | None]]:
-        async with raw.autocommitting(pool) as conn:
-            return await purchase_queries.owned(conn, queries)
-
-    return GroupCall(read, STATUS_READS_PER_GROUP)
+    return _on_autocommit(pool, purchase_queries.owned, STATUS_READS_PER_GROUP)
 
 
 def purchase_intake(pool: asyncmy.Pool, lease_seconds: int) -> PurchaseIntake:
@@ -52,12 +54,7 @@ def purchase_intake(pool: asyncmy.Pool, lease_seconds: int) -> PurchaseIntake:
     provider_ref, so one the group had committed is found, not bought twice.
 
     lease_seconds: how long the relay leaves an execute job to the push before it pushes it."""
-
-    async def accept(orders: list[purchases.Order]) -> list[purchases.Accepted | Exception]:
-        async with raw.autocommitting(pool) as conn:
-            return await purchases.accept_all(conn, orders, lease_seconds=lease_seconds)
-
-    return GroupCall(accept, ORDERS_PER_GROUP)
+    return _on_autocommit(pool, functools.partial(purchases.accept_all, lease_seconds=lease_seconds), ORDERS_PER_GROUP)
 
 
 def webhook_intake(pool: asyncmy.Pool, lease_seconds: int) -> WebhookIntake:
@@ -65,12 +62,7 @@ def webhook_intake(pool: asyncmy.Pool, lease_seconds: int) -> WebhookIntake:
     (domain.webhook_events.receive_all).
 
     lease_seconds: as for purchase_intake, for the apply jobs."""
-
-    async def receive(events: list[IncomingEvent]) -> list[Job | None]:
-        async with raw.autocommitting(pool) as conn:
-            return await webhook_events.receive_all(conn, events, lease_seconds=lease_seconds)
-
-    return GroupCall(receive, WEBHOOK_EVENTS_PER_GROUP)
+    return _on_autocommit(pool, functools.partial(webhook_events.receive_all, lease_seconds=lease_seconds), WEBHOOK_EVENTS_PER_GROUP)
 
 
 def qris_intake(pool: asyncmy.Pool, *, default_amount: int, ttl_seconds: int, lease_seconds: int) -> QrisIntake:
@@ -82,9 +74,17 @@ def qris_intake(pool: asyncmy.Pool, *, default_amount: int, ttl_seconds: int, le
 
     default_amount: a session's amount without a price; ttl_seconds: how long its QR may be paid;
     lease_seconds: as for purchase_intake, for the create-QR jobs."""
+    create = functools.partial(qris.create_all, default_amount=default_amount, ttl_seconds=ttl_seconds, lease_seconds=lease_seconds)
+    return _on_autocommit(pool, create, QRIS_CREATES_PER_GROUP)
 
-    async def create(creations: list[qris.Creation]) -> list[qris.Created | Exception]:
+
+def _on_autocommit(
+    pool: asyncmy.Pool, run: Callable[[raw.Connection, list[Item]], Awaitable[list[Answer]]], limit: int
+) -> GroupCall[Item, Answer]:
+    """A group call whose run(conn, items) is one call on a connection of the autocommit pool."""
+
+    async def on_a_connection(items: list[Item]) -> list[Answer]:
         async with raw.autocommitting(pool) as conn:
-            return await qris.create_all(conn, creations, default_amount=default_amount, ttl_seconds=ttl_seconds, lease_seconds=lease_seconds)
+            return await run(conn, items)
 
-    return GroupCall(create, QRIS_CREATES_PER_GROUP)
+    return GroupCall(on_a_connection, limit)
