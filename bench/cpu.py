@@ -65,6 +65,9 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+MIN_WINDOW_S = 1.0
+
+
 @dataclass
 class CpuMeter:
     """Samples named process groups at the start and end of a phase.
@@ -98,8 +101,12 @@ class CpuMeter:
 
         child_name: what to call the child reaped during the phase (wrk), if any.
         "other" is every other process on the machine, this benchmark's own driver included.
+        Empty for a window under MIN_WINDOW_S: the kernel counts CPU time in 10 ms ticks, and a
+        drain that ended within 50 ms once read "other 191%".
         """
-        wall = max(time.monotonic() - self._t0, 1e-9)
+        wall = time.monotonic() - self._t0
+        if wall < MIN_WINDOW_S:
+            return {}
         end = self._sample()
         shares = {name: 100 * (end[name] - self._start.get(name, 0.0)) / wall for name in end}
         if child_name is not None:

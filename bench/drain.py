@@ -77,19 +77,9 @@ def wait_final(
 
 
 def _percentiles(db: Database, after_id: int) -> dict[str, float]:
-    """p50/p99 in ms from accept to final, with MariaDB's PERCENTILE_CONT over milliseconds: over
-    microseconds MariaDB 10.11 answers 100000000 for any percentile at or above that (seen: every
-    p50 of the 2 s provider runs read 100 s)."""
-    row = db.rows(
-        "SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY us / 1000) OVER () AS p50, "
-        "PERCENTILE_CONT(0.99) WITHIN GROUP (ORDER BY us / 1000) OVER () AS p99, MAX(us) OVER () / 1000 AS mx "
-        f"FROM (SELECT TIMESTAMPDIFF(MICROSECOND, waktu, updated_at) AS us FROM purchase "
-        f"WHERE id > %s AND status IN {FINAL}) AS t LIMIT 1",
-        after_id,
-    )
-    if not row:
-        return {"p50": 0.0, "p99": 0.0, "max": 0.0}
-    return {"p50": float(row[0]["p50"]), "p99": float(row[0]["p99"]), "max": float(row[0]["mx"])}
+    """p50 / p99 / max ms from accept to final."""
+    found = db.percentiles_ms("TIMESTAMPDIFF(MICROSECOND, waktu, updated_at)", f"FROM purchase WHERE id > %s AND status IN {FINAL}", after_id)
+    return found or {"p50": 0.0, "p99": 0.0, "max": 0.0}
 
 
 def measure(db: Database, after_id: int, waited_s: float, timed_out: bool) -> Completion:

@@ -14,6 +14,7 @@ import pymysql
 import redis
 from sqlalchemy.engine import make_url
 
+from bench.groups import GroupMeter
 from core.security import ADMIN_LEVEL, issue_staff_token
 from db.apply import apply_schema
 from ops.stack import Stack, free_port, web_command
@@ -56,6 +57,20 @@ class Database:
         finally:
             conn.close()
 
+    def percentiles_ms(self, us_sql: str, from_sql: str, *args: Any) -> dict[str, float] | None:
+        """p50 / p99 / max in ms of a microsecond expression over the rows of from_sql; None: no rows.
+
+        Sorted here, not with MariaDB's PERCENTILE_CONT: over the 108,000 purchases of a 2 s-provider
+        phase that window query ran for minutes."""
+        values = sorted(int(row["us"]) for row in self.rows(f"SELECT {us_sql} AS us {from_sql}", *args) if row["us"] is not None)
+        if not values:
+            return None
+
+        def at(share: float) -> float:
+            return values[min(len(values) - 1, int(share * len(values)))] / 1000
+
+        return {"p50": at(0.5), "p99": at(0.99), "max": values[-1] / 1000}
+
     def one(self, sql: str, *args: Any) -> dict[str, Any]:
         return self.rows(sql, *args)[0]
 
@@ -84,12 +99,13 @@ class BenchStack:
     webhook_secret: str
     """PPOB_WEBHOOK_SECRET: the key of the HMAC-SHA1 on Digiflazz webhooks (the sim signs with it too)."""
     web_workers: int = 1
+    worker_metrics_url: str = ""
 
     @classmethod
     def start(cls, options: Options, log_dir: Path) -> BenchStack:
         apply_schema(DATABASE_URL, drop_first=True)
         flush_redis()
-        web_port, sim_port = free_port(), free_port()
+        web_port, sim_port, worker_metrics_port = free_port(), free_port(), free_port()
         jwt_secret, webhook_secret = secrets.token_hex(32), secrets.token_hex(16)
         env = {
             "DATABASE_URL": DATABASE_URL,
@@ -116,11 +132,11 @@ class BenchStack:
         }
         stack = Stack(env=env, log_dir=log_dir)
         bench = cls(stack, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sim_port}", jwt_secret, webhook_secret,
-                    options.web_workers)  # fmt: skip
+                    options.web_workers, f"http://127.0.0.1:{worker_metrics_port}/metrics")  # fmt: skip
         try:
             stack.start_sim(sim_port)
             stack.start_web(web_port, options.web_workers)
-            stack.start_worker(options.workers, options.threads)
+            stack.start_worker(options.workers, options.threads, metrics_port=worker_metrics_port)
             stack.start_clock()
         except BaseException:
             stack.stop()
@@ -130,6 +146,10 @@ class BenchStack:
     def pgids(self) -> dict[str, int]:
         """Process-group id of each running process (each was started in its own session)."""
         return {p.name: p.popen.pid for p in self.stack.processes if p.popen.poll() is None}
+
+    def group_meter(self) -> GroupMeter:
+        """A meter of the group calls of the web and the workers (bench.groups)."""
+        return GroupMeter({"web": f"{self.web_url}/metrics", "worker": self.worker_metrics_url})
 
     def register(self, count: int, saldo: int = SALDO) -> list[str]:
         """Register `count` resellers with an opening saldo through POST /register; their API keys."""

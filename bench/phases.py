@@ -24,6 +24,8 @@ import httpx
 
 from bench.cpu import CpuMeter, pid_of
 from bench.env import BenchStack, Database
+from bench.groups import GroupMeter
+from bench.groups import describe as describe_groups
 from bench.load import LoadResult
 from bench.replay import http_request, replay, write_requests
 from bench.report import EndpointPhase
@@ -98,18 +100,21 @@ class Phases:
 
     # -- common ---------------------------------------------------------------------------------------------------
 
-    def _load(self, tag: str, label: str, url: str, requests: Iterator[bytes], marks: dict[str, str] | None = None) -> tuple[LoadResult, dict[str, float]]:  # fmt: skip
-        """Write the requests, run wrk over them with the CPU meter on, check the answers."""
+    def _load(self, tag: str, label: str, url: str, requests: Iterator[bytes], marks: dict[str, str] | None = None) -> tuple[LoadResult, dict[str, float], str]:  # fmt: skip
+        """Write the requests, run wrk over them with the CPU and group call meters on, check the answers."""
         args = self.args
         threads = max(1, min(args.wrk_threads, args.connections))
         lines = write_requests(self.log_dir / f"{tag}.requests", requests)
         meter = CpuMeter(groups=self.bench.pgids(),
                          pids={"mariadb": pid_of("mariadbd", "mysqld") or 0, "redis": pid_of("redis-server") or 0})  # fmt: skip
         self.say(f"[{label}] wrk -c {args.connections} -t {threads} for {args.duration:.0f}s over {lines} distinct request(s)")
+        groups = GroupMeter({"web": f"{url}/metrics", "worker": self.bench.worker_metrics_url})
+        groups.start()
         meter.start()
         load = replay(url, self.log_dir / f"{tag}.requests", lines=lines, tag=tag, connections=args.connections,
                       threads=threads, duration=args.duration, log_dir=self.log_dir, marks=marks)  # fmt: skip
         cpu = meter.stop("wrk")
+        group_figures = describe_groups(groups.stop())
         _keep_head(self.log_dir / f"{tag}.requests")
         if cpu["other"] > OTHER_CPU_NOTE:
             self.notes.append(f"{label}: processes outside this benchmark used {cpu['other']:.0f}% of a core during the load")
@@ -122,7 +127,7 @@ class Phases:
             self.problems.append(f"{label}: {load.not_ok} non-2xx responses {load.statuses}; samples: {load.samples}")
         if any(load.socket_errors.values()):
             self.problems.append(f"{label}: wrk socket errors {load.socket_errors}")
-        return load, cpu
+        return load, cpu, group_figures
 
     def _host(self, url: str) -> str:
         return url.split("://", 1)[1]
@@ -144,16 +149,9 @@ class Phases:
             time.sleep(0.5)
 
     def _percentiles(self, us_sql: str, from_sql: str, after: int) -> str:
-        """p50 / p99 / max ms of a microsecond expression (MariaDB's PERCENTILE_CONT, over milliseconds:
-        MariaDB 10.11 answers 100000000 for any percentile at or above that, seen with microseconds)."""
-        rows = self.db.rows(
-            f"SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY us / 1000) OVER () AS p50, PERCENTILE_CONT(0.99) WITHIN GROUP "
-            f"(ORDER BY us / 1000) OVER () AS p99, MAX(us) OVER () / 1000 AS mx FROM (SELECT {us_sql} AS us {from_sql}) AS t LIMIT 1",
-            after,
-        )
-        if not rows:
-            return "-"
-        return " / ".join(f"{float(rows[0][k]):.1f}" for k in ("p50", "p99", "mx"))
+        """p50 / p99 / max ms of a microsecond expression."""
+        found = self.db.percentiles_ms(us_sql, from_sql, after)
+        return " / ".join(f"{found[k]:.1f}" for k in ("p50", "p99", "max")) if found else "-"
 
     # -- GET /status/{id} ------------------------------------------------------------------------------------------
 
@@ -165,9 +163,9 @@ class Phases:
         pairs = pairs[:STATUS_MAX_REQUESTS]
         host = self._host(self.bench.web_url)
         requests = (http_request("GET", f"/status/{pid}", host, {"x-api-key": key}) for key, pid in pairs)
-        load, cpu = self._load("status", "GET /status/{id}", self.bench.web_url, requests)
+        load, cpu, groups = self._load("status", "GET /status/{id}", self.bench.web_url, requests)
         rows = {"purchases read / reseller keys": f"{len(pairs)} / {len({k for k, _ in pairs})} (each read with its owner's key)"}
-        return EndpointPhase("GET /status", "GET /status/{id}", load, cpu, TARGETS["status"], None, rows)
+        return EndpointPhase("GET /status", "GET /status/{id}", load, cpu, TARGETS["status"], None, rows, groups)
 
     # -- POST /webhooks/digiflazz ------------------------------------------------------------------------------------
 
@@ -190,7 +188,7 @@ class Phases:
                                    {"Content-Type": "application/json", "X-Hub-Signature": signature}, body)  # fmt: skip
 
         after = int(self.db.one("SELECT COALESCE(MAX(id), 0) AS m FROM webhook_event")["m"])
-        load, cpu = self._load(
+        load, cpu, groups = self._load(
             "webhooks", "POST /webhooks/digiflazz", self.bench.web_url, bodies(), {"duplicate": '"duplicate":true'}
         )
         where = f"FROM webhook_event WHERE id > %s AND reference LIKE '{prefix}-%%'"
@@ -227,7 +225,7 @@ class Phases:
             ),
         }
         note = "INSERT webhook_event + INSERT outbox, one commit (lighter than the accept transaction)"
-        return EndpointPhase("POST /webhooks/digiflazz", "POST /webhooks/digiflazz", load, cpu, TARGETS["webhooks"], note, rows)
+        return EndpointPhase("POST /webhooks/digiflazz", "POST /webhooks/digiflazz", load, cpu, TARGETS["webhooks"], note, rows, groups)
 
     # -- POST /api/v1/transactions ---------------------------------------------------------------------------------
 
@@ -257,7 +255,7 @@ class Phases:
             codes_before = len(httpx.get(f"{self.bench.sim_url}/_sim/qr_codes", timeout=30).json())
             label = f"POST /api/v1/transactions, QRIS_CREATE_WAIT_MS={wait_ms}"
             marks = {"qr_null": '"tr_qris_string":null', "qr_set": '"tr_qris_string":"'}
-            load, cpu = self._load(f"qris{wait_ms}", label, url, requests, marks)
+            load, cpu, groups = self._load(f"qris{wait_ms}", label, url, requests, marks)
         finally:
             self.bench.stop_process(name)
         where = "FROM qris_transaction WHERE tr_id > %s"
@@ -293,5 +291,5 @@ class Phases:
         }
         note = "INSERT qris_transaction + INSERT outbox, one commit" + (", then waits for the QR" if wait_ms else "")
         return EndpointPhase(
-            f"QRIS create, wait {wait_ms} ms", "POST /api/v1/transactions", load, cpu, TARGETS["qris"], note, rows
+            f"QRIS create, wait {wait_ms} ms", "POST /api/v1/transactions", load, cpu, TARGETS["qris"], note, rows, groups
         )

@@ -13,6 +13,7 @@ from bench.drain import Completion
 from bench.load import LoadResult
 from bench.raw_db import RawResult
 
+GROUPS_LEGEND = "process, name, share of the time a run was on its way per process, runs/s x mean items, mean ms per run"
 CPU_ORDER = ("wrk", "web", "worker", "clock", "sim", "mariadb", "redis", "other")
 
 
@@ -29,6 +30,9 @@ class WebPhase:
     """Requests the sim received for this phase's purchases (one per purchase when nothing repeats)."""
     relayed: int
     """Outbox rows seen with attempts > 0 while draining: jobs the relay pushed a second time."""
+    groups_accept: str = "-"
+    groups_drain: str = "-"
+    """The group calls that ran in each window (bench.groups.describe)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class EndpointPhase:
     """How the endpoint's transaction compares with the raw /beli accept one; None: no comparison."""
     rows: dict[str, str] = field(default_factory=dict)
     """Figures of this phase only (webhook handling, QR strings set, ...), in order."""
+    groups: str = "-"
+    """The group calls that ran during the load (bench.groups.describe)."""
 
 
 @dataclass
@@ -75,7 +81,7 @@ def _share(value: float, limit: float | None) -> str:
 
 def _cpu(shares: dict[str, float]) -> str:
     names = [n for n in CPU_ORDER if n in shares] + sorted(n for n in shares if n not in CPU_ORDER)
-    return " · ".join(f"{n} {shares[n]:.0f}" for n in names)
+    return " · ".join(f"{n} {shares[n]:.0f}" for n in names) or "- (a window under 1 s)"
 
 
 def _ms(values: dict[str, float], keys: tuple[str, ...]) -> str:
@@ -144,6 +150,8 @@ def render(run: Run) -> str:
     row("raw DB latency p50 / p99 / max ms", [_ms(lim.latency_ms, ("p50", "p99", "max")) if lim else "-" for lim in limits])
     row("CPU % of one core, accept phase", [_cpu(p.cpu_accept) for p in run.web])
     row("CPU % of one core, drain phase", [_cpu(p.cpu_drain) for p in run.web])
+    row(f"group calls, accept phase ({GROUPS_LEGEND})", [p.groups_accept for p in run.web])
+    row("group calls, drain phase", [p.groups_drain for p in run.web])
     row(
         "CPU % of one core, raw phase",
         [
@@ -201,6 +209,7 @@ def _endpoint_table(run: Run) -> list[str]:
     names = list(dict.fromkeys(name for p in phases for name in p.rows))
     rows += [[name, *[p.rows.get(name, "-") for p in phases]] for name in names]
     rows.append(["CPU % of one core, load phase", *[_cpu(p.cpu) for p in phases]])
+    rows.append([f"group calls, load phase ({GROUPS_LEGEND})", *[p.groups for p in phases]])
     header = ["figure", *[p.label for p in phases]]
     return ["| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *rows]]
 
@@ -217,13 +226,14 @@ def write(run: Run, path: Path) -> None:
              "accept_latency_ms": p.load.latency_ms, "completed_per_s": p.completion.completed_per_second,
              "drain_per_s": p.completion.drain_per_second, "final_latency_ms": p.completion.latency_ms,
              "rows": p.completion.rows, "final": p.completion.final,
-             "provider_calls": p.provider_calls, "relayed": p.relayed, "cpu_accept": p.cpu_accept, "cpu_drain": p.cpu_drain}
+             "provider_calls": p.provider_calls, "relayed": p.relayed, "cpu_accept": p.cpu_accept, "cpu_drain": p.cpu_drain,
+             "groups_accept": p.groups_accept, "groups_drain": p.groups_drain}
             for p in run.web
         ],
         "endpoints": [
             {"label": p.label, "request": p.request, "per_s": p.load.ok / p.load.seconds, "statuses": p.load.statuses,
              "latency_ms": p.load.latency_ms, "socket_errors": p.load.socket_errors, "marks": p.load.marks,
-             "target": p.target, "rows": p.rows, "cpu": p.cpu}
+             "target": p.target, "rows": p.rows, "cpu": p.cpu, "groups": p.groups}
             for p in run.endpoints
         ],
         "raw": [{"label": label, "per_s": r.per_second, "latency_ms": r.latency_ms, "errors": r.errors} for label, r in run.raw],

@@ -22,6 +22,7 @@ import redis
 from bench import drain, phases, report
 from bench.cpu import CpuMeter, machine_busy_seconds, pid_of
 from bench.env import DATABASE_URL, REDIS_URL, BenchStack, Database, Options, flush_redis
+from bench.groups import describe as describe_groups
 from bench.load import run_wrk, write_script, wrk_available
 from bench.raw_db import run_processes
 from core.settings import get_settings
@@ -72,7 +73,9 @@ def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: l
         groups=bench.pgids(), pids={"mariadb": pid_of("mariadbd", "mysqld") or 0, "redis": pid_of("redis-server") or 0}
     )
     calls_before = provider_calls(bench.sim_url)  # the previous phase has drained: nothing in flight
+    groups = bench.group_meter()
     say(f"[{label}] wrk -c {args.connections} -t {threads} for {duration:.0f}s over {len(keys)} reseller key(s)")
+    groups.start()
     meter.start()
     if pause_workers:
         bench.signal_workers(signal.SIGSTOP)
@@ -84,20 +87,23 @@ def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: l
         if pause_workers:
             bench.signal_workers(signal.SIGCONT)
     cpu_accept = meter.stop("wrk")
+    groups_accept = describe_groups(groups.stop())
     say(f"  {load.ok} x 200 ({load.ok_per_second:.1f}/s), {load.not_ok} non-200 {load.statuses}, "
         f"latency p50/p90/p99/max {load.latency_ms['p50']:.1f}/{load.latency_ms['p90']:.1f}/"
         f"{load.latency_ms['p99']:.1f}/{load.latency_ms['max']:.1f} ms")  # fmt: skip
     for sample in load.samples:
         say(f"  non-200: {sample}")
+    groups.start()
     meter.start()
     waited, timed_out, relayed = drain.wait_final(db, after, args.drain_timeout, progress=say)
     cpu_drain = meter.stop()
+    groups_drain = describe_groups(groups.stop())
     completion = drain.measure(db, after, waited, timed_out)
     calls = provider_calls(bench.sim_url) - calls_before
     say(f"  {completion.final}/{completion.rows} final in {completion.span_s:.1f}s from first accept "
         f"({completion.completed_per_second:.1f}/s); accept->final p50/p99 "
         f"{completion.latency_ms['p50']:.0f}/{completion.latency_ms['p99']:.0f} ms")  # fmt: skip
-    return report.WebPhase(label, load, completion, cpu_accept, cpu_drain, calls, relayed)
+    return report.WebPhase(label, load, completion, cpu_accept, cpu_drain, calls, relayed, groups_accept, groups_drain)
 
 
 def provider_calls(sim_url: str) -> int:
@@ -133,7 +139,7 @@ def phase_notes(phase: report.WebPhase) -> list[str]:
         f"{phase.label}, {name} phase: processes outside this benchmark used {cpu['other']:.0f}% of a core; "
         "its figures are lower than on an idle machine"
         for name, cpu in (("accept", phase.cpu_accept), ("drain", phase.cpu_drain))
-        if cpu["other"] > OTHER_CPU_NOTE
+        if cpu.get("other", 0.0) > OTHER_CPU_NOTE
     ]
 
 
@@ -171,7 +177,6 @@ def log_problems(log_dir: Path) -> list[str]:
                 f"{path.name}: {len(bad)} warning/error line(s), first ones:\n    " + "\n    ".join(bad[:LOG_LINES_SHOWN])
             )
     return found
-
 
 
 def _pools(threads: int) -> str:

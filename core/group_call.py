@@ -7,6 +7,10 @@ for a purchase. Through a GroupCall, the starts (or settles) that queue up while
 is on its way share the next one. An idle process still calls at once (with the callers of the
 same moment).
 
+Each run is measured by name (core.metrics: loket_group_call_seconds and _items_total): a group
+call whose runs fill its process's time is where that process's callers wait, the first thing to
+read when a rate stops growing (bench: the "group calls" rows).
+
 workers.pusher does the same for the enqueue to Redis, and web.intake for the web's accepts,
 webhook intake and status reads. One group runs at a time: a call waits at most for the group
 before its own, and the process's database work goes in as few round trips as its load allows.
@@ -15,9 +19,12 @@ before its own, and the process's database work goes in as few round trips as it
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, NamedTuple, TypeVar
+
+from core import metrics
 
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
@@ -35,12 +42,18 @@ class GroupCall(Generic[Item, Answer]):
     alone (concurrently), so a bad item fails only its own caller.
     limit: the most weight one run takes.
     weight: an item's share of the limit (1 each by default).
+    name: what the runs do, in the domain's words ("purchases.accept"): their metrics' label.
     """
 
-    def __init__(self, run: Callable[[list[Item]], Awaitable[list[Answer]]], limit: int, weight: Callable[[Item], int] | None = None) -> None:
+    def __init__(
+        self, run: Callable[[list[Item]], Awaitable[list[Answer]]], limit: int, *, name: str, weight: Callable[[Item], int] | None = None
+    ) -> None:
         self._run = run
         self._limit = limit
         self._weight = weight or (lambda _item: 1)
+        self._seconds = metrics.group_call_seconds.labels(name)
+        self._items = metrics.group_call_items.labels(name)
+        metrics.group_call_processes.labels(name).set(1)
         self._waiting: deque[_Waiting[Item, Answer]] = deque()
         self._runner: asyncio.Task[None] | None = None
 
@@ -70,17 +83,24 @@ class GroupCall(Generic[Item, Answer]):
             self._waiting.clear()
 
     async def _run_group(self, group: list[_Waiting[Item, Answer]]) -> None:
+        started = time.perf_counter()
         try:
             answers = await self._run([waiting.item for waiting in group])
         except Exception as failure:
+            self._measure(started, group)
             if len(group) == 1:
                 _fail(group[0], failure)
                 return
             await asyncio.gather(*(self._run_group([waiting]) for waiting in group))
             return
+        self._measure(started, group)
         for waiting, answer in zip(group, answers, strict=True):
             if not waiting.done.done():
                 waiting.done.set_result(answer)
+
+    def _measure(self, started: float, group: list[_Waiting[Item, Answer]]) -> None:
+        self._seconds.observe(time.perf_counter() - started)
+        self._items.inc(len(group))
 
     def _take_group(self) -> list[_Waiting[Item, Answer]]:
         group = [self._waiting.popleft()]

@@ -37,3 +37,13 @@ job_retries = Counter(
     "loket_job_retries_total", "Retries scheduled by work that runs after its message was acknowledged (workers.in_flight), by actor.",
     ["actor_name"],
 )  # fmt: skip
+group_call_seconds = Histogram(
+    "loket_group_call_seconds", "Runs of a group call (core.group_call) by name; rate(_sum) over loket_group_call_processes is the share of the time a process has one on its way: near 1, its callers queue behind it.",
+    ["name"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)  # fmt: skip
+group_call_items = Counter(
+    "loket_group_call_items_total", "Items the group calls ran, by name; over loket_group_call_seconds_count, the mean group size.", ["name"]
+)
+group_call_processes = Gauge(
+    "loket_group_call_processes", "Processes that have a group call of that name.", ["name"], multiprocess_mode="livesum"
+)

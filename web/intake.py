@@ -45,7 +45,7 @@ Answer = TypeVar("Answer")
 
 def status_reads(pool: asyncmy.Pool) -> StatusReads:
     """GET /status: the callers and their purchases in one statement (db.purchases.owned)."""
-    return _on_autocommit(pool, purchase_queries.owned, STATUS_READS_PER_GROUP)
+    return _on_autocommit(pool, purchase_queries.owned, STATUS_READS_PER_GROUP, "purchases.status")
 
 
 def purchase_intake(pool: asyncmy.Pool, lease_seconds: int) -> PurchaseIntake:
@@ -54,7 +54,8 @@ def purchase_intake(pool: asyncmy.Pool, lease_seconds: int) -> PurchaseIntake:
     provider_ref, so one the group had committed is found, not bought twice.
 
     lease_seconds: how long the relay leaves an execute job to the push before it pushes it."""
-    return _on_autocommit(pool, functools.partial(purchases.accept_all, lease_seconds=lease_seconds), ORDERS_PER_GROUP)
+    accept = functools.partial(purchases.accept_all, lease_seconds=lease_seconds)
+    return _on_autocommit(pool, accept, ORDERS_PER_GROUP, "purchases.accept")
 
 
 def webhook_intake(pool: asyncmy.Pool, lease_seconds: int) -> WebhookIntake:
@@ -62,7 +63,8 @@ def webhook_intake(pool: asyncmy.Pool, lease_seconds: int) -> WebhookIntake:
     (domain.webhook_events.receive_all).
 
     lease_seconds: as for purchase_intake, for the apply jobs."""
-    return _on_autocommit(pool, functools.partial(webhook_events.receive_all, lease_seconds=lease_seconds), WEBHOOK_EVENTS_PER_GROUP)
+    receive = functools.partial(webhook_events.receive_all, lease_seconds=lease_seconds)
+    return _on_autocommit(pool, receive, WEBHOOK_EVENTS_PER_GROUP, "webhook_events.receive")
 
 
 def qris_intake(pool: asyncmy.Pool, *, default_amount: int, ttl_seconds: int, lease_seconds: int) -> QrisIntake:
@@ -75,11 +77,11 @@ def qris_intake(pool: asyncmy.Pool, *, default_amount: int, ttl_seconds: int, le
     default_amount: a session's amount without a price; ttl_seconds: how long its QR may be paid;
     lease_seconds: as for purchase_intake, for the create-QR jobs."""
     create = functools.partial(qris.create_all, default_amount=default_amount, ttl_seconds=ttl_seconds, lease_seconds=lease_seconds)
-    return _on_autocommit(pool, create, QRIS_CREATES_PER_GROUP)
+    return _on_autocommit(pool, create, QRIS_CREATES_PER_GROUP, "qris.create")
 
 
 def _on_autocommit(
-    pool: asyncmy.Pool, run: Callable[[raw.Connection, list[Item]], Awaitable[list[Answer]]], limit: int
+    pool: asyncmy.Pool, run: Callable[[raw.Connection, list[Item]], Awaitable[list[Answer]]], limit: int, name: str
 ) -> GroupCall[Item, Answer]:
     """A group call whose run(conn, items) is one call on a connection of the autocommit pool."""
 
@@ -87,4 +89,4 @@ def _on_autocommit(
         async with raw.autocommitting(pool) as conn:
             return await run(conn, items)
 
-    return GroupCall(on_a_connection, limit)
+    return GroupCall(on_a_connection, limit, name=name)

@@ -26,7 +26,7 @@ class Pusher:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._pushes: GroupCall[Encoded, bool] = GroupCall(self._push, MAX_JOBS_PER_PUSH, weight=_jobs_in)
+        self._pushes: GroupCall[Encoded, bool] = GroupCall(self._push, MAX_JOBS_PER_PUSH, name="outbox.push", weight=_jobs_in)
 
     async def push_after_commit(self, jobs: list[Job], delay_ms: int | None = None) -> bool:
         """Enqueue jobs whose outbox rows are committed; False if Redis failed and the relay will.

@@ -129,7 +129,7 @@ class Resources:
         the items of callers that come while a run is on its way go together in the next one."""
         group_call = self._group_calls.get(name)
         if group_call is None:
-            group_call = self._group_calls[name] = GroupCall(run, GROUP_LIMIT)
+            group_call = self._group_calls[name] = GroupCall(run, GROUP_LIMIT, name=name)
         return group_call
 
     async def retry_later(self, job: Job, delay_ms: int, failure: BaseException) -> None:
@@ -147,7 +147,9 @@ class Resources:
             async with self.raw_unit_of_work() as conn:
                 await outbox.reschedule(conn, job.job_key, math.ceil(delay_ms / 1000) + self.settings.outbox_lease_seconds)
         except Exception as error:
-            log.warning("%s: retry not recorded (%s); the relay pushes it when its row falls due", job.job_key, describe_failure(error))
+            log.warning(
+                "%s: retry not recorded (%s); the relay pushes it when its row falls due", job.job_key, describe_failure(error)
+            )
         await self.pusher.push_after_commit([job], delay_ms=delay_ms)
 
     async def close(self) -> None:
