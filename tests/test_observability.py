@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 
 import httpx
 import promql_parser
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, multiprocess
 
 from core.security import issue_staff_token
 from ops.stack import ROOT
@@ -121,3 +124,22 @@ async def test_the_request_id_follows_a_purchase_into_its_job(api, stack: LoketS
     assert lines and all(line["request_id"] == request_id and line["subject"] == f"purchase:{purchase_id}" for line in lines)
     generated = await api.get("/saldo", headers=reseller.headers)
     assert re.fullmatch(r"[0-9a-f]{16}", generated.headers["x-request-id"])
+
+
+def test_a_web_process_on_its_way_out_takes_its_live_gauges_with_it(tmp_path):
+    """With WEB_PROCESSES > 1 the processes share a metrics folder: one that stops (web.app's
+    lifespan) drops its loket_group_call_processes, so the one uvicorn starts in its place is not
+    counted beside it. Of two processes, the one that ends without it (a crash) is still counted."""
+    script = (
+        "import asyncio, sys\n"
+        "from core.group_call import GroupCall\n"
+        "from web.metrics import forget_this_process\n"
+        "GroupCall(lambda items: asyncio.sleep(0, result=items), 1, name='test.process')\n"
+        "if sys.argv[1] == 'leaves': forget_this_process()\n"
+    )
+    for how in ("crashes", "leaves"):
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+        subprocess.run([sys.executable, "-c", script, how], env=env, cwd=ROOT, check=True)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    assert registry.get_sample_value("loket_group_call_processes", {"name": "test.process"}) == 1

@@ -111,6 +111,7 @@ def create_app(settings: Settings) -> Starlette:
             await app.state.redis.aclose()
             await app.state.engine.dispose()
             await close_pool(app.state.autocommit_pool)
+            metrics.forget_this_process()
 
     return Starlette(
         routes=ROUTES,

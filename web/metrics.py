@@ -19,3 +19,11 @@ def _registry() -> CollectorRegistry:
 
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def forget_this_process() -> None:
+    """On this process's way out, drop its live gauges from the shared folder (with WEB_PROCESSES
+    > 1), so the process uvicorn starts in its place is not counted beside it
+    (loket_group_call_processes: the divisor of a group call's busy share)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())
