@@ -147,9 +147,11 @@ class BenchStack:
         """Process-group id of each running process (each was started in its own session)."""
         return {p.name: p.popen.pid for p in self.stack.processes if p.popen.poll() is None}
 
-    def group_meter(self) -> GroupMeter:
-        """A meter of the group calls of the web and the workers (bench.groups)."""
-        return GroupMeter({"web": f"{self.web_url}/metrics", "worker": self.worker_metrics_url})
+    def group_meter(self, web_url: str | None = None) -> GroupMeter:
+        """A meter of the group calls of the web and the workers (bench.groups).
+
+        web_url: the web process to read, if not the stack's own (a phase's web variant)."""
+        return GroupMeter({"web": f"{web_url or self.web_url}/metrics", "worker": self.worker_metrics_url})
 
     def register(self, count: int, saldo: int = SALDO) -> list[str]:
         """Register `count` resellers with an opening saldo through POST /register; their API keys."""

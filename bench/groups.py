@@ -2,8 +2,8 @@
 
 A group call runs one group at a time per process, so when its runs fill the process's time its
 callers queue behind the run on its way: the share of the phase it was busy, the groups and
-their mean size say whether a rate is bound there (issue 4: the web's accept group was busy
-~100% of the time at ~31 orders per group, while the cores were not full).
+their mean size say whether a rate is bound there, or whether the group is only busy because the
+cores are (issue 4: README, Benchmark).
 """
 
 from __future__ import annotations
@@ -16,6 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 Totals = dict[tuple[str, str], dict[str, float]]
 """(process kind, group call name) -> seconds, runs, items, processes."""
+
+_KINDS = {
+    "loket_group_call_seconds_sum": "seconds",
+    "loket_group_call_seconds_count": "runs",
+    "loket_group_call_items_total": "items",
+    "loket_group_call_processes": "processes",
+}
+"""The samples read, and what each adds up to."""
 
 
 @dataclass(frozen=True)
@@ -86,10 +94,3 @@ def describe(figures: list[GroupFigures]) -> str:
     """One table cell: each group call as '<process> <name> <busy>% (<runs>/s x <mean items>, <mean ms>)'."""
     return " · ".join(f.text() for f in figures) or "-"
 
-
-_KINDS = {
-    "loket_group_call_seconds_sum": "seconds",
-    "loket_group_call_seconds_count": "runs",
-    "loket_group_call_items_total": "items",
-    "loket_group_call_processes": "processes",
-}

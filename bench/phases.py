@@ -24,7 +24,6 @@ import httpx
 
 from bench.cpu import CpuMeter, pid_of
 from bench.env import BenchStack, Database
-from bench.groups import GroupMeter
 from bench.groups import describe as describe_groups
 from bench.load import LoadResult
 from bench.replay import http_request, replay, write_requests
@@ -108,7 +107,7 @@ class Phases:
         meter = CpuMeter(groups=self.bench.pgids(),
                          pids={"mariadb": pid_of("mariadbd", "mysqld") or 0, "redis": pid_of("redis-server") or 0})  # fmt: skip
         self.say(f"[{label}] wrk -c {args.connections} -t {threads} for {args.duration:.0f}s over {lines} distinct request(s)")
-        groups = GroupMeter({"web": f"{url}/metrics", "worker": self.bench.worker_metrics_url})
+        groups = self.bench.group_meter(url)
         groups.start()
         meter.start()
         load = replay(url, self.log_dir / f"{tag}.requests", lines=lines, tag=tag, connections=args.connections,
