@@ -30,6 +30,7 @@ class Options:
 
     workers: int
     threads: int
+    prefetch: int
     web_workers: int
     provider_latency_ms: int
 
@@ -136,7 +137,7 @@ class BenchStack:
         try:
             stack.start_sim(sim_port)
             stack.start_web(web_port, options.web_workers)
-            stack.start_worker(options.workers, options.threads, metrics_port=worker_metrics_port)
+            stack.start_worker(options.workers, options.threads, metrics_port=worker_metrics_port, prefetch=options.prefetch)
             stack.start_clock()
         except BaseException:
             stack.stop()

@@ -42,7 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=64, help="wrk connections, also raw-DB tasks (default 64)")
     p.add_argument("--provider-latency-ms", type=int, default=0, help="simulator delay per provider call")
     p.add_argument("--workers", type=int, default=2, help="dramatiq worker processes (default 2)")
-    p.add_argument("--threads", type=int, default=32, help="threads per dramatiq process (default 32)")
+    p.add_argument("--threads", type=int, default=8, help="threads per dramatiq process (default 8, the Procfile's)")
+    p.add_argument("--prefetch", type=int, default=64, help="messages a dramatiq process holds per queue (default 64, the Procfile's)")
     p.add_argument("--web-workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     p.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2, one per core)")
     p.add_argument("--raw-processes", type=int, default=1, help="client processes of the raw-DB run (default 1)")
@@ -191,7 +192,7 @@ def describe(args: argparse.Namespace, db: Database) -> dict[str, str]:
     variables = db.server_variables("version", "innodb_flush_log_at_trx_commit")
     return {
         "duration": f"{args.duration:g}s", "connections": str(args.connections), "wrk threads": str(args.wrk_threads),
-        "web workers": str(args.web_workers), "dramatiq": f"{args.workers}x{args.threads} threads",
+        "web workers": str(args.web_workers), "dramatiq": f"{args.workers}x{args.threads} threads, prefetch {args.prefetch}",
         "provider latency": f"{args.provider_latency_ms} ms", "DB pool per process": _pools(args.threads),
         "raw client processes": str(args.raw_processes), "PPOB_RECHECK_SECONDS": "60", "OUTBOX_LEASE_SECONDS": "60",
         "LOG_LEVEL": "WARNING", "MariaDB": variables.get("version", "?"),
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     log_dir = RESULTS / "logs" / time.strftime("%Y%m%d-%H%M%S")
     log_dir.mkdir(parents=True, exist_ok=True)
-    options = Options(workers=args.workers, threads=args.threads, web_workers=args.web_workers,
+    options = Options(workers=args.workers, threads=args.threads, prefetch=args.prefetch, web_workers=args.web_workers,
                       provider_latency_ms=args.provider_latency_ms)  # fmt: skip
     db = Database(DATABASE_URL)
     run = report.Run(settings=describe(args, db) | phases.settings(args))

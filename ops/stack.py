@@ -32,9 +32,10 @@ def web_command() -> list[str]:
     return [sys.executable, "-m", "web.serve"]
 
 
-def worker_command(processes: int, threads: int, metrics_port: int, queues: list[str] | None = None) -> list[str]:
+def worker_command(processes: int, threads: int, metrics_port: int, queues: list[str] | None = None, prefetch: int = 0) -> list[str]:
+    """The Procfile's worker command; prefetch 0 leaves Dramatiq's own (twice the threads)."""
     command = [sys.executable, "-m", "workers.run", "--metrics-port", str(metrics_port), "--processes", str(processes), "--threads", str(threads)]
-    return command + (queues or [])
+    return command + (["--prefetch", str(prefetch)] if prefetch else []) + (queues or [])
 
 
 def clock_command() -> list[str]:
@@ -128,8 +129,10 @@ class Stack:
     def start_web(self, port: int, workers: int = 1) -> Process:
         return self.start("web", web_command(), url=f"http://127.0.0.1:{port}/health", env={"PORT": str(port), "WEB_PROCESSES": str(workers)})
 
-    def start_worker(self, processes: int = 1, threads: int = 8, name: str = "worker", metrics_port: int | None = None) -> Process:
-        command = worker_command(processes, threads, metrics_port or free_port())
+    def start_worker(
+        self, processes: int = 1, threads: int = 8, name: str = "worker", metrics_port: int | None = None, prefetch: int = 0
+    ) -> Process:
+        command = worker_command(processes, threads, metrics_port or free_port(), prefetch=prefetch)
         return self.start(name, command, ready="Worker process is ready")
 
     def start_clock(self, metrics_port: int | None = None) -> Process:

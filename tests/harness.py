@@ -104,6 +104,7 @@ class LoketStack:
         apply: bool = True,
         worker_processes: int = 1,
         worker_threads: int = 8,
+        worker_prefetch: int = 0,
         extra_env: dict[str, str] | None = None,
     ) -> LoketStack:
         if apply:
@@ -131,7 +132,7 @@ class LoketStack:
         try:
             processes.start_sim(sim_port)
             processes.start_web(web_port)
-            processes.start_worker(worker_processes, worker_threads, metrics_port=worker_metrics)
+            processes.start_worker(worker_processes, worker_threads, metrics_port=worker_metrics, prefetch=worker_prefetch)
             processes.start_clock(metrics_port=clock_metrics)
         except Exception:
             processes.stop()

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from core import context
 from tests.harness import LoketStack, Reseller, final_statuses, register, wait_until
@@ -140,3 +141,33 @@ async def test_a_hand_over_to_a_closed_loop_fails_and_gives_its_slot_back():
         in_flight.hand_over(closed, "t:x", lambda: asyncio.sleep(0))
     await hand_over(in_flight, "t:y", lambda: asyncio.sleep(0))  # the one slot is free again
     assert await in_flight.drain(timeout=1) == 0
+
+
+@pytest.mark.parametrize(("prefetch", "held"), [(0, 2), (5, 5)])
+async def test_a_worker_holds_no_more_messages_than_its_prefetch(redis_server, make_stack, admin_token, prefetch, held):
+    """workers.run --prefetch reaches Dramatiq's consumer (0 keeps Dramatiq's own: twice the
+    threads). With its one in-flight slot taken by a slow provider call, the worker's thread
+    waits to hand over the next purchase, and the consumer fetches ahead up to the prefetch."""
+    loket: LoketStack = make_stack(
+        redis_server.url, {"WORKER_IN_FLIGHT": "1"}, worker_processes=1, worker_threads=1, worker_prefetch=prefetch
+    )
+    namespace = loket.processes.env["REDIS_NAMESPACE"]
+    redis = Redis.from_url(redis_server.url)
+    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
+        reseller, ids = await buy_at_a_slow_provider(loket, api, admin_token, count=12, at_once=1)
+
+        async def fetched_not_acknowledged() -> int:
+            keys = [key async for key in redis.scan_iter(f"{namespace}:__acks__.*.purchases")]
+            return sum([await redis.scard(key) for key in keys])
+
+        async def holding_its_prefetch() -> bool:
+            return await fetched_not_acknowledged() == held
+
+        await wait_until(holding_its_prefetch, timeout=5, every=0.05)
+        await asyncio.sleep(0.3)  # and no more, while the queue still has messages
+        assert await fetched_not_acknowledged() == held
+        assert await redis.llen(f"{namespace}:purchases") > 0
+        ended = await final_statuses(api, reseller, ids, timeout=60)
+    await redis.aclose()
+    assert {s["status"] for s in ended.values()} == {"sukses"}
+    assert_each_charged_once(loket, reseller.id, ended)

@@ -1,4 +1,4 @@
-"""The worker command: `python -m workers.run [--metrics-port P] [--processes N] [--threads T] [queue ...]`.
+"""The worker command: `python -m workers.run [--metrics-port P] [--processes N] [--threads T] [--prefetch M] [queue ...]`.
 
 It prepares a fresh multiprocess metrics folder for this worker pool (so several dramatiq pools
 on one host never share a port or a folder, see Dramatiq issue #280), then replaces itself with
@@ -21,6 +21,10 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", 2)))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WORKER_THREADS", 8)))
     parser.add_argument("--metrics-port", type=int, default=9191, help="where this pool's Prometheus metrics are served")
+    parser.add_argument(
+        "--prefetch", type=int, default=0,
+        help="messages a worker process may hold from each queue, fetched and not yet acknowledged (0: Dramatiq's twice the threads)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     folder = Path(os.environ.get("LOKET_METRICS_DIR", Path(tempfile.gettempdir()) / "loket-metrics")) / f"worker-{args.metrics_port}"
@@ -32,6 +36,11 @@ def main() -> None:
 
     # Each worker process sizes its database pool to its threads (workers.resources).
     os.environ["WORKER_THREADS"] = str(args.threads)
+    # A hand-off actor's thread is free again at once, but its message counts against the
+    # prefetch until its grouped acknowledgement lands (workers.group_ack): with 8 threads,
+    # Dramatiq's 16 left the consumer fetching in small bites between idle waits (issue 4).
+    if args.prefetch > 0:
+        os.environ["dramatiq_queue_prefetch"] = str(args.prefetch)
     command = ["dramatiq", "workers.entry", "--processes", str(args.processes), "--threads", str(args.threads)]
     if args.queues:
         command += ["--queues", *args.queues]
