@@ -11,7 +11,6 @@ import hmac
 import json
 import logging
 import random
-import string
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, replace
@@ -256,7 +255,7 @@ class DigiflazzProvider:
         first, final = OUTCOMES.get(customer_no[-4:], ("Sukses", None))
         if first != "Gagal":
             self.saldo -= price
-        sn = "".join(self._rng.choices(string.digits, k=20)) if "Sukses" in (first, final) else ""
+        sn = f"{self._rng.getrandbits(64):020d}" if "Sukses" in (first, final) else ""
         rec = Txn(ref_id=ref_id, customer_no=customer_no, buyer_sku_code=sku, price=price,
                   created_at=datetime.now(UTC).isoformat(), state=self._state(first, sn), cb_url=cb_url)
         if final is not None:
