@@ -233,6 +233,9 @@ async def settle_all(conn: raw.Connection, settlements: Sequence[Settlement], le
     once the transaction has committed, each in the context of its own purchase's work (the
     message carries its request id).
     """
+    # One settlement per purchase (the first: a later one would find it ended), in the order of
+    # their ids, in which the procedure locks them.
+    first = {s.purchase_id: s for s in reversed(settlements)}
     group = [
         {
             "id": s.purchase_id,
@@ -242,7 +245,7 @@ async def settle_all(conn: raw.Connection, settlements: Sequence[Settlement], le
             "rc": s.rc[:4] if s.rc else None,
             "delivery_key": callbacks.new_delivery_key(),
         }
-        for s in settlements
+        for _, s in sorted(first.items())
     ]
     answer = await raw.run(
         conn,
@@ -256,9 +259,11 @@ async def settle_all(conn: raw.Connection, settlements: Sequence[Settlement], le
             "lease": lease_seconds,
         },
     )
+    settled = json.loads(answer.scalar())
+    deliveries = dict(settled["deliveries"])
     return {
-        purchase_id: None if delivery_id is None else callbacks.deliver_job(delivery_id)
-        for purchase_id, delivery_id in json.loads(answer.scalar())
+        purchase_id: None if purchase_id not in deliveries else callbacks.deliver_job(deliveries[purchase_id])
+        for purchase_id in settled["ended"]
     }
 
 

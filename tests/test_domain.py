@@ -376,3 +376,25 @@ async def test_purchases_are_found_by_whole_provider_refs_only(engine, pool, db:
         assert await purchase_queries.by_provider_refs(conn, [ref + "Z" * 30]) == {}
         found = await purchase_queries.by_provider_refs(conn, [ref, "LKnobody"])
     assert list(found) == [ref] and found[ref].id == purchase_id
+
+
+async def test_a_purchase_twice_in_one_settle_group_ends_once_as_its_first_settlement_says(engine, pool, db: MariaDB):
+    """Two answers for one purchase in the same group (a job pushed again ran beside its first
+    copy): the first ends it, the second finds it ended; one refund at most."""
+    reseller_id = await new_reseller(engine, 24_000)
+    twice, other = await accept(engine, reseller_id), await accept(engine, reseller_id)
+    group = [
+        purchases.Settlement(twice, False, None, "Transaksi Gagal", "02"),
+        purchases.Settlement(other, True, "SN2", "Transaksi Sukses", "00"),
+        purchases.Settlement(twice, True, "SN1", "Transaksi Sukses", "00"),
+        purchases.Settlement(twice, False, None, "Transaksi Gagal", "02"),
+    ]
+    async with raw.transaction(pool) as tx:
+        ended_here = await purchases.settle_all(tx, group, lease_seconds=60)
+    assert ended_here == {twice: None, other: None}
+    assert [(r["id"], r["status"], r["sn"]) for r in db.rows("SELECT id, status, sn FROM purchase WHERE reseller_id = %s ORDER BY id", reseller_id)] == [
+        (twice, "gagal", None), (other, "sukses", "SN2"),
+    ]  # fmt: skip
+    assert db.value("SELECT COUNT(*) FROM ledger_entry WHERE purchase_id = %s AND jenis = 'refund'", twice) == 1
+    assert db.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id) == 24_000 - 12_000
+    assert db.ledger_matches_saldo(reseller_id)

@@ -20,7 +20,7 @@ def test_demo_products_are_seeded(db: MariaDB):
 
 def test_procedures_are_loaded_and_reapplying_keeps_the_data(db: MariaDB):
     created = [s.split("(")[0].split()[-1] for s in statements(PROCEDURES.read_text()) if s.startswith("CREATE PROCEDURE")]
-    assert created == ["post_ledger_entry", "begin_own_transaction", "accept_purchases", "start_purchases", "settle_one_purchase", "settle_purchases", "receive_webhook_events", "create_qris_transactions", "attach_qr_codes"]
+    assert created == ["post_ledger_entry", "begin_own_transaction", "accept_purchases", "start_purchases", "settle_purchases", "receive_webhook_events", "create_qris_transactions", "attach_qr_codes"]
     loaded = {r["ROUTINE_NAME"] for r in db.rows(
         "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s AND ROUTINE_TYPE = 'PROCEDURE'", db.name
     )}  # fmt: skip
