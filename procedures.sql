@@ -75,6 +75,8 @@ END //
 --   insufficient_saldo   nothing was written;
 --   duplicate_ref_id     the reseller's ref_id names another purchase; nothing was written.
 -- An error rolls back every order of the group.
+-- p_message_id: the Redis message that will carry the group's execute jobs (one for all), noted in
+-- their outbox rows for the relay (workers.enqueue.still_in_redis); NULL when each job goes alone.
 DROP PROCEDURE IF EXISTS accept_purchase //
 DROP PROCEDURE IF EXISTS accept_purchases //
 CREATE PROCEDURE accept_purchases(
@@ -82,7 +84,8 @@ CREATE PROCEDURE accept_purchases(
   IN p_job_key_prefix VARCHAR(32),
   IN p_queue_name VARCHAR(32),
   IN p_actor_name VARCHAR(64),
-  IN p_lease_seconds INT
+  IN p_lease_seconds INT,
+  IN p_message_id VARCHAR(64)
 )
 BEGIN
   DECLARE v_done BOOLEAN DEFAULT FALSE;
@@ -150,6 +153,8 @@ BEGIN
           END IF;
           IF v_purchase_id IS NULL THEN SET v_outcome = 'duplicate_ref_id'; LEAVE an_order; END IF;
           SET v_saldo = (SELECT saldo FROM reseller WHERE id = v_reseller_id);  -- no NOT FOUND: that would end the cursor's loop
+          -- Its job goes again in this group's message (its first one may never have been pushed).
+          UPDATE outbox SET message_id = p_message_id WHERE job_key = CONCAT(p_job_key_prefix, v_purchase_id);
           SET v_outcome = 'accepted'; LEAVE an_order;  -- this very order, committed before
         END IF;
         SET v_purchase_id = LAST_INSERT_ID();
@@ -162,9 +167,9 @@ BEGIN
           SET v_purchase_id = NULL, v_outcome = 'insufficient_saldo'; LEAVE an_order;
         END IF;
 
-        INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
+        INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at, message_id)
         VALUES (CONCAT(p_job_key_prefix, v_purchase_id), p_queue_name, p_actor_name, CONCAT('[', v_purchase_id, ']'),
-                NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+                NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6), p_message_id);
         SET v_outcome = 'accepted';
       END;
       SET v_answers = CONCAT(v_answers, ',[', v_n, ',"', v_outcome, '",', IFNULL(v_purchase_id, 'null'), ',',

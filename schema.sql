@@ -87,9 +87,12 @@ CREATE TABLE IF NOT EXISTS outbox (
   sent_at     DATETIME(6)  NULL,
   attempts    INT UNSIGNED NOT NULL DEFAULT 0,
   created_at  DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  message_id  VARCHAR(64)  NULL,                     -- the Redis message that carried it, when not one of its own (a batch)
   UNIQUE KEY uq_outbox_job (job_key),
   KEY ix_outbox_due (due_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+-- Databases made before the column (2026-12-02).
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS message_id VARCHAR(64) NULL AFTER created_at;
 
 -- The inbox: every verified webhook, stored before the 2xx, applied once by a worker.
 CREATE TABLE IF NOT EXISTS webhook_event (

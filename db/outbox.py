@@ -26,12 +26,15 @@ class Job:
     job_key: the subject of the job (purchase:42); one live job per key.
     queue_name / actor_name: where and what to run.
     args: the actor's positional arguments (JSON).
+    message_id: the Redis message that carried the job when it went in one with others (the
+    execute jobs of purchases accepted together); its own message's id is its job_key.
     """
 
     job_key: str
     queue_name: str
     actor_name: str
     args: list = field(default_factory=list)
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ _RESCHEDULE = sql(
 _COMPLETE = sql("DELETE FROM outbox WHERE job_key = :job_key")
 
 _CLAIM_DUE = text(
-    "SELECT id, job_key, queue_name, actor_name, args, attempts FROM outbox "
+    "SELECT id, job_key, queue_name, actor_name, args, attempts, message_id FROM outbox "
     "WHERE due_at <= NOW(6) ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
 
@@ -161,7 +164,7 @@ async def claim_due(conn: AsyncConnection, limit: int) -> list[DueJob]:
     """Lock up to `limit` due rows that no other relay holds."""
     rows = await conn.execute(_CLAIM_DUE, {"limit": limit})
     return [
-        DueJob(id=r.id, job=Job(r.job_key, r.queue_name, r.actor_name, json.loads(r.args)),
+        DueJob(id=r.id, job=Job(r.job_key, r.queue_name, r.actor_name, json.loads(r.args), r.message_id),
             attempts=r.attempts,
         )
         for r in rows

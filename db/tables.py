@@ -95,6 +95,7 @@ outbox = Table(
     Column("sent_at", DateTime),
     Column("attempts", Integer),
     Column("created_at", DateTime),
+    Column("message_id", String(64)),
 )
 
 webhook_event = Table(

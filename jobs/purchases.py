@@ -11,7 +11,7 @@ from db.purchases import Purchase
 from domain import purchases
 from provider.digiflazz import ProviderOutcomeUnknown
 from workers import resources
-from workers.actor import hand_off_actor
+from workers.actor import hand_off_actor, hand_off_each_actor
 from workers.broker import retry_backoff_ms
 
 log = logging.getLogger(__name__)
@@ -95,4 +95,11 @@ def _execute_job_key(purchase_id: int, attempt: int = 0) -> str:
 async def execute_purchase(purchase_id: int, attempt: int = 0) -> None:
     """Runs in this process's work in flight, after its message is acknowledged: the provider
     call does not hold a worker thread (workers.in_flight)."""
+    await execute(purchase_id, attempt)
+
+
+@hand_off_each_actor(actor_name=purchases.EXECUTE_ALL_ACTOR, queue_name=purchases.PURCHASE_QUEUE, job_key=_execute_job_key)
+async def execute_purchases(purchase_id: int, attempt: int = 0) -> None:
+    """execute_purchase for each purchase of a message that carries the execute jobs of purchases
+    accepted together (domain.purchases.execute_all_job)."""
     await execute(purchase_id, attempt)

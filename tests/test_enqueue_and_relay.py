@@ -17,8 +17,10 @@ from db import outbox
 from db.apply import apply_schema
 from db.engine import create_engine
 from db.outbox import Job
+from domain import purchases
 from tests.harness import MariaDB
 from tests.servers import RedisServer
+from tests.test_domain import PULSA10, autocommit_connection, new_reseller
 from workers.enqueue import NAMESPACE, RECENTLY_ACKED_MS, RECENTLY_ACKED_SUFFIX, push, push_after_commit
 from workers.group_ack import GroupAckRedisBroker
 from workers.relay import relay_once
@@ -125,4 +127,35 @@ async def test_the_relay_leaves_a_job_a_worker_acknowledged_moments_ago(engine, 
     await redis.zadd(f"{NAMESPACE}:{queue}{RECENTLY_ACKED_SUFFIX}", {job.job_key: time.time() * 1000 - RECENTLY_ACKED_MS - 1})
     assert await relay_once(engine, redis, lease_seconds=30) == 1
     assert [m.args for m in consume(redis_server.url, queue, 1)] == [(12,)]
+    consumer.close()
+
+
+async def test_the_relay_leaves_jobs_whose_group_message_waits_and_pushes_them_once_it_is_gone(engine, redis, redis_server, relay_db: MariaDB):
+    """The execute jobs of purchases accepted together go in one message (web.intake): their
+    outbox rows name it, and the relay counts it as theirs, waiting or just acknowledged."""
+    reseller_id = await new_reseller(engine, 100_000)
+    message_id = purchases.new_execute_all_message_id()
+    orders = [purchases.Order(produk_id=PULSA10.id, nomor_tujuan=f"08123456{n:04d}", nominal=None, ref_id=None, reseller_id=reseller_id) for n in range(3)]
+    async with autocommit_connection(engine) as conn:  # due at once, as after a long backlog
+        accepted = await purchases.accept_all(conn, orders, lease_seconds=0, message_id=message_id)
+    ids = [a.purchase_id for a in accepted]
+    assert relay_db.value("SELECT COUNT(*) FROM outbox WHERE message_id = %s", message_id) == 3
+    await push(redis, [purchases.execute_all_job(message_id, [(i, f"req-{i}") for i in ids])])
+    assert await relay_once(engine, redis, lease_seconds=0) == 0  # waiting in the queue
+    assert await redis.llen(f"{NAMESPACE}:purchases") == 1
+
+    broker = GroupAckRedisBroker(url=redis_server.url, namespace=NAMESPACE)
+    broker.declare_queue("purchases")
+    consumer = broker.consume("purchases", prefetch=1, timeout=500)
+    message = None
+    while message is None:
+        message = next(consumer)
+    assert (message.actor_name, message.args) == ("execute_purchases", ([[[i], f"req-{i}"] for i in ids],))
+    consumer.ack(message)
+    assert await relay_once(engine, redis, lease_seconds=0) == 0  # acknowledged moments ago: its work keeps the rows due
+
+    # Past the window, rows still due: each job is lost, and pushed alone.
+    await redis.zadd(f"{NAMESPACE}:purchases{RECENTLY_ACKED_SUFFIX}", {message_id: time.time() * 1000 - RECENTLY_ACKED_MS - 1})
+    assert await relay_once(engine, redis, lease_seconds=30) == 3
+    assert sorted(m.args for m in consume(redis_server.url, "purchases", 3)) == [(i,) for i in ids]
     consumer.close()

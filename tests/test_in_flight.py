@@ -154,7 +154,13 @@ async def test_a_worker_holds_no_more_messages_than_its_prefetch(redis_server, m
     namespace = loket.processes.env["REDIS_NAMESPACE"]
     redis = Redis.from_url(redis_server.url)
     async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
-        reseller, ids = await buy_at_a_slow_provider(loket, api, admin_token, count=12, at_once=1)
+        await loket.reset_sim(latency_ms=1000)
+        reseller = await register(api, admin_token, saldo=1_000_000)
+        ids = []
+        for i in range(12):  # one after the other: each accept its own group, so each job its own message
+            response = await api.post("/beli", json={"produk_id": 1, "nomor_tujuan": f"0816{i:08d}"}, headers=reseller.headers)
+            assert response.status_code == 200
+            ids.append(response.json()["id"])
 
         async def fetched_not_acknowledged() -> int:
             keys = [key async for key in redis.scan_iter(f"{namespace}:__acks__.*.purchases")]

@@ -86,9 +86,14 @@ def create_app(settings: Settings) -> Starlette:
         app.state.autocommit_pool = create_pool(
             settings, settings.db_pool_size, autocommit=True, lock_wait_seconds=settings.db_lock_wait_seconds
         )
+        # Short timeouts: a stuck Redis must not hold requests; the outbox covers a failed push.
+        app.state.redis = Redis.from_url(
+            settings.redis_url, socket_timeout=settings.qris_create_wait_ms / 1000 + 1, socket_connect_timeout=1
+        )
+        app.state.pusher = Pusher(app.state.redis)
         # The hot paths' calls of the same moment share one round trip (web.intake).
         app.state.status_reads = intake.status_reads(app.state.autocommit_pool)
-        app.state.purchase_intake = intake.purchase_intake(app.state.autocommit_pool, settings.outbox_lease_seconds)
+        app.state.purchase_intake = intake.purchase_intake(app.state.autocommit_pool, settings.outbox_lease_seconds, app.state.pusher)
         app.state.webhook_intake = intake.webhook_intake(app.state.autocommit_pool, settings.outbox_lease_seconds)
         app.state.qris_intake = intake.qris_intake(
             app.state.autocommit_pool,
@@ -97,11 +102,6 @@ def create_app(settings: Settings) -> Starlette:
             lease_seconds=settings.outbox_lease_seconds,
         )
         app.state.engine = create_engine(settings, pool_size=engine_size_beside(settings.db_pool_size))
-        # Short timeouts: a stuck Redis must not hold requests; the outbox covers a failed push.
-        app.state.redis = Redis.from_url(
-            settings.redis_url, socket_timeout=settings.qris_create_wait_ms / 1000 + 1, socket_connect_timeout=1
-        )
-        app.state.pusher = Pusher(app.state.redis)
         app.state.rate_limiter = RateLimiter(app.state.redis, settings.rate_limit_per_minute)
         heap.settle()
         try:

@@ -12,12 +12,14 @@ bad item fails only its own request.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncmy
 
+from core import context
 from core.group_call import GroupCall
 from db import purchases as purchase_queries
 from db import raw
@@ -26,6 +28,7 @@ from db.purchases import OwnedQuery, Purchase
 from db.resellers import Reseller
 from domain import purchases, qris, webhook_events
 from domain.webhook_events import IncomingEvent
+from workers.pusher import Pusher
 
 # A group is one JSON argument: webhook bodies are at most 64 KiB (web.requests), so 64 of them
 # stay well under max_allowed_packet (16 MiB) even where JSON escaping triples them.
@@ -35,7 +38,7 @@ WEBHOOK_EVENTS_PER_GROUP = 64
 QRIS_CREATES_PER_GROUP = 64
 
 StatusReads = GroupCall[OwnedQuery, tuple[Reseller | None, Purchase | None]]
-PurchaseIntake = GroupCall[purchases.Order, purchases.Accepted | Exception]
+AcceptAnswer = tuple[purchases.Accepted | Exception, "asyncio.Future[bool] | None"]
 WebhookIntake = GroupCall[IncomingEvent, Job | None]
 QrisIntake = GroupCall[qris.Creation, qris.Created | Exception]
 
@@ -48,14 +51,42 @@ def status_reads(pool: asyncmy.Pool) -> StatusReads:
     return _on_autocommit(pool, purchase_queries.owned, STATUS_READS_PER_GROUP, "purchases.status")
 
 
-def purchase_intake(pool: asyncmy.Pool, lease_seconds: int) -> PurchaseIntake:
+class PurchaseIntake:
     """POST /beli: the orders accepted, or each one's refusal, in one transaction
-    (domain.purchases.accept_all). An order run again after its group failed keeps its
+    (domain.purchases.accept_all), and the accepted ones' execute jobs pushed in one message
+    (domain.purchases.execute_all_job). An order run again after its group failed keeps its
     provider_ref, so one the group had committed is found, not bought twice.
 
-    lease_seconds: how long the relay leaves an execute job to the push before it pushes it."""
-    accept = functools.partial(purchases.accept_all, lease_seconds=lease_seconds)
-    return _on_autocommit(pool, accept, ORDERS_PER_GROUP, "purchases.accept")
+    lease_seconds: how long the relay leaves an execute job to the push before it pushes it.
+    pusher: where the group's message goes once committed; None pushes nothing (the benchmark's
+    loop of the accept alone), leaving every job to the relay.
+    """
+
+    def __init__(self, pool: asyncmy.Pool, lease_seconds: int, pusher: Pusher | None) -> None:
+        self._lease_seconds = lease_seconds
+        self._pusher = pusher
+        self._accepts = _on_autocommit(pool, self._accept_group, ORDERS_PER_GROUP, "purchases.accept")
+
+    async def __call__(self, order: purchases.Order) -> purchases.Accepted | Exception:
+        """The order accepted (committed, its job pushed or left to the relay), or its refusal."""
+        answer, pushed = await self._accepts((order, context.request_id.get()))
+        if pushed is not None:
+            await pushed  # the group's push: its own task, so the next group's accept need not wait for it
+        return answer
+
+    async def _accept_group(self, conn: raw.Connection, items: list[tuple[purchases.Order, str | None]]) -> list[AcceptAnswer]:
+        message_id = purchases.new_execute_all_message_id() if self._pusher is not None else None
+        answers = await purchases.accept_all(conn, [order for order, _ in items], lease_seconds=self._lease_seconds, message_id=message_id)
+        accepted = [(a.purchase_id, request_id) for a, (_, request_id) in zip(answers, items, strict=True) if isinstance(a, purchases.Accepted)]
+        pushed: asyncio.Future[bool] | None = None
+        if accepted and self._pusher is not None and message_id is not None:
+            pushed = asyncio.ensure_future(self._pusher.push_after_commit([purchases.execute_all_job(message_id, accepted)]))
+        return [(a, pushed if isinstance(a, purchases.Accepted) else None) for a in answers]
+
+
+def purchase_intake(pool: asyncmy.Pool, lease_seconds: int, pusher: Pusher | None = None) -> PurchaseIntake:
+    """PurchaseIntake (see there)."""
+    return PurchaseIntake(pool, lease_seconds, pusher)
 
 
 def webhook_intake(pool: asyncmy.Pool, lease_seconds: int) -> WebhookIntake:

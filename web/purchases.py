@@ -38,7 +38,7 @@ async def buy(request: Request) -> JSONResponse:
         ref_id=body.ref_id,
         **await _buyer(state.autocommit_pool, request, key_hash),
     )
-    answer = await state.purchase_intake(order)  # committed, with the orders of the same moment
+    answer = await state.purchase_intake(order)  # committed with the orders of the same moment, its job pushed with theirs
     try:
         if isinstance(answer, Exception):
             raise answer
@@ -54,7 +54,6 @@ async def buy(request: Request) -> JSONResponse:
         raise ApiError(402, "insufficient_saldo", "saldo tidak cukup") from None
     except purchases.DuplicateRefId:
         return await _replay(request, key_hash, body)
-    await state.pusher.push_after_commit([purchases.execute_job(answer.purchase_id)])
     return JSONResponse(
         {"id": answer.purchase_id, "ref_id": body.ref_id, "status": "pending", "harga": answer.harga, "saldo": answer.saldo}
     )

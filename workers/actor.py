@@ -21,6 +21,7 @@ from typing import Any
 import dramatiq
 from dramatiq.asyncio import EventLoopThread, get_event_loop_thread
 
+from core import context
 from workers import resources
 
 
@@ -62,6 +63,32 @@ def hand_off_actor(
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> None:
             resources.in_flight().hand_over(_loop_thread().loop, job_key(*args, **kwargs), functools.partial(fn, *args, **kwargs))
+
+        return dramatiq.actor(run, actor_name=actor_name, queue_name=queue_name, **options)
+
+    return decorate
+
+
+def hand_off_each_actor(
+    *, actor_name: str, queue_name: str, job_key: Callable[..., str], **options: Any
+) -> Callable[[Callable[..., Coroutine[Any, Any, None]]], dramatiq.Actor]:
+    """Declare an actor whose message carries several pieces of work, each handed off as a
+    hand_off_actor's one, in the log context of the request it came from: one message, one fetch,
+    one pass through the middleware and one acknowledgement for all.
+
+    The message's one argument: a list of [args, request id], args being the decorated
+    function's positional arguments for one piece. job_key / actor_name / queue_name / options:
+    as for hand_off_actor. A message that fails part-way (the loop closing) is retried whole;
+    its pieces are idempotent, as every hand-off's work is.
+    """
+
+    def decorate(fn: Callable[..., Coroutine[Any, Any, None]]) -> dramatiq.Actor:
+        @functools.wraps(fn)
+        def run(pieces: list[list[Any]]) -> None:
+            in_flight, loop = resources.in_flight(), _loop_thread().loop
+            for args, request_id in pieces:
+                context.request_id.set(request_id)  # hand_over() copies this thread's context
+                in_flight.hand_over(loop, job_key(*args), functools.partial(fn, *args))
 
         return dramatiq.actor(run, actor_name=actor_name, queue_name=queue_name, **options)
 

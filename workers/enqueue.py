@@ -109,15 +109,22 @@ later."""
 
 async def still_in_redis(redis: Redis, jobs: list[Job]) -> list[bool]:
     """For each job: is a message of it waiting, prefetched, in progress or delayed, or was one
-    acknowledged within RECENTLY_ACKED_MS?"""
+    acknowledged within RECENTLY_ACKED_MS? Its own message (id: its job key), or the one it went
+    in with others (its message_id)."""
+    ids = [[job.job_key] if job.message_id is None else [job.job_key, job.message_id] for job in jobs]
     async with redis.pipeline(transaction=False) as pipe:
-        for job in jobs:
-            pipe.hexists(f"{NAMESPACE}:{job.queue_name}.msgs", job.job_key)
-            pipe.hexists(f"{NAMESPACE}:{job.queue_name}.DQ.msgs", job.job_key)
-            pipe.zscore(f"{NAMESPACE}:{job.queue_name}{RECENTLY_ACKED_SUFFIX}", job.job_key)
-        found = await pipe.execute()
+        for job, message_ids in zip(jobs, ids, strict=True):
+            for message_id in message_ids:
+                pipe.hexists(f"{NAMESPACE}:{job.queue_name}.msgs", message_id)
+                pipe.hexists(f"{NAMESPACE}:{job.queue_name}.DQ.msgs", message_id)
+                pipe.zscore(f"{NAMESPACE}:{job.queue_name}{RECENTLY_ACKED_SUFFIX}", message_id)
+        found = iter(await pipe.execute())
     since = time.time() * 1000 - RECENTLY_ACKED_MS
-    return [bool(found[3 * i] or found[3 * i + 1]) or (found[3 * i + 2] is not None and found[3 * i + 2] >= since) for i in range(len(jobs))]
+    present = []
+    for message_ids in ids:
+        answers = [(next(found), next(found), next(found)) for _ in message_ids]
+        present.append(any(waiting or delayed or (acked is not None and acked >= since) for waiting, delayed, acked in answers))
+    return present
 
 
 async def oldest_waiting_timestamp(redis: Redis, queue_name: str) -> float | None:
