@@ -315,7 +315,8 @@ CREATE PROCEDURE receive_webhook_events(
   IN p_job_key_prefix VARCHAR(32),
   IN p_queue_name VARCHAR(32),
   IN p_actor_name VARCHAR(64),
-  IN p_lease_seconds INT
+  IN p_lease_seconds INT,
+  IN p_message_id VARCHAR(64)      -- as accept_purchases' p_message_id, for the apply jobs
 )
 BEGIN
   DECLARE v_done BOOLEAN DEFAULT FALSE;
@@ -349,9 +350,9 @@ BEGIN
       ELSE
         SET v_event_id = LAST_INSERT_ID();
         SET v_ids = CONCAT(v_ids, ',', v_event_id);
-        INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
+        INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at, message_id)
         VALUES (CONCAT(p_job_key_prefix, v_event_id), p_queue_name, p_actor_name, CONCAT('[', v_event_id, ']'),
-                NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+                NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6), p_message_id);
       END IF;
     END LOOP;
     CLOSE c_events;
@@ -383,7 +384,8 @@ CREATE PROCEDURE create_qris_transactions(
   IN p_job_key_prefix VARCHAR(32),
   IN p_queue_name VARCHAR(32),
   IN p_actor_name VARCHAR(64),
-  IN p_lease_seconds INT
+  IN p_lease_seconds INT,
+  IN p_message_id VARCHAR(64)      -- as accept_purchases' p_message_id, for the create-QR jobs
 )
 BEGIN
   DECLARE v_done BOOLEAN DEFAULT FALSE;
@@ -440,9 +442,9 @@ BEGIN
           SET v_outcome = 'duplicate_external_id'; LEAVE a_create;
         END IF;
         SET v_tr_id = LAST_INSERT_ID();
-        INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at)
+        INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at, message_id)
         VALUES (CONCAT(p_job_key_prefix, v_tr_id), p_queue_name, p_actor_name, CONCAT('[', v_tr_id, ']'),
-                NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6));
+                NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6), p_message_id);
         SET v_outcome = 'created';
       END;
       SET v_answers = CONCAT(v_answers, ',[', v_n, ',"', v_outcome, '",', IFNULL(v_tr_id, 'null'), ']');

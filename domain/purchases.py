@@ -26,7 +26,7 @@ EXECUTE_ALL_ACTOR = "execute_purchases"
 PURCHASE_QUEUE = "purchases"
 
 EXECUTE_JOB_PREFIX = "purchase:"
-EXECUTE_ALL_MESSAGE_PREFIX = "purchases:"
+EXECUTE_ALL_MESSAGE_PREFIX = "purchases:"  # the Redis ids of execute_purchases' messages (db.outbox.group_message)
 
 _ACCEPT = sql("CALL accept_purchases(:orders, :job_key_prefix, :queue_name, :actor_name, :lease, :message_id)")
 _START = sql("CALL start_purchases(:ids, :job_key_prefix, :lease)")
@@ -133,24 +133,6 @@ def execute_job(purchase_id: int, attempt: int = 0) -> Job:
     return Job(job_key=f"{EXECUTE_JOB_PREFIX}{purchase_id}", queue_name=PURCHASE_QUEUE, actor_name=EXECUTE_ACTOR, args=args)
 
 
-def new_execute_all_message_id() -> str:
-    """A fresh Redis message id for execute_all_job, to give accept_all before the accept."""
-    return f"{EXECUTE_ALL_MESSAGE_PREFIX}{secrets.token_hex(12)}"
-
-
-def execute_all_job(message_id: str, accepted: Sequence[tuple[int, str | None]]) -> Job:
-    """One message for the execute jobs of purchases accepted together (accept_all's message_id):
-    each purchase is then executed as its execute_job would be, in the log context of the request
-    that bought it. A Redis message per purchase cost the workers about a quarter of their CPU per
-    purchase in Dramatiq's fetch, middleware and acknowledgement (py-spy, issue 4).
-
-    message_id: the message's Redis id (its job_key here: the message has no outbox row of its
-    own; each purchase's row names it). accepted: (purchase id, request id) of each purchase.
-    """
-    items = [[[purchase_id], request_id] for purchase_id, request_id in accepted]
-    return Job(job_key=message_id, queue_name=PURCHASE_QUEUE, actor_name=EXECUTE_ALL_ACTOR, args=[items])
-
-
 async def accept_all(
     conn: raw.Connection, orders: Sequence[Order], *, lease_seconds: int, message_id: str | None = None
 ) -> list[Accepted | Exception]:
@@ -165,7 +147,8 @@ async def accept_all(
     refuses to run (a DBAPIError), since its COMMIT would end the caller's work too. An error
     (a DBAPIError) writes none of the orders.
     message_id: the Redis message the caller will push all the accepted execute jobs in
-    (execute_all_job), noted in their outbox rows for the relay; None when each is pushed alone.
+    (db.outbox.group_message), noted in their outbox rows for the relay; None when each is
+    pushed alone.
     """
     params = {
         "orders": json.dumps([

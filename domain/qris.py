@@ -22,6 +22,8 @@ from domain.ledger import post_entry
 
 QRIS_QUEUE = "qris"
 CREATE_QR_ACTOR = "create_qr"
+CREATE_QRS_ACTOR = "create_qrs"
+CREATE_QRS_MESSAGE_PREFIX = "qris_creates:"  # the Redis ids of create_qrs' messages (db.outbox.group_message)
 EXPIRE_ACTOR = "expire_qris"
 
 
@@ -106,7 +108,7 @@ _GIVE_BACK_SLOT = sql(
     "(SELECT tr_price_id FROM qris_transaction WHERE tr_id = :id)"
 )
 _CREATE_ALL = sql(
-    "CALL create_qris_transactions(:creates, :default_amount, :ttl, :job_key_prefix, :queue_name, :actor_name, :lease)"
+    "CALL create_qris_transactions(:creates, :default_amount, :ttl, :job_key_prefix, :queue_name, :actor_name, :lease, :message_id)"
 )
 _INSERT_DEPOSIT = sql(
     "INSERT INTO qris_transaction (tr_external_id, tr_reseller_id, tr_amount, tr_gateway, tr_expired_at) "
@@ -128,7 +130,13 @@ _EXPIRE = sql(
 
 
 async def create_all(
-    conn: raw.Connection, creations: Sequence[Creation], *, default_amount: int, ttl_seconds: int, lease_seconds: int
+    conn: raw.Connection,
+    creations: Sequence[Creation],
+    *,
+    default_amount: int,
+    ttl_seconds: int,
+    lease_seconds: int,
+    message_id: str | None = None,
 ) -> list[Created | Exception]:
     """The PENDING transactions, their quota slots and their create-QR jobs, committed: one round
     trip for all, procedures.sql's create_qris_transactions, which opens and commits its own
@@ -137,7 +145,8 @@ async def create_all(
     LocationNotFound, PriceNotFound, PriceNotForLocation, QuotaExhausted, or ExternalIdTaken.
 
     conn: an autocommit connection (db.raw.autocommitting), as for domain.purchases.accept_all.
-    An error (a DBAPIError) writes none of them.
+    An error (a DBAPIError) writes none of them. message_id: as for domain.purchases.accept_all,
+    for the create-QR jobs.
     """
     params = {
         "creates": json.dumps([{"location_id": c.location_id, "price_id": c.price_id, "external_id": c.external_id} for c in creations]),
@@ -147,6 +156,7 @@ async def create_all(
         "queue_name": QRIS_QUEUE,
         "actor_name": CREATE_QR_ACTOR,
         "lease": lease_seconds,
+        "message_id": message_id,
     }
     answers: list[Created | Exception] = [RuntimeError("create_qris_transactions gave no answer")] * len(creations)
     for row in (await raw.run(conn, _CREATE_ALL, params)).mappings():
@@ -165,7 +175,7 @@ async def create(
 ) -> Created:
     """A kiosk's session, created by intake (create_all, alone or with the creates of the same
     moment: web.intake), under a new external id, and another if that one was taken. Raises the
-    refusal (LocationNotFound, ...); the caller pushes the create-QR job.
+    refusal (LocationNotFound, ...). The intake pushes the create-QR job (web.intake).
 
     new_id: makes an external id for (location, now).
     """

@@ -12,12 +12,14 @@ from db.outbox import Job
 from db.raw import sql
 
 APPLY_ACTOR = "apply_webhook_event"
+APPLY_ALL_ACTOR = "apply_webhook_events"
 WEBHOOK_QUEUE = "webhooks"
+APPLY_ALL_MESSAGE_PREFIX = "webhook_events:"  # the Redis ids of apply_webhook_events' messages (db.outbox.group_message)
 
 
 APPLY_JOB_PREFIX = "webhook_event:"
 
-_RECEIVE = sql("CALL receive_webhook_events(:events, :job_key_prefix, :queue_name, :actor_name, :lease)")
+_RECEIVE = sql("CALL receive_webhook_events(:events, :job_key_prefix, :queue_name, :actor_name, :lease, :message_id)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +46,16 @@ def apply_job(event_id: int, attempt: int = 0) -> Job:
     return Job(job_key=f"{APPLY_JOB_PREFIX}{event_id}", queue_name=WEBHOOK_QUEUE, actor_name=APPLY_ACTOR, args=args)
 
 
-async def receive_all(conn: raw.Connection, events: list[IncomingEvent], *, lease_seconds: int) -> list[Job | None]:
+async def receive_all(
+    conn: raw.Connection, events: list[IncomingEvent], *, lease_seconds: int, message_id: str | None = None
+) -> list[Job | None]:
     """Store verified events and their apply jobs, and commit: for each event in order, its apply
     job, for the caller to push now that it is committed; None when the same event was stored
     before. One round trip for all: procedures.sql's receive_webhook_events, which opens and
     commits its own transaction; an error stores none of them.
 
-    conn: an autocommit connection (db.raw.autocommitting), as for domain.purchases.accept_all."""
+    conn: an autocommit connection (db.raw.autocommitting), as for domain.purchases.accept_all.
+    message_id: as for domain.purchases.accept_all, for the apply jobs."""
     params = {
         "events": json.dumps([
             {"source": e.source, "event_key": e.event_key, "reference": e.reference, "payload": e.payload} for e in events
@@ -59,6 +64,7 @@ async def receive_all(conn: raw.Connection, events: list[IncomingEvent], *, leas
         "queue_name": WEBHOOK_QUEUE,
         "actor_name": APPLY_ACTOR,
         "lease": lease_seconds,
+        "message_id": message_id,
     }  # fmt: skip
     event_ids = json.loads((await raw.run(conn, _RECEIVE, params)).scalar())
     return [apply_job(event_id) if event_id is not None else None for event_id in event_ids]

@@ -101,5 +101,5 @@ async def execute_purchase(purchase_id: int, attempt: int = 0) -> None:
 @hand_off_each_actor(actor_name=purchases.EXECUTE_ALL_ACTOR, queue_name=purchases.PURCHASE_QUEUE, job_key=_execute_job_key)
 async def execute_purchases(purchase_id: int, attempt: int = 0) -> None:
     """execute_purchase for each purchase of a message that carries the execute jobs of purchases
-    accepted together (domain.purchases.execute_all_job)."""
+    accepted together (web.intake)."""
     await execute(purchase_id, attempt)

@@ -12,7 +12,7 @@ from db import qris as qris_queries
 from domain import qris
 from provider.xendit import GatewayRejected, GatewayUnavailable, QrCode
 from workers import qr_ready, resources
-from workers.actor import actor, hand_off_actor
+from workers.actor import actor, hand_off_actor, hand_off_each_actor
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,13 @@ def _create_qr_job_key(tr_id: int, attempt: int = 0) -> str:
 async def create_qr(tr_id: int, attempt: int = 0) -> None:
     """Runs in this process's work in flight, after its message is acknowledged: the gateway call
     does not hold a worker thread (workers.in_flight)."""
+    await create(tr_id, attempt)
+
+
+@hand_off_each_actor(actor_name=qris.CREATE_QRS_ACTOR, queue_name=qris.QRIS_QUEUE, job_key=_create_qr_job_key)
+async def create_qrs(tr_id: int, attempt: int = 0) -> None:
+    """create_qr for each transaction of a message that carries the create-QR jobs of the
+    sessions created together (web.intake)."""
     await create(tr_id, attempt)
 
 

@@ -19,7 +19,7 @@ from provider.digiflazz import answer_from
 from provider.payment_links import parse_midtrans, parse_paystack
 from provider.xendit import PaymentEvent, parse_payment_webhook
 from workers import resources
-from workers.actor import hand_off_actor
+from workers.actor import hand_off_actor, hand_off_each_actor
 from workers.broker import retry_backoff_ms
 
 log = logging.getLogger(__name__)
@@ -176,4 +176,11 @@ def _apply_job_key(event_id: int, attempt: int = 0) -> str:
 async def apply_webhook_event(event_id: int, attempt: int = 0) -> None:
     """Runs in this process's work in flight, after its message is acknowledged: the worker
     thread waits for no group's transaction (workers.in_flight)."""
+    await apply(event_id, attempt)
+
+
+@hand_off_each_actor(actor_name=webhook_events.APPLY_ALL_ACTOR, queue_name=webhook_events.WEBHOOK_QUEUE, job_key=_apply_job_key)
+async def apply_webhook_events(event_id: int, attempt: int = 0) -> None:
+    """apply_webhook_event for each event of a message that carries the apply jobs of events
+    received together (web.intake)."""
     await apply(event_id, attempt)

@@ -94,12 +94,13 @@ def create_app(settings: Settings) -> Starlette:
         # The hot paths' calls of the same moment share one round trip (web.intake).
         app.state.status_reads = intake.status_reads(app.state.autocommit_pool)
         app.state.purchase_intake = intake.purchase_intake(app.state.autocommit_pool, settings.outbox_lease_seconds, app.state.pusher)
-        app.state.webhook_intake = intake.webhook_intake(app.state.autocommit_pool, settings.outbox_lease_seconds)
+        app.state.webhook_intake = intake.webhook_intake(app.state.autocommit_pool, settings.outbox_lease_seconds, app.state.pusher)
         app.state.qris_intake = intake.qris_intake(
             app.state.autocommit_pool,
             default_amount=settings.photobox_default_amount,
             ttl_seconds=settings.qris_ttl_seconds,
             lease_seconds=settings.outbox_lease_seconds,
+            pusher=app.state.pusher,
         )
         app.state.engine = create_engine(settings, pool_size=engine_size_beside(settings.db_pool_size))
         app.state.rate_limiter = RateLimiter(app.state.redis, settings.rate_limit_per_minute)

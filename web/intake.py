@@ -13,16 +13,15 @@ bad item fails only its own request.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import asyncmy
 
 from core import context
 from core.group_call import GroupCall
+from db import outbox, raw
 from db import purchases as purchase_queries
-from db import raw
 from db.outbox import Job
 from db.purchases import OwnedQuery, Purchase
 from db.resellers import Reseller
@@ -38,9 +37,6 @@ WEBHOOK_EVENTS_PER_GROUP = 64
 QRIS_CREATES_PER_GROUP = 64
 
 StatusReads = GroupCall[OwnedQuery, tuple[Reseller | None, Purchase | None]]
-AcceptAnswer = tuple[purchases.Accepted | Exception, "asyncio.Future[bool] | None"]
-WebhookIntake = GroupCall[IncomingEvent, Job | None]
-QrisIntake = GroupCall[qris.Creation, qris.Created | Exception]
 
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
@@ -51,64 +47,125 @@ def status_reads(pool: asyncmy.Pool) -> StatusReads:
     return _on_autocommit(pool, purchase_queries.owned, STATUS_READS_PER_GROUP, "purchases.status")
 
 
-class PurchaseIntake:
-    """POST /beli: the orders accepted, or each one's refusal, in one transaction
-    (domain.purchases.accept_all), and the accepted ones' execute jobs pushed in one message
-    (domain.purchases.execute_all_job). An order run again after its group failed keeps its
-    provider_ref, so one the group had committed is found, not bought twice.
+class PushingIntake(Generic[Item, Answer]):
+    """A group call that writes (each item's row and job in one transaction for the group), then
+    pushes the group's jobs to Redis in one message (db.outbox.group_message) whose id their
+    outbox rows name. A caller gets its answer once the group's push is done, or has failed and
+    left its jobs to the relay; the push runs in its own task, so the next group need not wait.
 
-    lease_seconds: how long the relay leaves an execute job to the push before it pushes it.
-    pusher: where the group's message goes once committed; None pushes nothing (the benchmark's
-    loop of the accept alone), leaving every job to the relay.
+    run: the group's transaction, as run(conn, items, message_id). job_of: the job an answer
+    commits, None for a refusal or a duplicate. group_actor / message_prefix: the actor that runs
+    each job of the group's message, and the prefix of its Redis ids. pusher: None pushes nothing
+    (the benchmark's loop of the accept alone), leaving every job to the relay.
     """
 
-    def __init__(self, pool: asyncmy.Pool, lease_seconds: int, pusher: Pusher | None) -> None:
-        self._lease_seconds = lease_seconds
+    def __init__(
+        self,
+        pool: asyncmy.Pool,
+        run: Callable[[raw.Connection, list[Item], str | None], Awaitable[list[Answer]]],
+        *,
+        limit: int,
+        name: str,
+        job_of: Callable[[Answer], Job | None],
+        group_actor: str,
+        message_prefix: str,
+        pusher: Pusher | None,
+    ) -> None:
+        self._run = run
+        self._job_of = job_of
+        self._group_actor = group_actor
+        self._message_prefix = message_prefix
         self._pusher = pusher
-        self._accepts = _on_autocommit(pool, self._accept_group, ORDERS_PER_GROUP, "purchases.accept")
+        self._group: GroupCall[tuple[Item, str | None], tuple[Answer, asyncio.Future[bool] | None]] = _on_autocommit(
+            pool, self._write_group, limit, name
+        )
 
-    async def __call__(self, order: purchases.Order) -> purchases.Accepted | Exception:
-        """The order accepted (committed, its job pushed or left to the relay), or its refusal."""
-        answer, pushed = await self._accepts((order, context.request_id.get()))
+    async def __call__(self, item: Item) -> Answer:
+        """The item's answer, its job (if any) committed and pushed or left to the relay."""
+        answer, pushed = await self._group((item, context.request_id.get()))
         if pushed is not None:
-            await pushed  # the group's push: its own task, so the next group's accept need not wait for it
+            await pushed
         return answer
 
-    async def _accept_group(self, conn: raw.Connection, items: list[tuple[purchases.Order, str | None]]) -> list[AcceptAnswer]:
-        message_id = purchases.new_execute_all_message_id() if self._pusher is not None else None
-        answers = await purchases.accept_all(conn, [order for order, _ in items], lease_seconds=self._lease_seconds, message_id=message_id)
-        accepted = [(a.purchase_id, request_id) for a, (_, request_id) in zip(answers, items, strict=True) if isinstance(a, purchases.Accepted)]
+    async def _write_group(
+        self, conn: raw.Connection, items: list[tuple[Item, str | None]]
+    ) -> list[tuple[Answer, asyncio.Future[bool] | None]]:
+        message_id = outbox.new_message_id(self._message_prefix) if self._pusher is not None else None
+        answers = await self._run(conn, [item for item, _ in items], message_id)
+        jobs = [self._job_of(answer) for answer in answers]
+        committed = [(job, request_id) for job, (_, request_id) in zip(jobs, items, strict=True) if job is not None]
         pushed: asyncio.Future[bool] | None = None
-        if accepted and self._pusher is not None and message_id is not None:
-            pushed = asyncio.ensure_future(self._pusher.push_after_commit([purchases.execute_all_job(message_id, accepted)]))
-        return [(a, pushed if isinstance(a, purchases.Accepted) else None) for a in answers]
+        if committed and self._pusher is not None and message_id is not None:
+            message = outbox.group_message(message_id, self._group_actor, committed)
+            pushed = asyncio.ensure_future(self._pusher.push_after_commit([message]))
+        return [(answer, pushed if job is not None else None) for answer, job in zip(answers, jobs, strict=True)]
+
+
+PurchaseIntake = PushingIntake[purchases.Order, purchases.Accepted | Exception]
+WebhookIntake = PushingIntake[IncomingEvent, Job | None]
+QrisIntake = PushingIntake[qris.Creation, qris.Created | Exception]
 
 
 def purchase_intake(pool: asyncmy.Pool, lease_seconds: int, pusher: Pusher | None = None) -> PurchaseIntake:
-    """PurchaseIntake (see there)."""
-    return PurchaseIntake(pool, lease_seconds, pusher)
+    """POST /beli: the orders accepted, or each one's refusal, in one transaction
+    (domain.purchases.accept_all), and the accepted ones' execute jobs pushed in one message. An
+    order run again after its group failed keeps its provider_ref, so one the group had committed
+    is found, not bought twice.
+
+    lease_seconds: how long the relay leaves an execute job to the push before it pushes it."""
+
+    def accept(conn: raw.Connection, orders: list[purchases.Order], message_id: str | None) -> Awaitable[list[purchases.Accepted | Exception]]:
+        return purchases.accept_all(conn, orders, lease_seconds=lease_seconds, message_id=message_id)
+
+    def job_of(answer: purchases.Accepted | Exception) -> Job | None:
+        return purchases.execute_job(answer.purchase_id) if isinstance(answer, purchases.Accepted) else None
+
+    return PushingIntake(
+        pool, accept, limit=ORDERS_PER_GROUP, name="purchases.accept", job_of=job_of,
+        group_actor=purchases.EXECUTE_ALL_ACTOR, message_prefix=purchases.EXECUTE_ALL_MESSAGE_PREFIX, pusher=pusher,
+    )  # fmt: skip
 
 
-def webhook_intake(pool: asyncmy.Pool, lease_seconds: int) -> WebhookIntake:
+def webhook_intake(pool: asyncmy.Pool, lease_seconds: int, pusher: Pusher | None = None) -> WebhookIntake:
     """The webhooks' intake: each event stored once with its apply job, in one transaction
-    (domain.webhook_events.receive_all).
+    (domain.webhook_events.receive_all), and the new events' apply jobs pushed in one message.
+    The answer is the event's apply job, None for a duplicate.
 
     lease_seconds: as for purchase_intake, for the apply jobs."""
-    receive = functools.partial(webhook_events.receive_all, lease_seconds=lease_seconds)
-    return _on_autocommit(pool, receive, WEBHOOK_EVENTS_PER_GROUP, "webhook_events.receive")
+
+    def receive(conn: raw.Connection, events: list[IncomingEvent], message_id: str | None) -> Awaitable[list[Job | None]]:
+        return webhook_events.receive_all(conn, events, lease_seconds=lease_seconds, message_id=message_id)
+
+    return PushingIntake(
+        pool, receive, limit=WEBHOOK_EVENTS_PER_GROUP, name="webhook_events.receive", job_of=lambda job: job,
+        group_actor=webhook_events.APPLY_ALL_ACTOR, message_prefix=webhook_events.APPLY_ALL_MESSAGE_PREFIX, pusher=pusher,
+    )  # fmt: skip
 
 
-def qris_intake(pool: asyncmy.Pool, *, default_amount: int, ttl_seconds: int, lease_seconds: int) -> QrisIntake:
+def qris_intake(
+    pool: asyncmy.Pool, *, default_amount: int, ttl_seconds: int, lease_seconds: int, pusher: Pusher | None = None
+) -> QrisIntake:
     """POST /api/v1/transactions: the kiosks' sessions created, or each one's refusal, in one
-    transaction (domain.qris.create_all). A create run again after its group failed keeps its
-    external id: if the group had committed after all (its answer lost with the connection), the
-    id is found taken and the kiosk gets a second session, an unpaid one that expires, never a
-    charge.
+    transaction (domain.qris.create_all), and the created ones' create-QR jobs pushed in one
+    message. A create run again after its group failed keeps its external id: if the group had
+    committed after all (its answer lost with the connection), the id is found taken and the kiosk
+    gets a second session, an unpaid one that expires, never a charge.
 
     default_amount: a session's amount without a price; ttl_seconds: how long its QR may be paid;
     lease_seconds: as for purchase_intake, for the create-QR jobs."""
-    create = functools.partial(qris.create_all, default_amount=default_amount, ttl_seconds=ttl_seconds, lease_seconds=lease_seconds)
-    return _on_autocommit(pool, create, QRIS_CREATES_PER_GROUP, "qris.create")
+
+    def create(conn: raw.Connection, creations: list[qris.Creation], message_id: str | None) -> Awaitable[list[qris.Created | Exception]]:
+        return qris.create_all(
+            conn, creations, default_amount=default_amount, ttl_seconds=ttl_seconds, lease_seconds=lease_seconds, message_id=message_id
+        )
+
+    def job_of(answer: qris.Created | Exception) -> Job | None:
+        return qris.create_qr_job(answer.tr_id) if isinstance(answer, qris.Created) else None
+
+    return PushingIntake(
+        pool, create, limit=QRIS_CREATES_PER_GROUP, name="qris.create", job_of=job_of,
+        group_actor=qris.CREATE_QRS_ACTOR, message_prefix=qris.CREATE_QRS_MESSAGE_PREFIX, pusher=pusher,
+    )  # fmt: skip
 
 
 def _on_autocommit(

@@ -50,7 +50,7 @@ async def create(request: Request) -> Response:
     state = request.app.state
     settings = state.settings
     try:
-        # Committed with the creates of the same moment (web.intake).
+        # Committed, and its create-QR job pushed, with the creates of the same moment (web.intake).
         created = await qris.create(state.qris_intake, location_id=body.location_id, price_id=body.price_id, now=dt.datetime.now(dt.UTC))
     except qris.LocationNotFound:
         raise ApiError(404, "unknown_location", f"location {body.location_id} not found") from None
@@ -60,7 +60,6 @@ async def create(request: Request) -> Response:
         raise ApiError(422, "price_not_for_location", f"price {body.price_id} is not valid at location {body.location_id}") from None
     except qris.QuotaExhausted:
         raise ApiError(409, "quota_exhausted", f"price {body.price_id} has no quota left") from None
-    await state.pusher.push_after_commit([qris.create_qr_job(created.tr_id)])
     row = created.row
     if await qr_ready.wait(state.redis, created.external_id, settings.qris_create_wait_ms) is not None or row is None:
         async with raw.autocommitting(state.autocommit_pool) as conn:  # with its QR now

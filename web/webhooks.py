@@ -36,9 +36,7 @@ async def _store(request: Request, source: str, identity: str, reference: str | 
     """Store a verified event once and hand it to a worker; the 2xx comes after the COMMIT."""
     state = request.app.state
     event = webhook_events.IncomingEvent(source, hashlib.sha256(identity.encode()).hexdigest(), reference, payload)
-    job = await state.webhook_intake(event)
-    if job is not None:
-        await state.pusher.push_after_commit([job])
+    job = await state.webhook_intake(event)  # stored, and its apply job pushed, with the events of the same moment
     metrics.webhooks_received.labels(source, "stored" if job else "duplicate").inc()
     return JSONResponse({"received": True, "duplicate": job is None})
 
