@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pymysql
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,9 +23,11 @@ from db import purchases as purchase_queries
 from db import raw
 from db.engine import close_pool, create_engine, create_pool
 from domain import purchases, qris
-from tests.harness import MariaDB
+from tests.harness import MariaDB, wait_until
 from tests.test_domain import PULSA10, accept, autocommit_connection, new_location_with_price, new_reseller
 from web.intake import purchase_intake, qris_intake
+from workers.enqueue import NAMESPACE
+from workers.pusher import Pusher
 
 
 @pytest.fixture
@@ -211,3 +216,43 @@ async def test_concurrent_kiosk_creates_share_groups_and_keep_the_quota(engine, 
     assert len({a.tr_id for a in created}) == 25
     assert db.value("SELECT mp_used FROM price WHERE mp_id = %s", price) == 25
     assert db.value("SELECT COUNT(*) FROM qris_transaction WHERE tr_location_id = %s", location_id) == 25
+
+
+async def test_a_caller_cancelled_while_its_group_is_pushed_leaves_the_push_to_the_others(engine: AsyncEngine, db: MariaDB, redis_server):
+    """Two orders accepted in one group, whose one message waits on a stalled Redis; one caller
+    is cancelled meanwhile (the process stopping, say): the other still gets its answer once
+    Redis is back, and the group's message carries both purchases."""
+    reseller_id = await new_reseller(engine, 100_000)
+    pool = create_pool(get_settings(), 2, autocommit=True)
+    redis = Redis.from_url(redis_server.url)
+    intake = purchase_intake(pool, lease_seconds=60, pusher=Pusher(redis))
+
+    def order() -> purchases.Order:
+        return purchases.Order(produk_id=PULSA10.id, nomor_tujuan="081234567890", nominal=None, ref_id=uuid.uuid4().hex, reseller_id=reseller_id)
+
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        cancelled, waiting = asyncio.create_task(intake(order())), asyncio.create_task(intake(order()))
+
+        async def both_committed() -> bool:
+            return db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller_id) == 2
+
+        await wait_until(both_committed, timeout=10, every=0.02)
+        await asyncio.sleep(0.2)  # both now wait for the group's push
+        cancelled.cancel()
+        redis_server.process.send_signal(signal.SIGCONT)
+        answer = await asyncio.wait_for(waiting, timeout=10)
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        [payload] = (await redis.hgetall(f"{NAMESPACE}:{purchases.PURCHASE_QUEUE}.msgs")).values()
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+        await redis.aclose()
+        await close_pool(pool)
+    assert isinstance(answer, purchases.Accepted)
+    message = json.loads(payload)
+    assert message["actor_name"] == purchases.EXECUTE_ALL_ACTOR
+    assert sorted(args[0] for args, _ in message["args"][0]) == [
+        row["id"] for row in db.rows("SELECT id FROM purchase WHERE reseller_id = %s ORDER BY id", reseller_id)
+    ]

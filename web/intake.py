@@ -84,7 +84,7 @@ class PushingIntake(Generic[Item, Answer]):
         """The item's answer, its job (if any) committed and pushed or left to the relay."""
         answer, pushed = await self._group((item, context.request_id.get()))
         if pushed is not None:
-            await pushed
+            await asyncio.shield(pushed)  # the group's: a caller cancelled here must not cancel it for the others
         return answer
 
     async def _write_group(
