@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=15, help="seconds of each load phase (default 15)")
     p.add_argument("--connections", type=int, default=64, help="wrk connections, also raw-DB tasks (default 64)")
     p.add_argument("--provider-latency-ms", type=int, default=0, help="simulator delay per provider call")
-    p.add_argument("--workers", type=int, default=2, help="dramatiq worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=1, help="dramatiq worker processes (default 1, the Procfile's)")
     p.add_argument("--threads", type=int, default=8, help="threads per dramatiq process (default 8, the Procfile's)")
     p.add_argument("--prefetch", type=int, default=64, help="messages a dramatiq process holds per queue (default 64, the Procfile's)")
     p.add_argument("--web-workers", type=int, default=1, help="uvicorn worker processes (default 1)")

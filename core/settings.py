@@ -124,7 +124,7 @@ def get_settings() -> Settings:
         db_lock_wait_seconds=_int("DB_LOCK_WAIT_SECONDS", 5),
         broker_heartbeat_timeout_ms=_int("BROKER_HEARTBEAT_TIMEOUT_MS", 30000),
         broker_maintenance_chance=_int("BROKER_MAINTENANCE_CHANCE", 10000),
-        worker_processes=_int("WORKER_PROCESSES", 2),
+        worker_processes=_int("WORKER_PROCESSES", 1),
         worker_threads=_int("WORKER_THREADS", 8),
         worker_in_flight=_int("WORKER_IN_FLIGHT", 256),
         log_level=_str("LOG_LEVEL", "INFO"),

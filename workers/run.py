@@ -18,7 +18,7 @@ from pathlib import Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("queues", nargs="*", help="queues to consume (all when none are given)")
-    parser.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", 2)))
+    parser.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", 1)))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WORKER_THREADS", 8)))
     parser.add_argument("--metrics-port", type=int, default=9191, help="where this pool's Prometheus metrics are served")
     parser.add_argument(
