@@ -27,8 +27,8 @@ class Job:
     job_key: the subject of the job (purchase:42); one live job per key.
     queue_name / actor_name: where and what to run.
     args: the actor's positional arguments (JSON).
-    message_id: the Redis message that carried the job when it went in one with others (the
-    execute jobs of purchases accepted together); its own message's id is its job_key.
+    message_id: the Redis message that carried the job when it went in one with others (the jobs
+    a web group call committed together: web.intake); its own message's id is its job_key.
     """
 
     job_key: str
