@@ -217,8 +217,8 @@ END //
 -- reseller's callback delivery (if it has a callback URL) and its job are recorded.
 -- Set-based: the purchases are locked, updated and their execute jobs deleted by a statement each
 -- for the whole group, and only refunds and callbacks take statements of their own. A statement
--- (and a nested CALL) per purchase cost MariaDB 0.073 ms of CPU per purchase against 0.019 for
--- start_purchases' three per group (issue 4, bench/procedures.py).
+-- (and a nested CALL) per purchase cost MariaDB 0.066-0.073 ms of CPU per Sukses purchase, this
+-- 0.040-0.050, start_purchases' three statements per group 0.019 (issue 4, bench/procedures.py).
 -- Locks: the purchases first, in the order of their ids (the caller sorts the group), then the
 -- resellers of the refunds in their order, as accept_purchases takes them: two groups that
 -- settle or refund the same rows take them in the same order and cannot deadlock, and nothing
