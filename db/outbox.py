@@ -38,9 +38,10 @@ class Job:
     message_id: str | None = None
 
 
-def new_message_id(prefix: str) -> str:
-    """A fresh Redis message id for group_message(), to write into its jobs' rows before it is pushed."""
-    return f"{prefix}{secrets.token_hex(12)}"
+def new_message_id(actor_name: str) -> str:
+    """A fresh Redis id for a group_message() of actor_name, to write into its jobs' rows before it
+    is pushed (never a job key: those name a subject, purchase:42)."""
+    return f"{actor_name}:{secrets.token_hex(12)}"
 
 
 def group_message(message_id: str, actor_name: str, jobs: Sequence[tuple[Job, str | None]]) -> Job:

@@ -26,7 +26,6 @@ EXECUTE_ALL_ACTOR = "execute_purchases"
 PURCHASE_QUEUE = "purchases"
 
 EXECUTE_JOB_PREFIX = "purchase:"
-EXECUTE_ALL_MESSAGE_PREFIX = "purchases:"  # the Redis ids of execute_purchases' messages (db.outbox.group_message)
 
 _ACCEPT = sql("CALL accept_purchases(:orders, :job_key_prefix, :queue_name, :actor_name, :lease, :message_id)")
 _START = sql("CALL start_purchases(:ids, :job_key_prefix, :lease)")

@@ -23,7 +23,6 @@ from domain.ledger import post_entry
 QRIS_QUEUE = "qris"
 CREATE_QR_ACTOR = "create_qr"
 CREATE_QRS_ACTOR = "create_qrs"
-CREATE_QRS_MESSAGE_PREFIX = "qris_creates:"  # the Redis ids of create_qrs' messages (db.outbox.group_message)
 EXPIRE_ACTOR = "expire_qris"
 
 

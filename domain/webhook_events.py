@@ -14,7 +14,6 @@ from db.raw import sql
 APPLY_ACTOR = "apply_webhook_event"
 APPLY_ALL_ACTOR = "apply_webhook_events"
 WEBHOOK_QUEUE = "webhooks"
-APPLY_ALL_MESSAGE_PREFIX = "webhook_events:"  # the Redis ids of apply_webhook_events' messages (db.outbox.group_message)
 
 
 APPLY_JOB_PREFIX = "webhook_event:"

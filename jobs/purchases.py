@@ -98,8 +98,5 @@ async def execute_purchase(purchase_id: int, attempt: int = 0) -> None:
     await execute(purchase_id, attempt)
 
 
-@hand_off_each_actor(actor_name=purchases.EXECUTE_ALL_ACTOR, queue_name=purchases.PURCHASE_QUEUE, job_key=_execute_job_key)
-async def execute_purchases(purchase_id: int, attempt: int = 0) -> None:
-    """execute_purchase for each purchase of a message that carries the execute jobs of purchases
-    accepted together (web.intake)."""
-    await execute(purchase_id, attempt)
+# execute() for each purchase of a message that carries the execute jobs of purchases accepted together (web.intake).
+execute_purchases = hand_off_each_actor(actor_name=purchases.EXECUTE_ALL_ACTOR, queue_name=purchases.PURCHASE_QUEUE, job_key=_execute_job_key)(execute)

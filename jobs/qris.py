@@ -134,11 +134,8 @@ async def create_qr(tr_id: int, attempt: int = 0) -> None:
     await create(tr_id, attempt)
 
 
-@hand_off_each_actor(actor_name=qris.CREATE_QRS_ACTOR, queue_name=qris.QRIS_QUEUE, job_key=_create_qr_job_key)
-async def create_qrs(tr_id: int, attempt: int = 0) -> None:
-    """create_qr for each transaction of a message that carries the create-QR jobs of the
-    sessions created together (web.intake)."""
-    await create(tr_id, attempt)
+# create() for each transaction of a message that carries the create-QR jobs of sessions created together (web.intake).
+create_qrs = hand_off_each_actor(actor_name=qris.CREATE_QRS_ACTOR, queue_name=qris.QRIS_QUEUE, job_key=_create_qr_job_key)(create)
 
 
 @actor(actor_name=qris.EXPIRE_ACTOR, queue_name=qris.QRIS_QUEUE)

@@ -179,8 +179,5 @@ async def apply_webhook_event(event_id: int, attempt: int = 0) -> None:
     await apply(event_id, attempt)
 
 
-@hand_off_each_actor(actor_name=webhook_events.APPLY_ALL_ACTOR, queue_name=webhook_events.WEBHOOK_QUEUE, job_key=_apply_job_key)
-async def apply_webhook_events(event_id: int, attempt: int = 0) -> None:
-    """apply_webhook_event for each event of a message that carries the apply jobs of events
-    received together (web.intake)."""
-    await apply(event_id, attempt)
+# apply() for each event of a message that carries the apply jobs of events received together (web.intake).
+apply_webhook_events = hand_off_each_actor(actor_name=webhook_events.APPLY_ALL_ACTOR, queue_name=webhook_events.WEBHOOK_QUEUE, job_key=_apply_job_key)(apply)

@@ -134,7 +134,7 @@ async def test_the_relay_leaves_jobs_whose_group_message_waits_and_pushes_them_o
     """The execute jobs of purchases accepted together go in one message (web.intake): their
     outbox rows name it, and the relay counts it as theirs, waiting or just acknowledged."""
     reseller_id = await new_reseller(engine, 100_000)
-    message_id = outbox.new_message_id(purchases.EXECUTE_ALL_MESSAGE_PREFIX)
+    message_id = outbox.new_message_id(purchases.EXECUTE_ALL_ACTOR)
     orders = [purchases.Order(produk_id=PULSA10.id, nomor_tujuan=f"08123456{n:04d}", nominal=None, ref_id=None, reseller_id=reseller_id) for n in range(3)]
     async with autocommit_connection(engine) as conn:  # due at once, as after a long backlog
         accepted = await purchases.accept_all(conn, orders, lease_seconds=0, message_id=message_id)

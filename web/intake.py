@@ -54,8 +54,8 @@ class PushingIntake(Generic[Item, Answer]):
     left its jobs to the relay; the push runs in its own task, so the next group need not wait.
 
     run: the group's transaction, as run(conn, items, message_id). job_of: the job an answer
-    commits, None for a refusal or a duplicate. group_actor / message_prefix: the actor that runs
-    each job of the group's message, and the prefix of its Redis ids. pusher: None pushes nothing
+    commits, None for a refusal or a duplicate. group_actor: the actor that runs each job of the
+    group's message (workers.actor.hand_off_each_actor). pusher: None pushes nothing
     (the benchmark's loop of the accept alone), leaving every job to the relay.
     """
 
@@ -68,13 +68,11 @@ class PushingIntake(Generic[Item, Answer]):
         name: str,
         job_of: Callable[[Answer], Job | None],
         group_actor: str,
-        message_prefix: str,
         pusher: Pusher | None,
     ) -> None:
         self._run = run
         self._job_of = job_of
         self._group_actor = group_actor
-        self._message_prefix = message_prefix
         self._pusher = pusher
         self._group: GroupCall[tuple[Item, str | None], tuple[Answer, asyncio.Future[bool] | None]] = _on_autocommit(
             pool, self._write_group, limit, name
@@ -90,7 +88,7 @@ class PushingIntake(Generic[Item, Answer]):
     async def _write_group(
         self, conn: raw.Connection, items: list[tuple[Item, str | None]]
     ) -> list[tuple[Answer, asyncio.Future[bool] | None]]:
-        message_id = outbox.new_message_id(self._message_prefix) if self._pusher is not None else None
+        message_id = outbox.new_message_id(self._group_actor) if self._pusher is not None else None
         answers = await self._run(conn, [item for item, _ in items], message_id)
         jobs = [self._job_of(answer) for answer in answers]
         committed = [(job, request_id) for job, (_, request_id) in zip(jobs, items, strict=True) if job is not None]
@@ -122,7 +120,7 @@ def purchase_intake(pool: asyncmy.Pool, lease_seconds: int, pusher: Pusher | Non
 
     return PushingIntake(
         pool, accept, limit=ORDERS_PER_GROUP, name="purchases.accept", job_of=job_of,
-        group_actor=purchases.EXECUTE_ALL_ACTOR, message_prefix=purchases.EXECUTE_ALL_MESSAGE_PREFIX, pusher=pusher,
+        group_actor=purchases.EXECUTE_ALL_ACTOR, pusher=pusher,
     )  # fmt: skip
 
 
@@ -138,7 +136,7 @@ def webhook_intake(pool: asyncmy.Pool, lease_seconds: int, pusher: Pusher | None
 
     return PushingIntake(
         pool, receive, limit=WEBHOOK_EVENTS_PER_GROUP, name="webhook_events.receive", job_of=lambda job: job,
-        group_actor=webhook_events.APPLY_ALL_ACTOR, message_prefix=webhook_events.APPLY_ALL_MESSAGE_PREFIX, pusher=pusher,
+        group_actor=webhook_events.APPLY_ALL_ACTOR, pusher=pusher,
     )  # fmt: skip
 
 
@@ -164,7 +162,7 @@ def qris_intake(
 
     return PushingIntake(
         pool, create, limit=QRIS_CREATES_PER_GROUP, name="qris.create", job_of=job_of,
-        group_actor=qris.CREATE_QRS_ACTOR, message_prefix=qris.CREATE_QRS_MESSAGE_PREFIX, pusher=pusher,
+        group_actor=qris.CREATE_QRS_ACTOR, pusher=pusher,
     )  # fmt: skip
 
 
