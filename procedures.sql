@@ -30,10 +30,11 @@ CREATE PROCEDURE post_ledger_entry(
 )
 BEGIN
   SET p_saldo_akhir = NULL;
-  UPDATE reseller SET saldo = saldo + p_jumlah WHERE id = p_reseller_id AND saldo + p_jumlah >= 0;
+  -- LAST_INSERT_ID(expr) hands the new saldo to the next statement of this session: the saldo
+  -- this UPDATE wrote under its row lock, without a SELECT of its own (a statement per money move).
+  UPDATE reseller SET saldo = LAST_INSERT_ID(saldo + p_jumlah) WHERE id = p_reseller_id AND saldo + p_jumlah >= 0;
   IF ROW_COUNT() = 1 THEN
-    -- this transaction holds the row lock, so the saldo it reads is exactly the one it wrote
-    SELECT saldo INTO p_saldo_akhir FROM reseller WHERE id = p_reseller_id;
+    SET p_saldo_akhir = LAST_INSERT_ID();
     INSERT INTO ledger_entry (reseller_id, jenis, jumlah, saldo_akhir, purchase_id, qris_id, keterangan)
     VALUES (p_reseller_id, p_jenis, p_jumlah, p_saldo_akhir, p_purchase_id, p_qris_id, p_keterangan);
   END IF;
@@ -104,6 +105,7 @@ BEGIN
   DECLARE v_duplicate BOOLEAN;
   DECLARE v_outcome VARCHAR(32);
   DECLARE v_answers LONGTEXT DEFAULT '';
+  DECLARE v_new_ids LONGTEXT DEFAULT '';
   -- The product is read here, with the buyer, not by a statement per order: each statement in a
   -- procedure pays MariaDB's open, optimise and execute (perf of mariadbd at load, issue 4).
   DECLARE c_orders CURSOR FOR
@@ -167,15 +169,20 @@ BEGIN
           SET v_purchase_id = NULL, v_outcome = 'insufficient_saldo'; LEAVE an_order;
         END IF;
 
-        INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at, message_id)
-        VALUES (CONCAT(p_job_key_prefix, v_purchase_id), p_queue_name, p_actor_name, CONCAT('[', v_purchase_id, ']'),
-                NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6), p_message_id);
-        SET v_outcome = 'accepted';
+        SET v_new_ids = CONCAT(v_new_ids, ',', v_purchase_id), v_outcome = 'accepted';
       END;
       SET v_answers = CONCAT(v_answers, ',[', v_n, ',"', v_outcome, '",', IFNULL(v_purchase_id, 'null'), ',',
                              IFNULL(v_harga, 'null'), ',', IFNULL(v_saldo, 'null'), ']');
     END LOOP;
     CLOSE c_orders;
+    -- The new purchases' execute jobs, one statement for the group rather than one per order.
+    IF v_new_ids <> '' THEN
+      INSERT INTO outbox (job_key, queue_name, actor_name, args, due_at, sent_at, message_id)
+      SELECT CONCAT(p_job_key_prefix, j.id), p_queue_name, p_actor_name, CONCAT('[', j.id, ']'),
+             NOW(6) + INTERVAL p_lease_seconds SECOND, NOW(6), p_message_id
+      FROM JSON_TABLE(CONCAT('[', SUBSTRING(v_new_ids, 2), ']'), '$[*]' COLUMNS (n FOR ORDINALITY, id BIGINT UNSIGNED PATH '$')) j
+      ORDER BY j.n;
+    END IF;
     COMMIT;
   END;
   SELECT CONCAT('[', SUBSTRING(v_answers, 2), ']');

@@ -1,7 +1,8 @@
-"""MariaDB's CPU per purchase for the workers' two group transactions, without the rest of the stack.
+"""MariaDB's CPU per purchase for the web's accept group and the workers' two group transactions,
+without the rest of the stack.
 
 `python -m bench.procedures [--purchases N] [--group G]` makes a fresh database `loket_procedures`,
-accepts N purchases (domain.purchases.accept_all, 40 at a time), then starts them in groups of G
+accepts N purchases (domain.purchases.accept_all, 40 at a time: accept_purchases), then starts them in groups of G
 (start_purchases) and settles them Sukses in groups of G (settle_purchases), each group its own
 transaction as a worker runs it, and prints mariadbd's CPU time (user + system, from /proc) and the
 wall time per purchase for each. Nothing else should run meanwhile: MariaDB's CPU is the whole
@@ -66,6 +67,7 @@ async def main(count: int, group: int) -> None:
             )  # fmt: skip
             await post_entry(conn, reseller_id, "saldo_awal", 10**12)
         ids: list[int] = []
+        cpu, wall = mariadb_cpu_seconds(), time.perf_counter()
         for i in range(0, count, 40):
             orders = [
                 purchases.Order(produk_id=PULSA10, nomor_tujuan=f"0812{n:08d}", nominal=None, ref_id=uuid.uuid4().hex, reseller_id=reseller_id)
@@ -73,11 +75,13 @@ async def main(count: int, group: int) -> None:
             ]
             async with raw.autocommitting(intake) as conn:
                 ids += [answer.purchase_id for answer in await purchases.accept_all(conn, orders, lease_seconds=60)]  # type: ignore[union-attr]
+        accepted = 1e3 * (mariadb_cpu_seconds() - cpu) / count, 1e3 * (time.perf_counter() - wall) / count
         started = await measure(workers, ids, group, lambda conn, part: purchases.start_all(conn, part, 60))
         settled = await measure(
             workers, ids, group, lambda conn, part: purchases.settle_all(conn, [purchases.Settlement.of(p, SUKSES) for p in part], 60)  # type: ignore[misc]
         )
-        print(f"{count} purchases in groups of {group}; per purchase: MariaDB CPU ms / wall ms")
+        print(f"{count} purchases in groups of {group} (accepts: 40); per purchase: MariaDB CPU ms / wall ms")
+        print(f"accept_purchases: {accepted[0]:.4f} / {accepted[1]:.4f}")
         print(f"start_purchases:  {started[0]:.4f} / {started[1]:.4f}")
         print(f"settle_purchases: {settled[0]:.4f} / {settled[1]:.4f}")
     finally:
