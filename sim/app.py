@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -18,6 +19,7 @@ from sim.midtrans import DepositAnswer, MidtransGateway
 from sim.paystack import PaystackGateway
 from sim.provider import DigiflazzProvider
 from sim.settings import ConfigError, Settings
+from sim.transaction_endpoint import TransactionEndpoint
 
 
 def _provider(request: Request) -> DigiflazzProvider:
@@ -49,14 +51,6 @@ def _config(request: Request) -> dict[str, Any]:
 async def health(request: Request) -> Response:
     """Liveness probe."""
     return JSONResponse({"status": "ok"})
-
-
-async def digiflazz_transaction(request: Request) -> Response:
-    """Digiflazz buyer transaction / status check (POST /v1/transaction)."""
-    provider = _provider(request)
-    answer = await provider.handle_transaction(await request.body())
-    background = BackgroundTask(provider.send_create_callback, answer) if answer.notify else None
-    return JSONResponse(answer.body, status_code=answer.status_code, background=background)
 
 
 def _gateway_response(gateway: XenditGateway, answer: Answer) -> Response:
@@ -192,9 +186,9 @@ async def list_deposit_gateways(request: Request) -> Response:
                          "paystack": [t.summary() for t in _paystack(request).transactions.values()]})
 
 
+# POST /v1/transaction (Digiflazz buyer transaction / status check) is sim.transaction_endpoint's.
 ROUTES: list[BaseRoute] = [
     Route("/health", health, methods=["GET"]),
-    Route("/v1/transaction", digiflazz_transaction, methods=["POST"]),
     Route("/qr_codes", create_qr_code, methods=["POST"]),
     Route("/qr_codes/{qr_id}", get_qr_code, methods=["GET"]),
     Route("/qr_codes/{qr_id}/payments/simulate", simulate_qr_payment, methods=["POST"]),
@@ -232,7 +226,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await midtrans.aclose()
         await paystack.aclose()
 
-    app = Starlette(routes=list(ROUTES), lifespan=lifespan)
+    app = Starlette(routes=list(ROUTES), middleware=[Middleware(TransactionEndpoint)], lifespan=lifespan)
     app.state.settings = settings
     app.state.provider = provider
     app.state.gateway = gateway
