@@ -21,6 +21,7 @@ local nthreads = %(threads)d
 local produk_id = %(produk_id)d
 local threads = {}
 local created = 0
+local rate = %(rate)s
 
 function setup(thread)
   created = created + 1
@@ -30,6 +31,7 @@ end
 
 function init(args)
   counter = 0
+  late = 0
   statuses = {}
   samples = {}
   mine = {}
@@ -45,6 +47,33 @@ function request()
   return wrk.format("POST", "/beli", {["Content-Type"] = "application/json", ["x-api-key"] = key}, body)
 end
 
+-- Open loop (rate > 0): this thread's requests leave on a fixed schedule of rate / nthreads per
+-- second, whichever of its connections is free taking the next slot, so a slow answer does not
+-- hold back the requests after it. A request sent 2 ms or more after its slot counts as late: all
+-- of the thread's connections were waiting, and its latency is measured from its sending only.
+if rate > 0 then
+  local ffi = require("ffi")
+  ffi.cdef[[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+    int clock_gettime(int clock_id, bench_timespec *tp);
+  ]]
+  local now = ffi.new("bench_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, now)  -- CLOCK_MONOTONIC
+    return tonumber(now.tv_sec) * 1000 + tonumber(now.tv_nsec) / 1e6
+  end
+  local interval = 1000 * nthreads / rate
+  local slot = nil
+
+  function delay()
+    local t = now_ms()
+    slot = (slot or t) + interval
+    local wait = slot - t
+    if wait <= -2 then late = late + 1 end
+    return wait > 0 and math.floor(wait + 0.5) or 0
+  end
+end
+
 function response(status, headers, body)
   local code = tostring(status)
   statuses[code] = (statuses[code] or 0) + 1
@@ -56,8 +85,9 @@ local function quote(s)
 end
 
 function done(summary, latency, requests)
-  local merged, kept = {}, {}
+  local merged, kept, all_late = {}, {}, 0
   for _, t in ipairs(threads) do
+    all_late = all_late + t:get("late")
     for code, n in pairs(t:get("statuses")) do merged[code] = (merged[code] or 0) + n end
     for _, s in ipairs(t:get("samples")) do table.insert(kept, quote(s)) end
   end
@@ -65,10 +95,10 @@ function done(summary, latency, requests)
   for code, n in pairs(merged) do table.insert(parts, string.format('"%%s":%%d', code, n)) end
   local e = summary.errors
   io.write(string.format(
-    '%(marker)s{"duration_us":%%d,"requests":%%d,"statuses":{%%s},"samples":[%%s],' ..
+    '%(marker)s{"duration_us":%%d,"requests":%%d,"late":%%d,"statuses":{%%s},"samples":[%%s],' ..
     '"errors":{"connect":%%d,"read":%%d,"write":%%d,"status":%%d,"timeout":%%d},' ..
     '"latency_us":{"p50":%%d,"p90":%%d,"p99":%%d,"max":%%d,"mean":%%.1f}}\n',
-    summary.duration, summary.requests, table.concat(parts, ","), table.concat(kept, ","),
+    summary.duration, summary.requests, all_late, table.concat(parts, ","), table.concat(kept, ","),
     e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
 end
@@ -92,6 +122,8 @@ class LoadResult:
     """Successful responses whose body matched each of the replay script's patterns."""
     requests_file_lines: int = 0
     """Distinct requests the replay script cycled through (0 for the /beli script)."""
+    late: int = 0
+    """Open loop only: requests sent 2 ms or more after their slot (every connection of a wrk thread was busy)."""
 
     @property
     def ok(self) -> int:
@@ -110,10 +142,15 @@ class LoadResult:
         return self.ok / self.seconds
 
 
-def write_script(path: Path, keys: list[str], tag: str, threads: int, produk_id: int = 1) -> Path:
-    """Write the Lua script; `tag` prefixes every ref_id so that phases never collide."""
+def write_script(path: Path, keys: list[str], tag: str, threads: int, produk_id: int = 1, rate: float = 0) -> Path:
+    """Write the Lua script; `tag` prefixes every ref_id so that phases never collide.
+
+    rate: requests per second on a fixed schedule (open loop); 0 sends each connection's next
+    request as soon as the last is answered (closed loop).
+    """
     quoted = ", ".join(f'"{key}"' for key in keys)
-    path.write_text(_SCRIPT % {"keys": quoted, "tag": tag, "threads": threads, "produk_id": produk_id, "marker": MARKER})
+    values = {"keys": quoted, "tag": tag, "threads": threads, "produk_id": produk_id, "marker": MARKER, "rate": repr(float(rate))}
+    path.write_text(_SCRIPT % values)
     return path
 
 
@@ -147,4 +184,5 @@ def run_wrk(
         ok_codes=ok_codes,
         marks=data.get("marks", {}),
         requests_file_lines=lines,
+        late=data.get("late", 0),
     )

@@ -33,6 +33,8 @@ class WebPhase:
     groups_accept: str = "-"
     groups_drain: str = "-"
     """The group calls that ran in each window (bench.groups.describe)."""
+    rate: float = 0
+    """Purchases per second offered on a fixed schedule (open loop); 0: closed loop."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,11 @@ def render(run: Run) -> str:
         [f"{p.load.ok} / {p.load.not_ok} / {sum(p.load.socket_errors.values())}" for p in run.web],
     )
     row("accept latency p50 / p90 / p99 / max ms", [_ms(p.load.latency_ms, ("p50", "p90", "p99", "max")) for p in run.web])
+    if any(p.rate for p in run.web):
+        row(
+            "load: offered /s (open loop) / requests sent 2+ ms after their slot",
+            [f"{p.rate:g} / {p.load.late}" if p.rate else f"closed loop, {p.load.sent} sent" for p in run.web],
+        )
     row(
         "completed /s (first accept -> last final)",
         [
@@ -227,7 +234,7 @@ def write(run: Run, path: Path) -> None:
              "drain_per_s": p.completion.drain_per_second, "final_latency_ms": p.completion.latency_ms,
              "rows": p.completion.rows, "final": p.completion.final,
              "provider_calls": p.provider_calls, "relayed": p.relayed, "cpu_accept": p.cpu_accept, "cpu_drain": p.cpu_drain,
-             "groups_accept": p.groups_accept, "groups_drain": p.groups_drain}
+             "groups_accept": p.groups_accept, "groups_drain": p.groups_drain, "offered_per_s": p.rate, "late": p.load.late}
             for p in run.web
         ],
         "endpoints": [
