@@ -117,6 +117,7 @@ async def test_a_group_of_orders_accepts_each_or_refuses_it_alone(engine, db: Ma
         Order(**pln, nomor_tujuan="0812345678", ref_id="G-6", reseller_id=alice),
         Order(**pulsa, ref_id="G-7", api_key_hash=b"\x01" * 32),
     ]
+    outbox_before = db.value("SELECT COALESCE(MAX(id), 0) FROM outbox")
     async with autocommit_connection(engine) as conn:
         answers = await purchases.accept_all(conn, orders, lease_seconds=60)
     kinds = [type(a).__name__ for a in answers]
@@ -126,8 +127,9 @@ async def test_a_group_of_orders_accepts_each_or_refuses_it_alone(engine, db: Ma
         assert [r["ref_id"] for r in db.rows("SELECT ref_id FROM purchase WHERE reseller_id = %s ORDER BY id", reseller_id)] == refs
         assert db.ledger_matches_saldo(reseller_id)
     accepted_ids = [a.purchase_id for a in answers if isinstance(a, purchases.Accepted)]
-    jobs = db.value(f"SELECT COUNT(*) FROM outbox WHERE job_key IN ({', '.join(['%s'] * 3)})", *(f"purchase:{i}" for i in accepted_ids))
-    assert jobs == 3
+    jobs = db.rows("SELECT job_key, args FROM outbox WHERE id > %s ORDER BY id", outbox_before)
+    assert [(j["job_key"], j["args"]) for j in jobs] == [(f"purchase:{i}", f"[{i}]") for i in sorted(accepted_ids)]  # the refused: none
+    assert [e["saldo_akhir"] for e in db.rows("SELECT saldo_akhir FROM ledger_entry WHERE reseller_id = %s AND jenis = 'pembelian' ORDER BY id", alice)] == [18_000, 6_000]
 
 
 async def test_an_order_accepted_again_finds_its_purchase_and_debits_once(engine, db: MariaDB):
