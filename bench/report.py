@@ -86,6 +86,18 @@ def _cpu(shares: dict[str, float]) -> str:
     return " · ".join(f"{n} {shares[n]:.0f}" for n in names) or "- (a window under 1 s)"
 
 
+def _per_purchase(phase: WebPhase) -> str:
+    """The accept phase's CPU per accepted purchase, in all and by process: comparable across
+    machines and runs where the rates are not (the work behind a purchase is the same)."""
+    rate = phase.load.ok_per_second
+    shares = {name: pct for name, pct in phase.cpu_accept.items() if name != "other"}
+    if not rate or not shares:
+        return "-"
+    ms = {name: 10 * pct / rate for name, pct in shares.items()}  # % of a core / (purchases/s) -> ms each
+    names = [n for n in CPU_ORDER if n in ms] + sorted(n for n in ms if n not in CPU_ORDER)
+    return f"{sum(ms.values()):.3f} (" + " · ".join(f"{n} {ms[n]:.3f}" for n in names) + ")"
+
+
 def _ms(values: dict[str, float], keys: tuple[str, ...]) -> str:
     return " / ".join(f"{values[k]:.1f}" for k in keys)
 
@@ -156,6 +168,7 @@ def render(run: Run) -> str:
     row("raw DB commits /s, same transaction, no web", [f"{lim.per_second:.1f}" if lim else "-" for lim in limits])
     row("raw DB latency p50 / p99 / max ms", [_ms(lim.latency_ms, ("p50", "p99", "max")) if lim else "-" for lim in limits])
     row("CPU % of one core, accept phase", [_cpu(p.cpu_accept) for p in run.web])
+    row("CPU ms per accepted purchase, accept phase (all but other)", [_per_purchase(p) for p in run.web])
     row("CPU % of one core, drain phase", [_cpu(p.cpu_drain) for p in run.web])
     row(f"group calls, accept phase ({GROUPS_LEGEND})", [p.groups_accept for p in run.web])
     row("group calls, drain phase", [p.groups_drain for p in run.web])
