@@ -81,8 +81,13 @@ def _share(value: float, limit: float | None) -> str:
     return f" ({100 * value / limit:.0f}% of raw)" if limit else ""
 
 
+def _in_cpu_order(names: dict[str, float]) -> list[str]:
+    """The processes in the table's order (CPU_ORDER), any others after them by name."""
+    return [n for n in CPU_ORDER if n in names] + sorted(n for n in names if n not in CPU_ORDER)
+
+
 def _cpu(shares: dict[str, float]) -> str:
-    names = [n for n in CPU_ORDER if n in shares] + sorted(n for n in shares if n not in CPU_ORDER)
+    names = _in_cpu_order(shares)
     return " · ".join(f"{n} {shares[n]:.0f}" for n in names) or "- (a window under 1 s)"
 
 
@@ -94,8 +99,7 @@ def _per_purchase(phase: WebPhase) -> str:
     if not rate or not shares:
         return "-"
     ms = {name: 10 * pct / rate for name, pct in shares.items()}  # % of a core / (purchases/s) -> ms each
-    names = [n for n in CPU_ORDER if n in ms] + sorted(n for n in ms if n not in CPU_ORDER)
-    return f"{sum(ms.values()):.3f} (" + " · ".join(f"{n} {ms[n]:.3f}" for n in names) + ")"
+    return f"{sum(ms.values()):.3f} (" + " · ".join(f"{n} {ms[n]:.3f}" for n in _in_cpu_order(ms)) + ")"
 
 
 def _ms(values: dict[str, float], keys: tuple[str, ...]) -> str:
