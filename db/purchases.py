@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -122,7 +121,7 @@ async def owned(conn: raw.Connection, queries: list[OwnedQuery]) -> list[tuple[R
         if not indexes:
             continue
         items = [{"k": queries[i].key_hash.hex(), field: _owned_value(queries[i])} for i in indexes]
-        found = await raw.run(conn, statement, {"items": json.dumps(items)})
+        found = await raw.run(conn, statement, {"items": raw.json_text(items)})
         for row in found.rows:
             answers[indexes[row[0] - 1]] = (
                 resellers.from_row(row[1:split]),
@@ -144,7 +143,7 @@ async def by_provider_ref(conn: raw.Connection, provider_ref: str) -> Purchase |
 async def by_provider_refs(conn: raw.Connection, provider_refs: list[str]) -> dict[str, Purchase]:
     """The purchases there are of these provider ref_ids, by ref_id, in one statement: the
     provider's callbacks that a worker applies together."""
-    found = await raw.run(conn, _BY_PROVIDER_REFS, {"refs": json.dumps(provider_refs)})
+    found = await raw.run(conn, _BY_PROVIDER_REFS, {"refs": raw.json_text(provider_refs)})
     return {purchase.provider_ref: purchase for purchase in (Purchase(*row) for row in found.rows)}
 
 

@@ -6,11 +6,12 @@ duplicate job, a late callback or a racing re-check can never move a purchase tw
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from db import outbox, raw
 from db import purchases as purchase_queries
@@ -150,7 +151,7 @@ async def accept_all(
     pushed alone.
     """
     params = {
-        "orders": json.dumps([
+        "orders": raw.json_text([
             {
                 "reseller_id": order.reseller_id,
                 "key": order.api_key_hash.hex() if order.api_key_hash is not None else None,
@@ -169,7 +170,7 @@ async def accept_all(
         "message_id": message_id,
     }  # fmt: skip
     answers: list[Accepted | Exception] = [RuntimeError("accept_purchases gave no answer")] * len(orders)
-    for n, outcome, purchase_id, harga, saldo in json.loads((await raw.run(conn, _ACCEPT, params)).scalar()):
+    for n, outcome, purchase_id, harga, saldo in orjson.loads((await raw.run(conn, _ACCEPT, params)).scalar()):
         answers[n - 1] = Accepted(purchase_id, harga, saldo) if outcome == "accepted" else _REFUSALS[outcome]()
     return answers
 
@@ -201,7 +202,7 @@ async def start_all(conn: raw.Connection, purchase_ids: Sequence[int], lease_sec
     """start() for a group of purchases, in one round trip: procedures.sql's start_purchases.
     Answers the purchases there are, by id."""
     found = await raw.run(
-        conn, _START, {"ids": json.dumps(sorted(purchase_ids)), "job_key_prefix": EXECUTE_JOB_PREFIX, "lease": lease_seconds}
+        conn, _START, {"ids": raw.json_text(sorted(purchase_ids)), "job_key_prefix": EXECUTE_JOB_PREFIX, "lease": lease_seconds}
     )
     return {row[0]: Purchase(*row) for row in found.rows}
 
@@ -258,7 +259,7 @@ async def settle_all(conn: raw.Connection, settlements: Sequence[Settlement], le
         conn,
         _SETTLE,
         {
-            "settlements": json.dumps(group),
+            "settlements": raw.json_text(group),
             "execute_job_key_prefix": EXECUTE_JOB_PREFIX,
             "callback_job_key_prefix": callbacks.DELIVER_JOB_PREFIX,
             "callback_queue_name": callbacks.CALLBACK_QUEUE,
@@ -266,7 +267,7 @@ async def settle_all(conn: raw.Connection, settlements: Sequence[Settlement], le
             "lease": lease_seconds,
         },
     )
-    settled = json.loads(answer.scalar())
+    settled = orjson.loads(answer.scalar())
     deliveries = dict(settled["deliveries"])
     return {
         purchase_id: None if purchase_id not in deliveries else callbacks.deliver_job(deliveries[purchase_id])

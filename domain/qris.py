@@ -9,11 +9,12 @@ when it ends without payment.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from db import outbox, raw
 from db.outbox import Job
@@ -148,7 +149,7 @@ async def create_all(
     for the create-QR jobs.
     """
     params = {
-        "creates": json.dumps([{"location_id": c.location_id, "price_id": c.price_id, "external_id": c.external_id} for c in creations]),
+        "creates": raw.json_text([{"location_id": c.location_id, "price_id": c.price_id, "external_id": c.external_id} for c in creations]),
         "default_amount": default_amount,
         "ttl": ttl_seconds,
         "job_key_prefix": CREATE_QR_JOB_PREFIX,
@@ -204,8 +205,8 @@ async def attach_qr_codes(conn: raw.Connection, codes: Sequence[QrAttachment]) -
     jobs are done either way. One round trip for the group: procedures.sql's attach_qr_codes.
     Returns the ids of the transactions whose code was stored here."""
     group = [{"id": c.tr_id, "qr_id": c.qr_id, "qr_string": c.qr_string, "qr_url": c.qr_url} for c in codes]
-    answer = await raw.run(conn, _ATTACH_QR_CODES, {"codes": json.dumps(group), "job_key_prefix": CREATE_QR_JOB_PREFIX})
-    return set(json.loads(answer.scalar()))
+    answer = await raw.run(conn, _ATTACH_QR_CODES, {"codes": raw.json_text(group), "job_key_prefix": CREATE_QR_JOB_PREFIX})
+    return set(orjson.loads(answer.scalar()))
 
 
 async def complete(conn: raw.Connection, transaction: dict[str, Any], payment_id: str | None) -> bool:

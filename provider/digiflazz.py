@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import aiohttp
+import orjson
 
 from core import metrics
 
@@ -29,6 +29,8 @@ REQUEST_REJECTED_RCS = frozenset({"40", "41", "42", "45", "49", "83", "85", "86"
 PENDING_RCS = frozenset({"03", "99"})
 UNREACHABLE_RETRY_WAITS = (0.2, 0.4)
 """Seconds before each retry of a call that did not reach the provider (three tries in all)."""
+# The body goes as orjson's bytes: json= would write it with json.dumps, ~20x orjson's CPU.
+_JSON = {"Content-Type": "application/json"}
 
 
 class Outcome(StrEnum):
@@ -133,7 +135,7 @@ class DigiflazzClient:
 
     async def _post(self, body: dict[str, Any]) -> ProviderAnswer:
         try:
-            async with self._http.post(self._url, json=body, timeout=self._timeout) as response:
+            async with self._http.post(self._url, data=orjson.dumps(body), headers=_JSON, timeout=self._timeout) as response:
                 status, raw = response.status, await response.read()
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
             raise ProviderUnreachable(str(error)) from error
@@ -142,6 +144,6 @@ class DigiflazzClient:
         if status in (502, 503, 504):
             raise ProviderUnreachable(f"HTTP {status}")
         try:
-            return answer_from(json.loads(raw)["data"])
+            return answer_from(orjson.loads(raw)["data"])
         except (ValueError, KeyError, TypeError) as error:
             raise ProviderOutcomeUnknown(f"unreadable answer (HTTP {status})") from error

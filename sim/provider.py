@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from sim.settings import Settings, SimConfig
 
@@ -190,7 +191,7 @@ class DigiflazzProvider:
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)
         try:
-            body = json.loads(raw)
+            body = orjson.loads(raw)
         except ValueError:
             body = None
         if not isinstance(body, dict):

@@ -8,9 +8,9 @@ answers the same bytes (JSONResponse's rendering) without it. Every other route 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sim.provider import DigiflazzProvider
@@ -52,7 +52,7 @@ async def _body(receive: Receive) -> bytes | None:
 
 
 def _render(content: Any) -> bytes:
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+    return orjson.dumps(content)
 
 
 def _headers(payload: bytes) -> list[tuple[bytes, bytes]]:

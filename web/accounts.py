@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from core.outbound import refused_callback_url
 from core.security import ADMIN_LEVEL, hash_api_key, new_api_key, new_private_key
@@ -13,8 +12,8 @@ from db import ledger, resellers
 from db.errors import is_duplicate_key
 from domain.ledger import post_entry
 from web.auth import reseller_of, staff_of
-from web.envelope import Json
 from web.errors import ApiError
+from web.json_response import JSONResponse
 from web.requests import parse_body, parse_query
 from web.schemas import CallbackRequest, PageQuery, RegisterRequest
 from web.views import delivery_view, ledger_view
@@ -101,4 +100,4 @@ async def callback_deliveries(request: Request) -> JSONResponse:
     async with request.app.state.engine.begin() as conn:
         reseller = await reseller_of(conn, request)
         rows = await callback_queries.page(conn, reseller_id=reseller.id, status=None, limit=page.limit, before_id=page.before_id)
-    return Json([delivery_view(r) for r in rows])
+    return JSONResponse([delivery_view(r) for r in rows])

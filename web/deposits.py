@@ -12,8 +12,8 @@ from starlette.responses import Response
 from db import qris as qris_queries
 from domain import qris
 from web.auth import reseller_of
-from web.envelope import Json
 from web.errors import ApiError
+from web.json_response import JSONResponse
 from web.kiosk_schemas import Body
 from web.requests import parse_body, parse_query
 from web.schemas import PageQuery
@@ -59,7 +59,7 @@ async def create(request: Request) -> Response:
     async with state.engine.begin() as conn:
         row = await qris_queries.by_id(conn, created.tr_id)
     assert row is not None
-    return Json(deposit_view(row), status_code=201)
+    return JSONResponse(deposit_view(row), status_code=201)
 
 
 async def get(request: Request) -> Response:
@@ -69,7 +69,7 @@ async def get(request: Request) -> Response:
         row = await qris_queries.by_id(conn, deposit_id) if deposit_id < 2**63 else None
     if row is None or row["tr_reseller_id"] != reseller.id:
         raise ApiError(404, "not_found", "deposit tidak ditemukan")
-    return Json(deposit_view(row))
+    return JSONResponse(deposit_view(row))
 
 
 async def listing(request: Request) -> Response:
@@ -77,4 +77,4 @@ async def listing(request: Request) -> Response:
     async with request.app.state.engine.begin() as conn:
         reseller = await reseller_of(conn, request)
         rows = await qris_queries.deposits_of(conn, reseller.id, page.limit, page.before_id)
-    return Json([deposit_view(r) for r in rows])
+    return JSONResponse([deposit_view(r) for r in rows])

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import math
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-
-def _default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat(timespec="seconds")
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-class Json(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
+from web.json_response import JSONResponse, json_bytes
 
 
 def ok(data: Any, message: str, status: int = 200) -> Response:
-    return Json({"success": True, "message": message, "data": data}, status_code=status)
+    return JSONResponse({"success": True, "message": message, "data": data}, status_code=status)
 
 
 def page(data: list[Any], message: str, *, total: int, skip: int, limit: int) -> Response:
-    return Json(
+    return JSONResponse(
         {
             "success": True,
             "message": message,
@@ -44,6 +33,6 @@ def public(request: Request, content: dict[str, Any]) -> Response:
     """A public kiosk answer, encrypted as {"data": "<base64>"} when the deployment enables it."""
     cipher = request.app.state.response_cipher
     if cipher is None:
-        return Json(content)
-    plaintext = json.dumps(content, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
-    return Json({"data": cipher.seal(plaintext)})
+        return JSONResponse(content)
+    plaintext = json_bytes(content)
+    return JSONResponse({"data": cipher.seal(plaintext)})

@@ -7,7 +7,8 @@ import logging
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+
+from web.json_response import JSONResponse
 
 log = logging.getLogger(__name__)
 

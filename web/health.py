@@ -6,7 +6,8 @@ import asyncio
 
 from sqlalchemy import text
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+
+from web.json_response import JSONResponse
 
 
 async def health(request: Request) -> JSONResponse:

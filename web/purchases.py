@@ -6,7 +6,6 @@ from typing import Any
 
 import asyncmy
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from db import products, raw, resellers
 from db import purchases as purchase_queries
@@ -15,6 +14,7 @@ from domain.ledger import InsufficientSaldo
 from web import auth, signing
 from web.auth import reseller_of
 from web.errors import ApiError
+from web.json_response import JSONResponse
 from web.requests import parse_body, parse_query
 from web.schemas import BeliRequest, PageQuery, RefIdQuery
 from web.views import product_view, purchase_view

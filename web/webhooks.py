@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from core import metrics
 from core.security import hmac_sha1_hex, same_secret
@@ -15,6 +14,7 @@ from domain import webhook_events
 from provider.payment_links import midtrans_signature, parse_midtrans, parse_paystack, paystack_signature
 from provider.xendit import parse_payment_webhook
 from web.errors import ApiError
+from web.json_response import JSONResponse
 from web.requests import read_body
 
 
