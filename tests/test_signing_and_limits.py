@@ -57,15 +57,17 @@ async def test_an_account_that_requires_signatures_buys_nothing_unsigned(api, st
     assert unsigned.status_code == 401 and unsigned.json()["code"] == "signature_required"
     assert stack.db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller.id) == 0
     assert stack.db.value("SELECT saldo FROM reseller WHERE id = %s", reseller.id) == 50_000
-    signed = await api.post("/beli", content=body, headers={**signed_headers(reseller, "POST", "/beli", body), **json_type})
+    signed_at = int(time.time())
+    signed = await api.post("/beli", content=body, headers={**signed_headers(reseller, "POST", "/beli", body, signed_at), **json_type})
     assert signed.status_code == 200 and signed.json()["saldo"] == 38_000
     # Its purchases are not read unsigned either (GET /status reads the account and the purchase in one statement).
     path = f"/status/{signed.json()['id']}"
     unsigned_read = await api.get(path, headers=reseller.headers)
     assert unsigned_read.status_code == 401 and unsigned_read.json()["code"] == "signature_required"
     assert (await api.get(path, headers=signed_headers(reseller, "GET", path, b""))).json()["ref_id"] == "REQ-SIG"
-    # The same order signed afresh: the same purchase back, nothing debited twice.
-    again = await api.post("/beli", content=body, headers={**signed_headers(reseller, "POST", "/beli", body, int(time.time()) - 1), **json_type})
+    # The same order signed afresh (another second than the first, whose signature is a replay): the
+    # same purchase back, nothing debited twice.
+    again = await api.post("/beli", content=body, headers={**signed_headers(reseller, "POST", "/beli", body, signed_at - 1), **json_type})
     assert again.status_code == 200 and again.json()["id"] == signed.json()["id"] and again.json()["saldo"] == 38_000
 
 
