@@ -19,6 +19,7 @@ def test_datetimes_are_written_to_the_second() -> None:
     assert json.loads(json_bytes({"a": naive, "b": aware})) == {"a": "2026-12-02T23:49:52", "b": "2026-12-02T23:49:52+00:00"}
 
 
-def test_a_webhook_payload_with_an_int_beyond_64_bits_is_written_whole() -> None:
-    payload = {"data": {"amount": 2**70, "list": [-(2**80), 1.5]}}
+def test_a_webhook_payload_with_an_int_beyond_64_bits_or_a_lone_surrogate_is_written_whole() -> None:
+    # Both come from json.loads of a body as received: {"amount": 1180591620717411303424, "sn": "\\ud800"}.
+    payload = {"data": {"amount": 2**70, "list": [-(2**80), 1.5], "sn": "x\ud800ü"}}
     assert json.loads(json_bytes(payload)) == payload

@@ -28,9 +28,10 @@ def json_bytes(content: Any) -> bytes:
     try:
         return orjson.dumps(content, default=_default, option=_OPTIONS)
     except orjson.JSONEncodeError:
-        # A payload shown as it was received (a webhook event's) may hold an int beyond 64 bits,
-        # which orjson refuses and JSON allows.
-        return json.dumps(content, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
+        # A payload shown as it was received (a webhook event's) may hold an int beyond 64 bits or
+        # a lone surrogate (from a \ud800 escape), which orjson refuses; json.dumps writes the
+        # first as it is and the second escaped (ensure_ascii), where UTF-8 could not carry it.
+        return json.dumps(content, default=_default, separators=(",", ":")).encode()
 
 
 class JSONResponse(responses.JSONResponse):
