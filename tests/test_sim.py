@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 import pytest_asyncio
@@ -385,8 +384,8 @@ async def test_loket_client_tries_an_unreachable_provider_three_times_then_gives
     a third 503 is ProviderUnreachable, and no order was made by it."""
     app = create_app(SETTINGS)
     with serve(app) as url:
-        async with aiohttp.ClientSession() as http, httpx.AsyncClient(base_url=url) as control:
-            client = DigiflazzClient(http, f"{url}/v1", SETTINGS.ppob_username, SETTINGS.ppob_api_key, timeout=5)
+        async with httpx.AsyncClient(base_url=url) as control:
+            client = DigiflazzClient(f"{url}/v1", SETTINGS.ppob_username, SETTINGS.ppob_api_key, timeout=5)
             await control.post("/_sim/config", json={"fail_next": 2})
             started = time.monotonic()
             answer = await client.topup("r-retried", "pulsa10", "081200000000")
@@ -397,4 +396,5 @@ async def test_loket_client_tries_an_unreachable_provider_three_times_then_gives
                 await client.topup("r-unreachable", "pulsa10", "081200000000")
             assert (await control.get("/_sim/config")).json()["fail_next"] == 0  # three tries took the three 503s
             assert [r["ref_id"] for r in (await control.get("/_sim/transactions")).json()] == ["r-retried"]
+            await client.close()
     await app.state.provider.aclose()
