@@ -13,6 +13,7 @@ from prometheus_client import start_http_server
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.logs import setup_logging
 from core.settings import Settings, get_settings
@@ -33,8 +34,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     exporter = Exporter()
     if settings.clock_metrics_port:
         start_http_server(settings.clock_metrics_port, settings.metrics_host, registry=exporter.registry)
-    next_sweep = next_purge = next_export = 0.0
+    next_sweep = next_purge = 0.0
     loop = asyncio.get_running_loop()
+    # Its own task: its first refresh reads the tables' history once (workers.status_tally), and
+    # the relay does not wait for that.
+    exporting = asyncio.create_task(_export(exporter, engine, redis, stop))
     try:
         while not stop.is_set():
             pushed = 0
@@ -46,9 +50,6 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 if loop.time() >= next_purge:
                     next_purge = loop.time() + settings.photo_purge_interval_seconds
                     await sweepers.purge_photos(engine)
-                if loop.time() >= next_export:
-                    next_export = loop.time() + EXPORT_EVERY_SECONDS
-                    await exporter.refresh(engine, redis)
             except (RedisError, OSError, DBAPIError) as error:
                 # An outage of either store: the rows stay due and the next round tries again.
                 log.warning("clock round failed: %s", type(error).__name__)
@@ -58,8 +59,23 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 except TimeoutError:
                     pass
     finally:
+        exporting.cancel()
+        await asyncio.gather(exporting, return_exceptions=True)
         await redis.aclose()
         await engine.dispose()
+
+
+async def _export(exporter: Exporter, engine: AsyncEngine, redis: Redis, stop: asyncio.Event) -> None:
+    """Refreshes the exporter's gauges every EXPORT_EVERY_SECONDS until stop is set."""
+    while not stop.is_set():
+        try:
+            await exporter.refresh(engine, redis)
+        except (RedisError, OSError, DBAPIError) as error:  # the gauges keep their last values; the alert on the refresh time fires
+            log.warning("exporter refresh failed: %s", type(error).__name__)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=EXPORT_EVERY_SECONDS)
+        except TimeoutError:
+            pass
 
 
 def main() -> None:

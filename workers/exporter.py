@@ -2,7 +2,8 @@
 
 Per queue: waiting messages, delayed messages, dead letters, age of the oldest waiting message.
 From MySQL: the outbox backlog, purchases and QRIS transactions by status, the rupiah of
-purchases not yet final, webhook events by source and outcome.
+purchases not yet final, webhook events by source and outcome. The counts by status read the new
+and the open rows, not the whole history (workers.status_tally).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import callbacks, photos, purchases, qris, webhook_events
 from workers.enqueue import NAMESPACE, oldest_waiting_timestamp
+from workers.status_tally import StatusTally
 
 QUEUES = (purchases.PURCHASE_QUEUE, qris.QRIS_QUEUE, photos.PHOTO_QUEUE, webhook_events.WEBHOOK_QUEUE, callbacks.CALLBACK_QUEUE)
 PURCHASE_STATUSES = ("pending", "proses", "sukses", "gagal")
@@ -40,6 +42,10 @@ class Exporter:
         self.qris = Gauge("loket_qris_transactions", "Kiosk QRIS transactions by status.", ["status"], registry=r)
         self.events = Gauge("loket_webhook_events", "Stored webhook events by source and outcome.", ["source", "outcome"], registry=r)
         self.refreshed = Gauge("loket_exporter_refreshed_timestamp_seconds", "When these gauges were last refreshed.", registry=r)
+        self.purchase_tally = StatusTally("purchase", "id", "status", "status IN ('pending', 'proses')")
+        self.qris_tally = StatusTally("qris_transaction", "tr_id", "tr_status", "tr_status = 'PENDING'")
+        self.event_tally = StatusTally("webhook_event", "id", "source, outcome", "outcome = 'received'")
+        self._event_labels: set[tuple[str, ...]] = set()
 
     async def refresh(self, engine: AsyncEngine, redis: Redis) -> None:
         await self._queues(redis)
@@ -65,17 +71,19 @@ class Exporter:
             jobs, overdue, attempts = (
                 await conn.execute(text("SELECT COUNT(*), COALESCE(SUM(due_at <= NOW(6)), 0), COALESCE(MAX(attempts), 0) FROM outbox"))
             ).one()
-            by_purchase_status = dict((await conn.execute(text("SELECT status, COUNT(*) FROM purchase GROUP BY status"))).all())
+            by_purchase_status = await self.purchase_tally.count(conn)
             in_flight = (await conn.execute(text("SELECT COALESCE(SUM(harga), 0) FROM purchase WHERE status IN ('pending', 'proses')"))).scalar_one()
-            by_qris_status = dict((await conn.execute(text("SELECT tr_status, COUNT(*) FROM qris_transaction GROUP BY tr_status"))).all())
-            events = (await conn.execute(text("SELECT source, outcome, COUNT(*) FROM webhook_event GROUP BY source, outcome"))).all()
+            by_qris_status = await self.qris_tally.count(conn)
+            events = await self.event_tally.count(conn)
         self.outbox.set(jobs)
         self.outbox_overdue.set(overdue)
         self.outbox_attempts.set(attempts)
         for status in PURCHASE_STATUSES:
-            self.purchases.labels(status).set(by_purchase_status.get(status, 0))
+            self.purchases.labels(status).set(by_purchase_status[(status,)])
         self.in_flight.set(in_flight)
         for status in QRIS_STATUSES:
-            self.qris.labels(status).set(by_qris_status.get(status, 0))
-        for source, outcome, count in events:
-            self.events.labels(source, outcome).set(count)
+            self.qris.labels(status).set(by_qris_status[(status,)])
+        # A pair that had rows and has none now (the last received event handled) reads 0, not its last count.
+        self._event_labels.update(events)
+        for source, outcome in self._event_labels:
+            self.events.labels(source, outcome).set(events[(source, outcome)])
