@@ -67,14 +67,18 @@ class Exporter:
             self.oldest.labels(queue).set(max(0.0, now - oldest) if oldest else 0)
 
     async def _tables(self, engine: AsyncEngine) -> None:
-        async with engine.begin() as conn:
-            jobs, overdue, attempts = (
-                await conn.execute(text("SELECT COUNT(*), COALESCE(SUM(due_at <= NOW(6)), 0), COALESCE(MAX(attempts), 0) FROM outbox"))
-            ).one()
-            by_purchase_status = await self.purchase_tally.count(conn)
-            in_flight = (await conn.execute(text("SELECT COALESCE(SUM(harga), 0) FROM purchase WHERE status IN ('pending', 'proses')"))).scalar_one()
-            by_qris_status = await self.qris_tally.count(conn)
-            events = await self.event_tally.count(conn)
+        # REPEATABLE READ, not the engine's READ COMMITTED: a tally reads its table in several
+        # statements, which must see one snapshot (workers.status_tally).
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                jobs, overdue, attempts = (
+                    await conn.execute(text("SELECT COUNT(*), COALESCE(SUM(due_at <= NOW(6)), 0), COALESCE(MAX(attempts), 0) FROM outbox"))
+                ).one()
+                by_purchase_status = await self.purchase_tally.count(conn)
+                in_flight = (await conn.execute(text("SELECT COALESCE(SUM(harga), 0) FROM purchase WHERE status IN ('pending', 'proses')"))).scalar_one()
+                by_qris_status = await self.qris_tally.count(conn)
+                events = await self.event_tally.count(conn)
         self.outbox.set(jobs)
         self.outbox_overdue.set(overdue)
         self.outbox_attempts.set(attempts)

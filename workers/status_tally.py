@@ -57,8 +57,11 @@ class StatusTally:
         return self._upto
 
     async def count(self, conn: AsyncConnection) -> Counter[Labels]:
-        """Every row by labels, as the transaction of conn sees them: run every statement of a
-        refresh in one transaction, so that they read one snapshot."""
+        """Every row by labels, as the transaction of conn sees them.
+
+        conn: in a REPEATABLE READ transaction. Its statements must read one snapshot: under READ
+        COMMITTED, a row that ended between the two statements of _read_for_good would be neither
+        counted as final nor kept as open, and never counted again."""
         highest = (await conn.execute(text(f"SELECT COALESCE(MAX({self.key}), 0) FROM {self.table}"))).scalar_one()
         upto = self._note_highest(highest)
         if upto > self._upto:
