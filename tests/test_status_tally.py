@@ -152,13 +152,18 @@ async def test_a_deleted_open_row_leaves_the_counts(engine: AsyncEngine) -> None
 
 
 async def test_the_exporter_counts_purchases_qris_transactions_and_webhook_events_as_a_group_by(engine: AsyncEngine) -> None:
-    """The exporter's own tallies on Loket's tables (whatever earlier tests left there)."""
+    """The exporter's own tallies on Loket's tables (whatever earlier tests left there, which the
+    shared stack may still be changing: one REPEATABLE READ snapshot, as the exporter reads)."""
     exporter = Exporter()
-    async with engine.begin() as conn:
-        purchases = await exporter.purchase_tally.count(conn)
-        purchase_truth = Counter({(s,): n for s, n in await conn.execute(text("SELECT status, COUNT(*) FROM purchase GROUP BY status"))})
-        events = await exporter.event_tally.count(conn)
-        event_truth = Counter({(s, o): n for s, o, n in await conn.execute(text("SELECT source, outcome, COUNT(*) FROM webhook_event GROUP BY source, outcome"))})
-        qris = await exporter.qris_tally.count(conn)
-        qris_truth = Counter({(s,): n for s, n in await conn.execute(text("SELECT tr_status, COUNT(*) FROM qris_transaction GROUP BY tr_status"))})
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            purchases = await exporter.purchase_tally.count(conn)
+            purchase_truth = Counter({(s,): n for s, n in await conn.execute(text("SELECT status, COUNT(*) FROM purchase GROUP BY status"))})
+            events = await exporter.event_tally.count(conn)
+            event_truth = Counter(
+                {(s, o): n for s, o, n in await conn.execute(text("SELECT source, outcome, COUNT(*) FROM webhook_event GROUP BY source, outcome"))}
+            )
+            qris = await exporter.qris_tally.count(conn)
+            qris_truth = Counter({(s,): n for s, n in await conn.execute(text("SELECT tr_status, COUNT(*) FROM qris_transaction GROUP BY tr_status"))})
     assert (purchases, events, qris) == (purchase_truth, event_truth, qris_truth)
