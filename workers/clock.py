@@ -72,6 +72,8 @@ async def _export(exporter: Exporter, engine: AsyncEngine, redis: Redis, stop: a
             await exporter.refresh(engine, redis)
         except (RedisError, OSError, DBAPIError) as error:  # the gauges keep their last values; the alert on the refresh time fires
             log.warning("exporter refresh failed: %s", type(error).__name__)
+        except Exception:  # in a task of its own, an error would end it unseen: logged, and the next refresh tries again
+            log.exception("exporter refresh failed")
         try:
             await asyncio.wait_for(stop.wait(), timeout=EXPORT_EVERY_SECONDS)
         except TimeoutError:

@@ -27,7 +27,7 @@ from core.settings import Settings, get_settings
 from db import outbox, raw
 from db.engine import close_pool, create_engine, create_pool, engine_size_beside
 from db.outbox import Job
-from provider.digiflazz import DigiflazzClient
+from provider.digiflazz import IDLE_CONNECTION_SECONDS, DigiflazzClient
 from provider.payment_links import MidtransClient, PaystackClient
 from provider.xendit import XenditClient
 from workers.in_flight import InFlight
@@ -75,15 +75,14 @@ class Resources:
     def create(cls, settings: Settings) -> Resources:
         # aiohttp rather than httpx for the gateways and callbacks: measured, httpx took about half of a
         # worker's CPU per purchase when it made the provider calls too (provider.digiflazz has its own client).
-        # Idle connections are dropped after 4 s: servers commonly close them after 5 s (uvicorn's
-        # default), and a request sent on a connection the server just closed ends in
-        # ServerDisconnectedError, an unknown outcome that costs a purchase a re-check a minute later.
-        # One connection per call in flight, so a call never queues for one behind its own timeout.
+        # Idle connections are dropped as the provider client drops its own (IDLE_CONNECTION_SECONDS
+        # says why). One connection per call in flight, so a call never queues for one behind its own timeout.
         per_host = max(100, settings.worker_in_flight)
-        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2 * per_host, limit_per_host=per_host, keepalive_timeout=4))
+        idle = IDLE_CONNECTION_SECONDS
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2 * per_host, limit_per_host=per_host, keepalive_timeout=idle))
         resolver = callback_resolver(allow_private_networks=settings.callback_allow_private_networks)
         callback_http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max(200, settings.worker_in_flight), keepalive_timeout=4, resolver=resolver)
+            connector=aiohttp.TCPConnector(limit=max(200, settings.worker_in_flight), keepalive_timeout=idle, resolver=resolver)
         )
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         pool_size = worker_pool_size(settings.db_pool_size, settings.worker_threads + settings.worker_in_flight)
