@@ -80,6 +80,10 @@ class Database:
         found = self.rows(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({placeholders})", *names, in_database=False)
         return {row["Variable_name"]: row["Value"] for row in found}
 
+    def server_connection(self) -> pymysql.Connection:
+        """A connection of its own to the server, outside any database (the caller closes it)."""
+        return pymysql.connect(**self._params, autocommit=True)
+
     def drop(self) -> None:
         conn = pymysql.connect(**self._params, autocommit=True)
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import subprocess
 import time
 import uuid
@@ -51,7 +52,7 @@ async def measure(pool: object, ids: Sequence[int], group: int, run: Callable[[r
     return 1e3 * (mariadb_cpu_seconds() - cpu) / len(ids), 1e3 * (time.perf_counter() - wall) / len(ids)
 
 
-async def main(count: int, group: int) -> None:
+async def main(count: int, group: int, buyers: int) -> None:
     url = get_settings().database_url.rsplit("/", 1)[0] + f"/{DATABASE}"
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
@@ -61,16 +62,19 @@ async def main(count: int, group: int) -> None:
     intake, workers = create_pool(settings, 2, autocommit=True), create_pool(settings, 2)
     try:
         async with engine.begin() as conn:
-            reseller_id = await resellers.insert(
-                conn, nama="Bench", email=f"{uuid.uuid4().hex}@bench.id", hp=None, callback_url=None,
-                api_key_hash=uuid.uuid4().bytes * 2, private_key_enc=b"x",
-            )  # fmt: skip
-            await post_entry(conn, reseller_id, "saldo_awal", 10**12)
+            keys = [uuid.uuid4().bytes * 2 for _ in range(buyers)]
+            for key in keys:
+                reseller_id = await resellers.insert(
+                    conn, nama="Bench", email=f"{uuid.uuid4().hex}@bench.id", hp=None, callback_url=None,
+                    api_key_hash=key, private_key_enc=b"x",
+                )  # fmt: skip
+                await post_entry(conn, reseller_id, "saldo_awal", 10**12)
         ids: list[int] = []
         cpu, wall = mariadb_cpu_seconds(), time.perf_counter()
         for i in range(0, count, 40):
             orders = [
-                purchases.Order(produk_id=PULSA10, nomor_tujuan=f"0812{n:08d}", nominal=None, ref_id=uuid.uuid4().hex, reseller_id=reseller_id)
+                purchases.Order(produk_id=PULSA10, nomor_tujuan=f"0812{n:08d}", nominal=None, ref_id=uuid.uuid4().hex,
+                                **({"reseller_id": reseller_id} if buyers == 1 else {"api_key_hash": keys[random.randrange(buyers)]}))
                 for n in range(i, min(count, i + 40))
             ]
             async with raw.autocommitting(intake) as conn:
@@ -80,7 +84,7 @@ async def main(count: int, group: int) -> None:
         settled = await measure(
             workers, ids, group, lambda conn, part: purchases.settle_all(conn, [purchases.Settlement.of(p, SUKSES) for p in part], 60)  # type: ignore[misc]
         )
-        print(f"{count} purchases in groups of {group} (accepts: 40); per purchase: MariaDB CPU ms / wall ms")
+        print(f"{count} purchases in groups of {group} (accepts: 40, {buyers} reseller(s)); per purchase: MariaDB CPU ms / wall ms")
         print(f"accept_purchases: {accepted[0]:.4f} / {accepted[1]:.4f}")
         print(f"start_purchases:  {started[0]:.4f} / {started[1]:.4f}")
         print(f"settle_purchases: {settled[0]:.4f} / {settled[1]:.4f}")
@@ -96,5 +100,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--purchases", type=int, default=8000)
     parser.add_argument("--group", type=int, default=40, help="purchases per transaction (the benchmark's settle groups hold 30-60)")
+    parser.add_argument("--resellers", type=int, default=1,
+                        help="buyers: 1 orders by reseller id (the hot row); more, each order by a random one's API key, as the benchmark's wrk sends them")
     args = parser.parse_args()
-    asyncio.run(main(args.purchases, args.group))
+    asyncio.run(main(args.purchases, args.group, args.resellers))

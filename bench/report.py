@@ -35,6 +35,8 @@ class WebPhase:
     """The group calls that ran in each window (bench.groups.describe)."""
     rate: float = 0
     """Purchases per second offered on a fixed schedule (open loop); 0: closed loop."""
+    commit_stall_ms: float = 0
+    """The longest stretch without a commit, MariaDB-wide, while wrk ran (bench.commit_stalls)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ def render(run: Run) -> str:
         [f"{p.load.ok} / {p.load.not_ok} / {sum(p.load.socket_errors.values())}" for p in run.web],
     )
     row("accept latency p50 / p90 / p99 / max ms", [_ms(p.load.latency_ms, ("p50", "p90", "p99", "max")) for p in run.web])
+    row("longest stretch without a commit, MariaDB-wide, while wrk ran (ms)", [f"{p.commit_stall_ms:.0f}" for p in run.web])
     if any(p.rate for p in run.web):
         row(
             "load: offered /s (open loop) / requests sent 2+ ms after their slot",
@@ -251,6 +254,7 @@ def write(run: Run, path: Path) -> None:
              "drain_per_s": p.completion.drain_per_second, "final_latency_ms": p.completion.latency_ms,
              "rows": p.completion.rows, "final": p.completion.final,
              "provider_calls": p.provider_calls, "relayed": p.relayed, "cpu_accept": p.cpu_accept, "cpu_drain": p.cpu_drain,
+             "commit_stall_ms": p.commit_stall_ms,
              "groups_accept": p.groups_accept, "groups_drain": p.groups_drain, "offered_per_s": p.rate, "late": p.load.late}
             for p in run.web
         ],

@@ -19,7 +19,8 @@ from types import FrameType
 import httpx
 import redis
 
-from bench import drain, phases, report
+from bench import drain, mariadb_settings, phases, report
+from bench.commit_stalls import CommitStallMeter
 from bench.cpu import CpuMeter, machine_busy_seconds, pid_of
 from bench.env import DATABASE_URL, REDIS_URL, BenchStack, Database, Options, flush_redis
 from bench.groups import describe as describe_groups
@@ -50,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--raw-processes", type=int, default=1, help="client processes of the raw-DB run (default 1)")
     p.add_argument("--drain-timeout", type=float, default=600, help="max seconds to wait for purchases to end")
     p.add_argument("--no-hot", action="store_true", help="skip the one-reseller (hot row) phases")
+    p.add_argument("--stock-mariadb", action="store_true",
+                   help="leave MariaDB's settings as they are (default: ops/mariadb/loket.cnf for the run, then put back)")
     p.add_argument("--accept-alone", action="store_true",
                    help="also a /beli phase with the workers paused (SIGSTOP) while wrk runs, then draining")  # fmt: skip
     p.add_argument("--rates", default="",
@@ -84,8 +87,10 @@ def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: l
     calls_before = provider_calls(bench.sim_url)  # the previous phase has drained: nothing in flight
     groups = bench.group_meter()
     say(f"[{label}] wrk -c {args.connections} -t {threads} for {duration:.0f}s over {len(keys)} reseller key(s)")
+    stalls = CommitStallMeter(db)
     groups.start()
     meter.start()
+    stalls.start()
     if pause_workers:
         bench.signal_workers(signal.SIGSTOP)
     try:
@@ -95,6 +100,7 @@ def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: l
     finally:
         if pause_workers:
             bench.signal_workers(signal.SIGCONT)
+    commit_stall_ms = stalls.stop()
     cpu_accept = meter.stop("wrk")
     groups_accept = describe_groups(groups.stop())
     say(f"  {load.ok} x 200 ({load.ok_per_second:.1f}/s), {load.not_ok} non-200 {load.statuses}, "
@@ -113,7 +119,7 @@ def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: l
     say(f"  {completion.final}/{completion.rows} final in {completion.span_s:.1f}s from first accept "
         f"({completion.completed_per_second:.1f}/s); accept->final p50/p99 "
         f"{completion.latency_ms['p50']:.0f}/{completion.latency_ms['p99']:.0f} ms")  # fmt: skip
-    return report.WebPhase(label, load, completion, cpu_accept, cpu_drain, calls, relayed, groups_accept, groups_drain, rate)
+    return report.WebPhase(label, load, completion, cpu_accept, cpu_drain, calls, relayed, groups_accept, groups_drain, rate, commit_stall_ms)
 
 
 def provider_calls(sim_url: str) -> int:
@@ -204,7 +210,8 @@ def _pools(threads: int) -> str:
 
 def describe(args: argparse.Namespace, db: Database) -> dict[str, str]:
     """The settings line of the summary: what ran, and how MariaDB is configured."""
-    variables = db.server_variables("version", "innodb_flush_log_at_trx_commit")
+    variables = db.server_variables("version", "innodb_flush_log_at_trx_commit", "innodb_buffer_pool_size", "innodb_log_file_size", "innodb_io_capacity")
+    mib = {name: f"{int(variables.get(name, 0)) >> 20} MiB" for name in ("innodb_buffer_pool_size", "innodb_log_file_size")}
     return {
         "duration": f"{args.duration:g}s", "connections": str(args.connections), "wrk threads": str(args.wrk_threads),
         "web workers": str(args.web_workers), "dramatiq": f"{args.workers}x{args.threads} threads, prefetch {args.prefetch}",
@@ -212,6 +219,8 @@ def describe(args: argparse.Namespace, db: Database) -> dict[str, str]:
         "raw client processes": str(args.raw_processes), "PPOB_RECHECK_SECONDS": "60", "OUTBOX_LEASE_SECONDS": "60",
         "LOG_LEVEL": "WARNING", "MariaDB": variables.get("version", "?"),
         "innodb_flush_log_at_trx_commit": variables.get("innodb_flush_log_at_trx_commit", "?"),
+        "MariaDB settings": "stock (--stock-mariadb)" if args.stock_mariadb else "ops/mariadb/loket.cnf, applied for the run",
+        **mib, "innodb_io_capacity": variables.get("innodb_io_capacity", "?"),
     }  # fmt: skip
 
 
@@ -254,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(workers=args.workers, threads=args.threads, prefetch=args.prefetch, web_workers=args.web_workers,
                       provider_latency_ms=args.provider_latency_ms)  # fmt: skip
     db = Database(DATABASE_URL)
+    found, differing = ({}, []) if args.stock_mariadb else mariadb_settings.apply(db, mariadb_settings.recommended())
     run = report.Run(settings=describe(args, db) | phases.settings(args))
+    run.notes += [f"MariaDB: {line}" for line in differing]
     busy = busy_before_start()
     if busy > OTHER_CPU_NOTE:
         run.notes.append(f"before the run, processes outside this benchmark used {busy:.0f}% of a core")
@@ -306,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             db.drop()
             flush_redis()
+        mariadb_settings.restore(db, found)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import yaml
 
+from bench import mariadb_settings
 from ops.run import procfile
 from ops.stack import ROOT
+from tests.harness import MariaDB
 
 
 def test_compose_runs_every_procfile_process_with_the_same_program():
@@ -22,6 +24,16 @@ def test_compose_runs_every_procfile_process_with_the_same_program():
     initdb = sorted(volume.split(":")[1] for volume in services["mariadb"]["volumes"] if "initdb" in volume)
     sources = {volume.split(":")[1]: volume.split(":")[0] for volume in services["mariadb"]["volumes"]}
     assert [sources[target] for target in initdb] == ["./schema.sql", "./procedures.sql"]
+    assert sources["/etc/mysql/conf.d/loket.cnf"] == "./ops/mariadb/loket.cnf"
+
+
+def test_the_mariadb_settings_parse_name_real_variables_and_keep_every_commit_durable(db: MariaDB):
+    """ops/mariadb/loket.cnf, as MariaDB reads it in compose and as the benchmark applies it."""
+    settings = mariadb_settings.recommended()
+    assert settings["innodb_buffer_pool_size"] == settings["innodb_log_file_size"] == 1 << 30
+    assert settings["innodb_flush_log_at_trx_commit"] == 1 and settings["innodb_doublewrite"] == 1
+    known = db.rows(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({', '.join(['%s'] * len(settings))})", *settings)
+    assert {row["Variable_name"] for row in known} == set(settings)
 
 
 def test_procfile_names_the_processes_of_the_design():
