@@ -4,6 +4,8 @@ A commit waits for its redo log write to reach the disk (innodb_flush_log_at_trx
 a slow fsync of the machine's disk, or InnoDB flushing its dirty pages all at once, stops every
 commit of every process together. Such a stall puts every request in flight at that moment into
 the phase's p99, whatever Loket does; this meter tells those outliers from Loket's own.
+It means something only where commits are dense (the /beli and webhook phases: a commit every few
+ms); in a read-only or slow phase the stretches between commits are long by nature.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 import pymysql
 
 from bench.env import Database
+
+COMMIT_STALL_ROW = "longest stretch without a commit, MariaDB-wide, while wrk ran (ms)"
 
 POLL_SECONDS = 0.05
 """A status read every 50 ms: ~20 statements a second, nothing next to the load's."""

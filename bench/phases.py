@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.commit_stalls import COMMIT_STALL_ROW, CommitStallMeter
 from bench.cpu import CpuMeter, pid_of
 from bench.env import BenchStack, Database
 from bench.groups import describe as describe_groups
@@ -99,8 +100,9 @@ class Phases:
 
     # -- common ---------------------------------------------------------------------------------------------------
 
-    def _load(self, tag: str, label: str, url: str, requests: Iterator[bytes], marks: dict[str, str] | None = None) -> tuple[LoadResult, dict[str, float], str]:  # fmt: skip
-        """Write the requests, run wrk over them with the CPU and group call meters on, check the answers."""
+    def _load(self, tag: str, label: str, url: str, requests: Iterator[bytes], marks: dict[str, str] | None = None) -> tuple[LoadResult, dict[str, float], str, dict[str, str]]:  # fmt: skip
+        """Write the requests, run wrk over them with the CPU, group call and commit stall meters on,
+        check the answers; the last item: rows of the phase's table (the longest commit stall)."""
         args = self.args
         threads = max(1, min(args.wrk_threads, args.connections))
         lines = write_requests(self.log_dir / f"{tag}.requests", requests)
@@ -108,10 +110,13 @@ class Phases:
                          pids={"mariadb": pid_of("mariadbd", "mysqld") or 0, "redis": pid_of("redis-server") or 0})  # fmt: skip
         self.say(f"[{label}] wrk -c {args.connections} -t {threads} for {args.duration:.0f}s over {lines} distinct request(s)")
         groups = self.bench.group_meter(url)
+        stalls = CommitStallMeter(self.db)
         groups.start()
         meter.start()
+        stalls.start()
         load = replay(url, self.log_dir / f"{tag}.requests", lines=lines, tag=tag, connections=args.connections,
                       threads=threads, duration=args.duration, log_dir=self.log_dir, marks=marks)  # fmt: skip
+        stall_row = {COMMIT_STALL_ROW: f"{stalls.stop():.0f}"}
         cpu = meter.stop("wrk")
         group_figures = describe_groups(groups.stop())
         _keep_head(self.log_dir / f"{tag}.requests")
@@ -126,7 +131,7 @@ class Phases:
             self.problems.append(f"{label}: {load.not_ok} non-2xx responses {load.statuses}; samples: {load.samples}")
         if any(load.socket_errors.values()):
             self.problems.append(f"{label}: wrk socket errors {load.socket_errors}")
-        return load, cpu, group_figures
+        return load, cpu, group_figures, stall_row
 
     def _host(self, url: str) -> str:
         return url.split("://", 1)[1]
@@ -162,7 +167,7 @@ class Phases:
         pairs = pairs[:STATUS_MAX_REQUESTS]
         host = self._host(self.bench.web_url)
         requests = (http_request("GET", f"/status/{pid}", host, {"x-api-key": key}) for key, pid in pairs)
-        load, cpu, groups = self._load("status", "GET /status/{id}", self.bench.web_url, requests)
+        load, cpu, groups, _ = self._load("status", "GET /status/{id}", self.bench.web_url, requests)  # read-only: few commits to time
         rows = {"purchases read / reseller keys": f"{len(pairs)} / {len({k for k, _ in pairs})} (each read with its owner's key)"}
         return EndpointPhase("GET /status", "GET /status/{id}", load, cpu, TARGETS["status"], None, rows, groups)
 
@@ -187,7 +192,7 @@ class Phases:
                                    {"Content-Type": "application/json", "X-Hub-Signature": signature}, body)  # fmt: skip
 
         after = int(self.db.one("SELECT COALESCE(MAX(id), 0) AS m FROM webhook_event")["m"])
-        load, cpu, groups = self._load(
+        load, cpu, groups, stall_row = self._load(
             "webhooks", "POST /webhooks/digiflazz", self.bench.web_url, bodies(), {"duplicate": '"duplicate":true'}
         )
         where = f"FROM webhook_event WHERE id > %s AND reference LIKE '{prefix}-%%'"
@@ -212,7 +217,7 @@ class Phases:
             self.problems.append(f"webhooks: {stored} events stored for {load.ok} 2xx ({duplicates} duplicate=true)")
         if duplicates and not repeated:
             self.problems.append(f"webhooks: {duplicates} duplicate=true answers although no body was sent twice")
-        rows = {
+        rows = stall_row | {
             "distinct bodies / requests sent": f"{load.requests_file_lines} / {load.sent}"
             + (" (bodies repeated: duplicates)" if repeated else " (each body at most once)"),
             "answers with duplicate=true": str(duplicates),
@@ -254,7 +259,7 @@ class Phases:
             codes_before = len(httpx.get(f"{self.bench.sim_url}/_sim/qr_codes", timeout=30).json())
             label = f"POST /api/v1/transactions, QRIS_CREATE_WAIT_MS={wait_ms}"
             marks = {"qr_null": '"tr_qris_string":null', "qr_set": '"tr_qris_string":"'}
-            load, cpu, groups = self._load(f"qris{wait_ms}", label, url, requests, marks)
+            load, cpu, groups, stall_row = self._load(f"qris{wait_ms}", label, url, requests, marks)
         finally:
             self.bench.stop_process(name)
         where = "FROM qris_transaction WHERE tr_id > %s"
@@ -280,7 +285,7 @@ class Phases:
         if set_ + null != load.ok:
             self.problems.append(f"{label}: {load.ok - set_ - null} 2xx bodies without tr_qris_string")
         share = (lambda n: f"{n} ({100 * n / load.ok:.0f}%)") if load.ok else str
-        rows = {
+        rows = stall_row | {
             "QRIS_CREATE_WAIT_MS / gateway latency": f"{wait_ms} / {self.args.gateway_latency_ms} ms"
             + (" (the create waits for the worker's gateway call: latency includes it)" if wait_ms else " (no wait)"),
             "201 with tr_qris_string set / null": f"{share(set_)} / {share(null)}",

@@ -9,6 +9,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.commit_stalls import COMMIT_STALL_ROW
 from bench.drain import Completion
 from bench.load import LoadResult
 from bench.raw_db import RawResult
@@ -143,7 +144,7 @@ def render(run: Run) -> str:
         [f"{p.load.ok} / {p.load.not_ok} / {sum(p.load.socket_errors.values())}" for p in run.web],
     )
     row("accept latency p50 / p90 / p99 / max ms", [_ms(p.load.latency_ms, ("p50", "p90", "p99", "max")) for p in run.web])
-    row("longest stretch without a commit, MariaDB-wide, while wrk ran (ms)", [f"{p.commit_stall_ms:.0f}" for p in run.web])
+    row(COMMIT_STALL_ROW, [f"{p.commit_stall_ms:.0f}" for p in run.web])
     if any(p.rate for p in run.web):
         row(
             "load: offered /s (open loop) / requests sent 2+ ms after their slot",
