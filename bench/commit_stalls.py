@@ -52,12 +52,13 @@ class CommitStallMeter:
         conn = self._db.server_connection()
         try:
             with conn.cursor() as cursor:
-                last_count, last_growth = _commits(cursor), time.monotonic()
+                # Timed from the first commit seen: before it, wrk is still starting.
+                last_count, last_growth = _commits(cursor), None
                 while not self._stop.wait(POLL_SECONDS):
                     count, now = _commits(cursor), time.monotonic()
                     if count == last_count:
                         continue
-                    if (now - last_growth) * 1e3 > self.longest_ms:
+                    if last_growth is not None and (now - last_growth) * 1e3 > self.longest_ms:
                         self.longest_ms, self.longest_at = (now - last_growth) * 1e3, time.time()
                     last_count, last_growth = count, now
         finally:
