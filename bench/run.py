@@ -106,7 +106,8 @@ def web_phase(bench: BenchStack, db: Database, args: argparse.Namespace, keys: l
     say(f"  {load.ok} x 200 ({load.ok_per_second:.1f}/s), {load.not_ok} non-200 {load.statuses}, "
         f"latency p50/p90/p99/max {load.latency_ms['p50']:.1f}/{load.latency_ms['p90']:.1f}/"
         f"{load.latency_ms['p99']:.1f}/{load.latency_ms['max']:.1f} ms"
-        + (f", {load.late} sent 2+ ms after their slot" if rate else ""))  # fmt: skip
+        + (f", {load.late} sent 2+ ms after their slot" if rate else "")
+        + f"; longest stretch without a commit {commit_stall_ms:.0f} ms, ending at {stalls.longest_at:.2f}")  # fmt: skip
     for sample in load.samples:
         say(f"  non-200: {sample}")
     groups.start()
