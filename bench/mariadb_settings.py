@@ -40,13 +40,17 @@ def apply(db: Database, wanted: dict[str, int]) -> tuple[dict[str, int], list[st
     setting that cannot be changed at runtime and differs, a line saying so."""
     found = {name: _number(value) for name, value in db.server_variables(*wanted).items()}
     differing: list[str] = []
-    for name, value in wanted.items():
-        if found.get(name) == value:
-            continue
-        if name in CHECKED_ONLY:
-            differing.append(f"{name} is {found.get(name)}, not {value} (set at server start only)")
-            continue
-        _set(db, name, value)
+    try:
+        for name, value in wanted.items():
+            if found.get(name) == value:
+                continue
+            if name in CHECKED_ONLY:
+                differing.append(f"{name} is {found.get(name)}, not {value} (set at server start only)")
+                continue
+            _set(db, name, value)
+    except BaseException:
+        restore(db, found)  # a run that does not start leaves the server as it found it
+        raise
     return found, differing
 
 
