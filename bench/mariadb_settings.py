@@ -1,9 +1,9 @@
 """ops/mariadb/loket.cnf, the MariaDB settings Loket recommends, applied to the server the
 benchmark measures for the length of a run, then put back as they were.
 
-All of them can be set at runtime on MariaDB 10.11 (the buffer pool and the redo log resize
-online), so the machine's server keeps running; `--stock-mariadb` leaves it alone. A setting
-that is not dynamic there (innodb_doublewrite) is checked instead: the run says if it differs.
+All but one can be set at runtime on MariaDB 10.11 (the buffer pool and the redo log resize
+online), so the machine's server keeps running; `--stock-mariadb` leaves it alone. The one that
+cannot (innodb_doublewrite) is checked instead: the run notes it if it differs.
 """
 
 from __future__ import annotations
