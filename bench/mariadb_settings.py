@@ -56,8 +56,9 @@ def apply(db: Database, wanted: dict[str, int]) -> tuple[dict[str, int], list[st
 
 def restore(db: Database, found: dict[str, int]) -> None:
     """Put back the values apply() found."""
+    now = {name: _number(value) for name, value in db.server_variables(*found).items()} if found else {}
     for name, value in found.items():
-        if name not in CHECKED_ONLY and _number(db.server_variables(name)[name]) != value:
+        if name not in CHECKED_ONLY and now.get(name) != value:
             _set(db, name, value)
 
 
@@ -73,7 +74,7 @@ def _wait_for_buffer_pool_resize(db: Database) -> None:
     while time.monotonic() < deadline:
         status = db.rows("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_resize_status'", in_database=False)
         text = status[0]["Value"] if status else ""
-        if not text or text.startswith("Completed") or "complete" in text.lower():
+        if not text or "complete" in text.lower():
             return
         time.sleep(0.2)
     raise TimeoutError("MariaDB's buffer pool resize did not complete")
