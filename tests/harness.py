@@ -153,6 +153,11 @@ class LoketStack:
     def stop(self) -> None:
         self.processes.stop()
 
+    def restart_web(self) -> None:
+        """Start the web process again on its port, after the test killed or stopped it."""
+        port = int(self.web_url.rsplit(":", 1)[1])
+        self.processes.start_web(port)
+
     async def reset_sim(self, **config: Any) -> None:
         async with httpx.AsyncClient(base_url=self.sim_url) as sim:
             (await sim.post("/_sim/reset")).raise_for_status()
