@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 
+from tests import isolation
+
 # Settings for code imported into the test process itself (domain tests); before any import of them.
-# A database per test session, so that two sessions on one machine never drop each other's tables.
-os.environ.setdefault("DATABASE_URL", f"mysql+asyncmy://root@127.0.0.1:3306/loket_test_{os.getpid()}")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
-os.environ.setdefault("REDIS_NAMESPACE", f"loket-test-{os.getpid()}")  # and its own Redis keys
+# A database and a key namespace per test session, so that two sessions on one machine never drop
+# each other's tables, and never anything outside the names reserved for tests.
+REFUSALS = isolation.refusals(os.environ)
+if not REFUSALS:
+    isolation.claim(os.environ, str(os.getpid()))
 
 import pathlib
 import uuid
@@ -27,9 +30,24 @@ from db.apply import apply_schema
 from ops.stack import free_port
 from sim.mailbox import Mailbox, serve
 from tests.harness import LoketStack, MariaDB, fast_env
+from tests.invariants import database_exists, money_violations
 from tests.servers import RedisServer
 
 LOG_ROOT = pathlib.Path(__file__).resolve().parent.parent / ".run" / "tests" / str(os.getpid())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if REFUSALS:
+        raise pytest.UsageError("the tests refuse to start:\n  " + "\n  ".join(REFUSALS) + "\nUnset these variables to run the tests.")
+
+
+@pytest.fixture(autouse=True)
+def money_stays_right(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used the shared database: its money invariants still hold."""
+    yield
+    if "db" in request.fixturenames:
+        violations = money_violations(request.getfixturevalue("db"))
+        assert not violations, "money invariants broken:\n" + "\n".join(violations)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +84,8 @@ def stack(db: MariaDB, mailbox: Mailbox) -> Iterator[LoketStack]:
     yield loket
     loket.stop()
     client = sync_redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(f"{os.environ['REDIS_NAMESPACE']}*"):  # the private stacks' namespaces too
+    namespace = os.environ["REDIS_NAMESPACE"]
+    for key in [*client.scan_iter(f"{namespace}:*"), *client.scan_iter(f"{namespace}-*")]:  # the private stacks' too
         client.delete(key)
 
 
@@ -114,8 +133,8 @@ def make_stack(db: MariaDB) -> Iterator:
     started: list[LoketStack] = []
 
     def start(redis_url: str, extra_env: dict[str, str] | None = None, **options: object) -> LoketStack:
-        name = "t" + uuid.uuid4().hex[:8]
-        url = db.url.rsplit("/", 1)[0] + f"/loket_{name}"
+        name = uuid.uuid4().hex[:8]
+        url = f"{db.url}_{name}"
         # Queues of its own: on the shared stack's Redis, the shared workers would otherwise take
         # this stack's jobs and run them against the shared database.
         env = {"REDIS_NAMESPACE": f"{os.environ['REDIS_NAMESPACE']}-{name}", **(extra_env or {})}
@@ -124,9 +143,13 @@ def make_stack(db: MariaDB) -> Iterator:
         return loket
 
     yield start
+    violations: list[str] = []
     for loket in started:
         loket.stop()
+        if database_exists(loket.db):
+            violations += money_violations(loket.db)
         loket.db.drop()
+    assert not violations, "money invariants broken:\n" + "\n".join(violations)
 
 
 __all__ = ["free_port"]

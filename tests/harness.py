@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 import pymysql
+import redis.asyncio
 from sqlalchemy.engine import make_url
 
 from db.apply import apply_schema
@@ -49,13 +51,13 @@ class MariaDB:
     def __init__(self, url: str) -> None:
         self.url = url
         parsed = make_url(url)
-        self._params = dict(
+        self.params = dict(
             host=parsed.host or "127.0.0.1", port=parsed.port or 3306, user=parsed.username or "root", password=parsed.password or ""
         )
         self.name = parsed.database
 
     def rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        conn = pymysql.connect(**self._params, database=self.name, autocommit=True, cursorclass=pymysql.cursors.DictCursor)
+        conn = pymysql.connect(**self.params, database=self.name, autocommit=True, cursorclass=pymysql.cursors.DictCursor)
         try:
             with conn.cursor() as cur:
                 cur.execute(sql, args)
@@ -68,12 +70,21 @@ class MariaDB:
         return next(iter(rows[0].values())) if rows else None
 
     def drop(self) -> None:
-        conn = pymysql.connect(**self._params, autocommit=True)
+        conn = pymysql.connect(**self.params, autocommit=True)
         try:
             with conn.cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
         finally:
             conn.close()
+
+    def money_of(self, reseller_id: int) -> dict[str, Any]:
+        """What a refused request must leave as it was: the account, its ledger, its purchases and deposits."""
+        return {
+            "account": self.rows("SELECT saldo, callback_url, require_signature, aktif FROM reseller WHERE id = %s", reseller_id),
+            "ledger": self.rows("SELECT id, jenis, jumlah, saldo_akhir FROM ledger_entry WHERE reseller_id = %s ORDER BY id", reseller_id),
+            "purchases": self.rows("SELECT id, status FROM purchase WHERE reseller_id = %s ORDER BY id", reseller_id),
+            "deposits": self.rows("SELECT tr_id, tr_status FROM qris_transaction WHERE tr_reseller_id = %s ORDER BY tr_id", reseller_id),
+        }
 
     def ledger_matches_saldo(self, reseller_id: int) -> bool:
         saldo = self.value("SELECT saldo FROM reseller WHERE id = %s", reseller_id)
@@ -222,6 +233,41 @@ async def sole_delivery_when(api: httpx.AsyncClient, reseller: Reseller, ready: 
     await wait_until(check, timeout=timeout)
     [delivery] = (await api.get("/callback/deliveries", headers=reseller.headers)).json()
     return delivery
+
+
+async def wait_quiet(stack: LoketStack, timeout: float = 30, scheduled: tuple[str, ...] = ("qris-expiry:", "callback:")) -> None:
+    """Wait until `stack` has nothing left to do, so that a "once" asserted next cannot be undone.
+
+    Quiet, on two polls in a row: no outbox row open (except those whose job_key starts with one
+    of `scheduled` and that fall due later: expiry timers, and callback deliveries waiting to retry
+    a reseller's server, which move no money), no webhook event still `received`, and no
+    message queued or in a worker's hands in the stack's Redis namespace (a queue's `.msgs` hash
+    holds every message until it is acknowledged; delay queues hold only retries and timers,
+    whose outbox rows count already).
+    """
+    namespace = stack.processes.env.get("REDIS_NAMESPACE") or os.environ["REDIS_NAMESPACE"]
+    client = redis.asyncio.Redis.from_url(stack.processes.env["REDIS_URL"])
+    open_jobs = (
+        "SELECT COUNT(*) FROM outbox WHERE due_at <= NOW(6)"
+        + "".join(" OR job_key NOT LIKE %s" for _ in scheduled)
+    ) if scheduled else "SELECT COUNT(*) FROM outbox"
+    patterns = [prefix.replace("%", r"\%").replace("_", r"\_") + "%" for prefix in scheduled]
+
+    async def idle() -> bool:
+        if stack.db.value(open_jobs, *patterns) or stack.db.value("SELECT COUNT(*) FROM webhook_event WHERE outcome = 'received'"):
+            return False
+        async for key in client.scan_iter(f"{namespace}:*.msgs", count=1000):
+            if not key.endswith(b".DQ.msgs") and await client.hlen(key):
+                return False
+        return True
+
+    async def quiet() -> bool:
+        return await idle() and (await asyncio.sleep(0.3) or await idle())
+
+    try:
+        await wait_until(quiet, timeout=timeout)
+    finally:
+        await client.aclose()
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 20, every: float = 0.2) -> None:

@@ -12,7 +12,7 @@ import os
 import httpx
 import pytest
 
-from tests.harness import LoketStack, register, wait_until
+from tests.harness import LoketStack, register, wait_quiet, wait_until
 
 MIDTRANS_KEY, PAYSTACK_KEY = "SB-Mid-server-loket", "sk_test_loket"
 
@@ -77,7 +77,7 @@ async def test_deposits_through_the_alternative_gateway(make_stack, admin_token,
             return await saldo(api, reseller) == 250_000
 
         await wait_until(credited_again, timeout=20)
-        await asyncio.sleep(1)
+        await wait_quiet(loket)
         assert await saldo(api, reseller) == 250_000
         assert loket.db.value("SELECT COUNT(*) FROM ledger_entry WHERE qris_id = %s", second["id"]) == 1
 

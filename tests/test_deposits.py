@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.harness import LoketStack, fast_env, register, wait_until
+from tests.harness import LoketStack, fast_env, register, wait_quiet, wait_until
 
 TOKEN = {"x-callback-token": fast_env()["XENDIT_CALLBACK_TOKEN"]}
 
@@ -58,7 +58,7 @@ async def test_the_paid_webhook_ten_times_concurrently_credits_once(api, stack: 
         return (await api.get("/saldo", headers=reseller.headers)).json()["saldo"] == 75_000
 
     await wait_until(credited, timeout=15)
-    await asyncio.sleep(1)
+    await wait_quiet(stack)
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 75_000}
     assert stack.db.value("SELECT COUNT(*) FROM ledger_entry WHERE qris_id = %s", deposit["id"]) == 1
     assert stack.db.ledger_matches_saldo(reseller.id)
@@ -75,5 +75,7 @@ async def test_a_deposit_paid_with_another_amount_is_not_credited(api, stack: Lo
     await wait_until(handled, timeout=15)
     assert (await api.get(f"/deposit/{deposit['id']}", headers=reseller.headers)).json()["status"] == "PENDING"
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 0}
+    before = stack.db.money_of(reseller.id)
     for bad in ({"jumlah": 5_000}, {"jumlah": "100000"}, {"jumlah": 10**12}, {}):
         assert (await api.post("/deposit", json=bad, headers=reseller.headers)).status_code == 422
+    assert stack.db.money_of(reseller.id) == before

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from core.security import ResponseCipher
 from domain import photos
-from tests.harness import LoketStack, fast_env, wait_until
+from tests.harness import LoketStack, fast_env, wait_quiet, wait_until
 from tests.test_kiosk_flow import new_location, poll
 from workers.enqueue import push
 
@@ -58,7 +58,7 @@ async def test_the_same_payment_five_times_concurrently_completes_once(api, stac
     assert [a.status_code for a in answers] == [200] * 5
     assert sorted(a.json()["duplicate"] for a in answers) == [False, True, True, True, True]
     first = await poll(api, data["tr_external_id"], ("COMPLETED",))
-    await asyncio.sleep(1)
+    await wait_quiet(stack)
     assert (await api.post("/api/v1/webhooks/xendit", json=event, headers=TOKEN)).json()["duplicate"] is True
     again = (await api.get(f"/api/v1/transactions/external/{data['tr_external_id']}")).json()["data"]
     assert again["tr_paid_at"] == first["tr_paid_at"]  # paid_at is set once
@@ -97,29 +97,52 @@ async def test_every_order_of_payment_forms_and_expiry_gives_one_outcome(api, st
 
 
 async def test_payments_racing_the_expiry_timer_end_one_way_each(api, stack: LoketStack, admin, kiosk):
+    """Both orders happen, by construction: two sessions are paid long before their expiry (the
+    timer comes second and changes nothing), two are paid only once they have expired (the timer
+    came first: the money is kept to reconcile), and two are paid at the very edge (either way,
+    but one way each, with the quota counting only the paid ones)."""
     location_id = await new_location(api, admin)
     price = (await api.post("/api/v1/prices", json={"mp_name": "Race", "mp_amount": 40_000, "mp_quota": 20}, headers=admin)).json()["data"]
     created = [
         (await api.post("/api/v1/transactions", json={"location_id": location_id, "price_id": price["mp_id"]}, headers=kiosk)).json()["data"]
         for _ in range(6)
     ]
-    # Pay each one close to its expiry, some just before and some just after.
-    expiry = stack.db.value("SELECT MAX(tr_expired_at) FROM qris_transaction WHERE tr_price_id = %s", price["mp_id"])
-    now = stack.db.value("SELECT UTC_TIMESTAMP(6)")
-    await asyncio.sleep(max(0.0, (expiry - now).total_seconds() - 0.3))
-    for i, data in enumerate(created):
+    paid_early, paid_late, paid_at_edge = created[:2], created[2:4], created[4:]
+
+    async def pay(data: dict) -> None:
         qr_id = stack.db.value("SELECT tr_xendit_id FROM qris_transaction WHERE tr_id = %s", data["tr_id"])
         event = v2_payment(data["tr_external_id"], qr_id, 40_000, f"qrpy_race_{data['tr_id']}")
         assert (await api.post("/api/v1/webhooks/xendit", json=event, headers=TOKEN)).status_code == 200
-        await asyncio.sleep(0.15 * i)
-    ended = [await poll(api, d["tr_external_id"], ("COMPLETED", "EXPIRED")) for d in created]
-    for data in ended:
-        outcome = stack.db.value("SELECT outcome FROM webhook_event WHERE reference = %s", data["tr_external_id"])
-        if data["tr_status"] == "COMPLETED":
-            assert data["tr_paid_at"] is not None and outcome == "applied"
+
+    for data in paid_early:
+        await pay(data)
+        assert (await poll(api, data["tr_external_id"], ("COMPLETED", "EXPIRED")))["tr_status"] == "COMPLETED"
+    edge = stack.db.value("SELECT MAX(tr_expired_at) FROM qris_transaction WHERE tr_id IN %s", [d["tr_id"] for d in paid_at_edge])
+    now = stack.db.value("SELECT UTC_TIMESTAMP(6)")
+    await asyncio.sleep(max(0.0, (edge - now).total_seconds() - 0.1))
+    await asyncio.gather(*(pay(data) for data in paid_at_edge))
+    for data in paid_late:
+        assert (await poll(api, data["tr_external_id"], ("COMPLETED", "EXPIRED")))["tr_status"] == "EXPIRED"
+        await pay(data)
+    await wait_quiet(stack)
+    # Every timer has fired by now: each session's expiry plus the sweeper's interval has passed.
+    last = stack.db.value("SELECT MAX(tr_expired_at) FROM qris_transaction WHERE tr_price_id = %s", price["mp_id"])
+    await wait_until(lambda: asyncio.sleep(0, stack.db.value("SELECT UTC_TIMESTAMP(6) > %s + INTERVAL 2 SECOND", last)), timeout=15)
+    await wait_quiet(stack)
+
+    ended = {d["tr_id"]: (await api.get(f"/api/v1/transactions/external/{d['tr_external_id']}")).json()["data"] for d in created}
+    outcome = {d["tr_id"]: stack.db.value("SELECT outcome FROM webhook_event WHERE reference = %s", d["tr_external_id"]) for d in created}
+    for data in paid_early:
+        assert ended[data["tr_id"]]["tr_status"] == "COMPLETED" and outcome[data["tr_id"]] == "applied"
+    for data in paid_late:
+        assert ended[data["tr_id"]]["tr_status"] == "EXPIRED" and outcome[data["tr_id"]] == "unmatched"  # money to reconcile, never lost
+    for data in paid_at_edge:
+        final = ended[data["tr_id"]]
+        if final["tr_status"] == "COMPLETED":
+            assert final["tr_paid_at"] is not None and outcome[data["tr_id"]] == "applied"
         else:
-            assert data["tr_paid_at"] is None and outcome == "unmatched"  # money to reconcile, never lost
-    completed = sum(d["tr_status"] == "COMPLETED" for d in ended)
+            assert final["tr_status"] == "EXPIRED" and final["tr_paid_at"] is None and outcome[data["tr_id"]] == "unmatched"
+    completed = sum(final["tr_status"] == "COMPLETED" for final in ended.values())
     assert stack.db.value("SELECT mp_used FROM price WHERE mp_id = %s", price["mp_id"]) == completed
 
 
@@ -178,7 +201,7 @@ async def test_copies_of_a_photo_job_that_run_together_send_one_email(api, stack
             return (await api.get(f"/api/v1/transactions/{external_id}/photos")).json().get("email_sent_at") is not None
 
         await wait_until(sent, timeout=15)
-        await asyncio.sleep(2)  # what any other copy would have sent has arrived by now
+        await wait_quiet(stack)  # every copy has run: what another would have sent has arrived
     finally:
         mailbox.delay_seconds = 0.0
         await redis.aclose()

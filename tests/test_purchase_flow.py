@@ -38,8 +38,11 @@ async def test_same_ref_id_twenty_times_concurrently_is_one_purchase(api, stack:
     ) == 1
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 88_000}
 
+    before = stack.db.money_of(reseller.id)
     conflict = await buy(api, reseller, "081299990002", ref_id="INV-77")
     assert conflict.status_code == 409 and conflict.json()["code"] == "ref_id_conflict"
+    assert stack.db.money_of(reseller.id)["ledger"] == before["ledger"]
+    assert [p["id"] for p in stack.db.money_of(reseller.id)["purchases"]] == [p["id"] for p in before["purchases"]]
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 88_000}
     by_ref = await api.get("/status", params={"ref_id": "INV-77"}, headers=reseller.headers)
     assert by_ref.status_code == 200 and by_ref.json()["nomor_tujuan"] == "081299990001"

@@ -127,12 +127,16 @@ async def test_riwayat_pages_newest_first(api, admin_token):
     assert (await api.get("/riwayat", params={"limit": 1000}, headers=reseller.headers)).status_code == 422
 
 
-async def test_callback_url_is_validated(api, admin_token):
+async def test_callback_url_is_validated(api, stack: LoketStack, admin_token):
     reseller = await register(api, admin_token)
     ok = await api.put("/callback", json={"callback_url": "https://toko.example/hook"}, headers=reseller.headers)
     assert ok.status_code == 200
-    bad = await api.put("/callback", json={"callback_url": "javascript:alert(1)"}, headers=reseller.headers)
-    assert bad.status_code == 422
+    before = stack.db.money_of(reseller.id)
+    for url in ("javascript:alert(1)", "ftp://toko.example/hook", "https://", "x" * 600, 7):
+        bad = await api.put("/callback", json={"callback_url": url}, headers=reseller.headers)
+        assert bad.status_code == 422, (url, bad.text)
+    assert stack.db.money_of(reseller.id) == before
+    assert before["account"][0]["callback_url"] == "https://toko.example/hook"
 
 
 BAD_PURCHASES = [
@@ -165,6 +169,7 @@ async def test_bad_purchase_input_is_a_4xx_and_changes_nothing(api, stack: Loket
     assert response.json()["detail"] and response.json()["code"]
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 100_000}
     assert stack.db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller.id) == 0
+    assert [e["jenis"] for e in stack.db.money_of(reseller.id)["ledger"]] == ["saldo_awal"]
 
 
 @pytest.mark.parametrize("headers", [{}, {"x-api-key": "nope"}, {"x-api-key": "a" * 64}, {"x-api-key": "k" * 5000}])

@@ -26,6 +26,7 @@ async def test_a_signed_request_is_accepted_and_a_tampered_or_replayed_one_refus
     headers = {**signed_headers(reseller, "POST", "/beli", body), "content-type": "application/json"}
     assert (await api.post("/beli", content=body, headers=headers)).status_code == 200
 
+    before = stack.db.money_of(reseller.id)
     replay = await api.post("/beli", content=body, headers=headers)
     assert replay.status_code == 401 and replay.json()["code"] == "replayed"
     tampered = body.replace(b"0001", b"0002")
@@ -36,6 +37,7 @@ async def test_a_signed_request_is_accepted_and_a_tampered_or_replayed_one_refus
     assert (await api.post("/beli", content=stale_body, headers=stale)).json()["code"] == "stale_timestamp"
     other_path = {**signed_headers(reseller, "POST", "/generate-key", b""), "content-type": "application/json"}
     assert (await api.post("/beli", content=body, headers=other_path)).status_code == 401
+    assert stack.db.money_of(reseller.id) == before
     assert stack.db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller.id) == 1
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 88_000}
 

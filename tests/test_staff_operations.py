@@ -10,8 +10,10 @@ async def test_saldo_corrections_are_ledger_entries_with_a_reason(api, stack: Lo
     reseller = await register(api, admin_token, saldo=10_000)
     credit = await api.post(f"/api/v1/resellers/{reseller.id}/adjustments", json={"jumlah": 5_000, "keterangan": "kompensasi gangguan"}, headers=admin)
     assert credit.status_code == 201 and credit.json()["data"]["saldo"] == 15_000
+    before = stack.db.money_of(reseller.id)
     too_much = await api.post(f"/api/v1/resellers/{reseller.id}/adjustments", json={"jumlah": -20_000, "keterangan": "salah transfer"}, headers=admin)
     assert too_much.status_code == 409
+    assert stack.db.money_of(reseller.id) == before
     debit = await api.post(f"/api/v1/resellers/{reseller.id}/adjustments", json={"jumlah": -15_000, "keterangan": "salah transfer"}, headers=admin)
     assert debit.json()["data"]["saldo"] == 0
     mutasi = (await api.get("/mutasi", headers=reseller.headers)).json()
@@ -19,7 +21,12 @@ async def test_saldo_corrections_are_ledger_entries_with_a_reason(api, stack: Lo
     assert "oleh ops-ani" in mutasi[0]["keterangan"]
     assert stack.db.ledger_matches_saldo(reseller.id)
     clerk = {"authorization": "Bearer " + issue_staff_token(fast_env()["JWT_SECRET"], "clerk", 10)}
+    before = stack.db.money_of(reseller.id)
     assert (await api.post(f"/api/v1/resellers/{reseller.id}/adjustments", json={"jumlah": 1, "keterangan": "coba"}, headers=clerk)).status_code == 403
+    for bad in ({"jumlah": 0, "keterangan": "coba"}, {"jumlah": "5000", "keterangan": "coba"}, {"jumlah": 5_000}, {"jumlah": 10**15, "keterangan": "x"}):
+        refused = await api.post(f"/api/v1/resellers/{reseller.id}/adjustments", json=bad, headers=admin)
+        assert refused.status_code == 422, (bad, refused.text)
+    assert stack.db.money_of(reseller.id) == before
     assert (await api.post("/api/v1/resellers/2147483000/adjustments", json={"jumlah": 1, "keterangan": "coba"}, headers=admin)).status_code == 404
 
 
@@ -34,8 +41,10 @@ async def test_a_purchase_stuck_at_the_provider_can_be_resolved_once(api, stack:
     await wait_until(stuck, timeout=10)
     resolved = await api.post(f"/api/v1/purchases/{purchase['id']}/resolve", json={"status": "gagal", "keterangan": "dicek ke provider: gagal"}, headers=admin)
     assert resolved.status_code == 200 and resolved.json()["data"]["status"] == "gagal"
+    before = stack.db.money_of(reseller.id)
     again = await api.post(f"/api/v1/purchases/{purchase['id']}/resolve", json={"status": "sukses", "keterangan": "salah klik"}, headers=admin)
     assert again.status_code == 409
+    assert stack.db.money_of(reseller.id) == before
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 50_000}  # refunded once
     assert stack.db.value("SELECT COUNT(*) FROM ledger_entry WHERE purchase_id = %s AND jenis = 'refund'", purchase["id"]) == 1
 
