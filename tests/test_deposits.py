@@ -37,6 +37,7 @@ async def test_a_deposit_paid_once_is_credited_once(api, stack: LoketStack, admi
         return (await api.get(f"/deposit/{deposit['id']}", headers=reseller.headers)).json()["status"] == "COMPLETED"
 
     await wait_until(credited, timeout=15)
+    await wait_quiet(stack)
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 150_000}
     [entry] = (await api.get("/mutasi", headers=reseller.headers)).json()
     assert (entry["jenis"], entry["jumlah"], entry["saldo_akhir"]) == ("deposit", 150_000, 150_000)

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from tests.harness import LoketStack, final_statuses, register, wait_until
+from tests.harness import LoketStack, final_statuses, register, wait_quiet, wait_until
 
 
 async def buy(api: httpx.AsyncClient, reseller, nomor: str, produk_id: int = 1, **extra) -> httpx.Response:
@@ -56,6 +56,7 @@ async def test_sukses_carries_sn_and_gagal_is_refunded_once(api, stack: LoketSta
     ended = await final_statuses(api, reseller, [ok["id"], failed["id"]])
     assert ended[ok["id"]]["status"] == "sukses" and len(ended[ok["id"]]["sn"]) >= 10
     assert ended[failed["id"]]["status"] == "gagal" and ended[failed["id"]]["sn"] is None
+    await wait_quiet(stack)
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 88_000}
     mutasi = (await api.get("/mutasi", headers=reseller.headers)).json()
     assert [(m["jenis"], m["jumlah"], m["trx_id"]) for m in mutasi if m["jenis"] == "refund"] == [("refund", 12_000, failed["id"])]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.security import issue_staff_token
-from tests.harness import LoketStack, fast_env, register, wait_until
+from tests.harness import LoketStack, fast_env, register, wait_quiet, wait_until
 
 
 async def test_saldo_corrections_are_ledger_entries_with_a_reason(api, stack: LoketStack, admin_token, admin):
@@ -44,6 +44,7 @@ async def test_a_purchase_stuck_at_the_provider_can_be_resolved_once(api, stack:
     before = stack.db.money_of(reseller.id)
     again = await api.post(f"/api/v1/purchases/{purchase['id']}/resolve", json={"status": "sukses", "keterangan": "salah klik"}, headers=admin)
     assert again.status_code == 409
+    await wait_quiet(stack)
     assert stack.db.money_of(reseller.id) == before
     assert (await api.get("/saldo", headers=reseller.headers)).json() == {"saldo": 50_000}  # refunded once
     assert stack.db.value("SELECT COUNT(*) FROM ledger_entry WHERE purchase_id = %s AND jenis = 'refund'", purchase["id"]) == 1
