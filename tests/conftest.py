@@ -13,9 +13,7 @@ from tests import isolation
 # Settings for code imported into the test process itself (domain tests); before any import of them.
 # A database and a key namespace per test session, so that two sessions on one machine never drop
 # each other's tables, and never anything outside the names reserved for tests.
-REFUSALS = isolation.refusals(os.environ)
-if not REFUSALS:
-    isolation.claim(os.environ, str(os.getpid()))
+os.environ.update(isolation.session_environ(os.environ, str(os.getpid())))
 
 import pathlib
 import uuid
@@ -37,8 +35,9 @@ LOG_ROOT = pathlib.Path(__file__).resolve().parent.parent / ".run" / "tests" / s
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if REFUSALS:
-        raise pytest.UsageError("the tests refuse to start:\n  " + "\n  ".join(REFUSALS) + "\nUnset these variables to run the tests.")
+    refusals = isolation.refusals(os.environ)
+    if refusals:
+        raise pytest.UsageError("the tests refuse to start:\n  " + "\n  ".join(refusals) + "\nUnset these variables to run the tests.")
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ uses are chosen with LOKET_TEST_MARIADB and LOKET_TEST_REDIS_URL, which name no 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from sqlalchemy.engine import make_url
@@ -35,9 +34,14 @@ def refusals(environ: Mapping[str, str]) -> list[str]:
     return found
 
 
-def claim(environ: os._Environ[str] | dict[str, str], session: str) -> None:
-    """Point the settings of code the tests import at this session's own database and keys."""
+def session_environ(environ: Mapping[str, str], session: str) -> dict[str, str]:
+    """The settings that point code the tests import at this session's own database and keys;
+    none while `environ` is refused, so that the refusal still sees what the operator exported."""
+    if refusals(environ):
+        return {}
     server = environ.get("LOKET_TEST_MARIADB", DEFAULT_MARIADB).rstrip("/")
-    environ["DATABASE_URL"] = f"{server}/{DATABASE_PREFIX}{session}"
-    environ["REDIS_URL"] = environ.get("LOKET_TEST_REDIS_URL", DEFAULT_REDIS_URL)
-    environ["REDIS_NAMESPACE"] = f"{NAMESPACE_PREFIX}{session}"
+    return {
+        "DATABASE_URL": f"{server}/{DATABASE_PREFIX}{session}",
+        "REDIS_URL": environ.get("LOKET_TEST_REDIS_URL", DEFAULT_REDIS_URL),
+        "REDIS_NAMESPACE": f"{NAMESPACE_PREFIX}{session}",
+    }

@@ -13,7 +13,6 @@ import uuid
 
 import httpx
 import promql_parser
-import pytest
 import yaml
 from prometheus_client import CollectorRegistry, multiprocess
 

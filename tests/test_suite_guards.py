@@ -72,10 +72,10 @@ def test_names_under_the_reserved_prefixes_and_the_server_choices_are_accepted()
     assert isolation.refusals({"DATABASE_URL": "mysql+asyncmy://root@db:3306/loket_test_ci", "REDIS_NAMESPACE": "loket-test-ci"}) == []
     assert isolation.refusals({"LOKET_TEST_MARIADB": "mysql+asyncmy://root@db:3306", "LOKET_TEST_REDIS_URL": "redis://r:6379/3"}) == []
     assert len(isolation.refusals({"LOKET_TEST_MARIADB": "mysql+asyncmy://root@db:3306/loket"})) == 1
-    environ = {"LOKET_TEST_MARIADB": "mysql+asyncmy://root@db:3306/"}
-    isolation.claim(environ, "42")
-    assert environ["DATABASE_URL"] == "mysql+asyncmy://root@db:3306/loket_test_42"
-    assert environ["REDIS_NAMESPACE"] == "loket-test-42"
+    claimed = isolation.session_environ({"LOKET_TEST_MARIADB": "mysql+asyncmy://root@db:3306/"}, "42")
+    assert claimed["DATABASE_URL"] == "mysql+asyncmy://root@db:3306/loket_test_42"
+    assert claimed["REDIS_NAMESPACE"] == "loket-test-42"
+    assert isolation.session_environ({"DATABASE_URL": "mysql+asyncmy://root@db:3306/loket"}, "42") == {}
 
 
 def test_the_suite_itself_runs_on_its_own_names_only(db: MariaDB):
