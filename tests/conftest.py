@@ -35,9 +35,8 @@ LOG_ROOT = pathlib.Path(__file__).resolve().parent.parent / ".run" / "tests" / s
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    refusals = isolation.refusals(os.environ)
-    if refusals:
-        raise pytest.UsageError("the tests refuse to start:\n  " + "\n  ".join(refusals) + "\nUnset these variables to run the tests.")
+    if isolation.REFUSED:
+        raise pytest.UsageError("the tests refuse to start:\n  " + "\n  ".join(isolation.REFUSED) + "\nUnset these variables to run the tests.")
 
 
 @pytest.fixture(autouse=True)

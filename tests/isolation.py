@@ -34,10 +34,15 @@ def refusals(environ: Mapping[str, str]) -> list[str]:
     return found
 
 
+# Why this session must not start, as seen in the environment it was started with.
+REFUSED: list[str] = []
+
+
 def session_environ(environ: Mapping[str, str], session: str) -> dict[str, str]:
     """The settings that point code the tests import at this session's own database and keys;
-    none while `environ` is refused, so that the refusal still sees what the operator exported."""
-    if refusals(environ):
+    none when `environ` is refused (the reasons are kept in REFUSED)."""
+    REFUSED[:] = refusals(environ)
+    if REFUSED:
         return {}
     server = environ.get("LOKET_TEST_MARIADB", DEFAULT_MARIADB).rstrip("/")
     return {
