@@ -11,7 +11,7 @@ import time
 import aiohttp
 
 from core import context, metrics
-from core.outbound import refused_callback_url
+from core.outbound import refused_callback_url, refused_connection
 from core.security import PrivateKeyBox
 from db import callbacks as callback_queries
 from db import outbox
@@ -84,7 +84,10 @@ async def _deliver(delivery_id: int) -> None:
             async with res.callback_http.post(delivery["url"], data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False) as response:
                 status_code = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as failure:
-            error = f"{type(failure).__name__}: {failure}"[:255]
+            error = outcome_of(failure)
+            log.info("callback %s to %s: %s (%s: %s)", delivery_id, delivery["url"], error, type(failure).__name__, failure)
+        if status_code is not None and not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
     duration_ms = int((time.perf_counter() - started) * 1000)
 
     async with res.unit_of_work() as conn:
@@ -101,6 +104,18 @@ async def _deliver(delivery_id: int) -> None:
     if outcome == "pending":
         await res.pusher.push_after_commit([job], delay_ms=int(delay * 1000))
     log.info("callback %s attempt %d: %s (%s)", delivery_id, delivery["attempts"] + 1, outcome, status_code or error)
+
+
+def outcome_of(failure: BaseException) -> str:
+    """What a reseller is shown of a failed attempt: its kind, not the socket error, which
+    would tell a caller probing Loket's network which internal addresses answer."""
+    if refused_connection(failure):
+        return "refused: not a public address"
+    if isinstance(failure, TimeoutError):  # aiohttp's ServerTimeoutError and ConnectionTimeoutError too
+        return "timeout"
+    if isinstance(failure, (aiohttp.ClientConnectorError, aiohttp.ClientOSError, OSError)):
+        return "connection failed"
+    return "no valid HTTP answer"
 
 
 def _deliver_job_key(delivery_id: int, attempt: int = 0) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core import metrics
 from core.group_call import GroupCall
 from core.logs import describe_failure
-from core.outbound import callback_resolver
+from core.outbound import callback_connector
 from core.settings import Settings, get_settings
 from db import outbox, raw
 from db.engine import close_pool, create_engine, create_pool, engine_size_beside
@@ -80,9 +80,10 @@ class Resources:
         per_host = max(100, settings.worker_in_flight)
         idle = IDLE_CONNECTION_SECONDS
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2 * per_host, limit_per_host=per_host, keepalive_timeout=idle))
-        resolver = callback_resolver(allow_private_networks=settings.callback_allow_private_networks)
         callback_http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max(200, settings.worker_in_flight), keepalive_timeout=idle, resolver=resolver)
+            connector=callback_connector(
+                allow_private_networks=settings.callback_allow_private_networks, limit=max(200, settings.worker_in_flight), keepalive_timeout=idle
+            )
         )
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         pool_size = worker_pool_size(settings.db_pool_size, settings.worker_threads + settings.worker_in_flight)
