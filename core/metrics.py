@@ -16,7 +16,7 @@ provider_calls = Histogram(
     ["outcome"], buckets=CALL_BUCKETS,
 )  # fmt: skip
 gateway_calls = Histogram(
-    "loket_gateway_call_seconds", "Payment gateway calls by outcome (created, rejected, unavailable).", ["outcome"], buckets=CALL_BUCKETS
+    "loket_gateway_call_seconds", "Payment gateway calls by outcome (created, answered: a read, rejected, unavailable).", ["outcome"], buckets=CALL_BUCKETS
 )
 webhooks_received = Counter(
     "loket_webhooks_received_total", "Verified webhooks by source and result (stored, duplicate); refusals are loket_http_requests_total 4xx.", ["source", "result"]

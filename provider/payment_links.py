@@ -11,10 +11,11 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
-from provider.xendit import GatewayUnavailable, PaymentEvent, gateway_post
+from provider.xendit import GatewayRejected, GatewayUnavailable, PaymentEvent, gateway_get, gateway_post
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,12 @@ class PaymentLink:
 
 
 class MidtransClient:
-    """Snap transactions. base_url: https://app.midtrans.com or the simulator's /midtrans."""
+    """Snap transactions and their status. base_url: https://app.midtrans.com (Snap; the status API
+    is on api.midtrans.com, sandbox likewise) or the simulator's /midtrans (both)."""
 
     def __init__(self, http: aiohttp.ClientSession, base_url: str, server_key: str, timeout: float) -> None:
         self._http, self._url = http, base_url.rstrip("/") + "/snap/v1/transactions"
+        self._api = _core_api_url(base_url.rstrip("/"))
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5))
         self._headers = {"authorization": "Basic " + base64.b64encode(f"{server_key}:".encode()).decode(), "accept": "application/json"}
 
@@ -38,6 +41,47 @@ class MidtransClient:
             return PaymentLink(reference=str(data["token"]), url=str(data["redirect_url"]))
         except KeyError as error:
             raise GatewayUnavailable("unreadable answer") from error
+
+
+    async def status(self, order_id: str) -> dict[str, Any] | None:
+        """The transaction's status object (GET /v2/{order_id}/status), the gateway's own word on
+        it, whatever a notification said; None when Midtrans knows no such transaction. Raises
+        GatewayUnavailable."""
+        url = f"{self._api}/v2/{quote(order_id, safe='')}/status"
+        try:
+            data = await gateway_get(self._http, url, self._headers, self._timeout)
+        except GatewayRejected as error:
+            if str(error).startswith("HTTP 404"):
+                return None
+            raise GatewayUnavailable(str(error)) from error
+        # Midtrans answers an unknown transaction with HTTP 200 and status_code 404 in the body.
+        return None if data.get("status_code") == "404" else data
+
+
+def _core_api_url(base_url: str) -> str:
+    """Midtrans' core API (the status API) beside its Snap host: app.[sandbox.]midtrans.com ->
+    api.[sandbox.]midtrans.com; any other base URL (the simulator) serves both."""
+    parts = urlsplit(base_url)
+    if parts.hostname and parts.hostname.startswith("app.") and parts.hostname.endswith("midtrans.com"):
+        return urlunsplit(parts._replace(netloc="api." + parts.netloc.removeprefix("app.")))
+    return base_url
+
+
+def confirms_credit(status: dict[str, Any] | None, amount: int) -> str | None:
+    """Why Midtrans' status object does not confirm a credit of amount, or None when it does:
+    status_code 200 with settlement, or capture whose fraud check accepted it, of that amount."""
+    if status is None:
+        return "Midtrans knows no such transaction"
+    state, code = status.get("transaction_status"), status.get("status_code")
+    if code != "200" or state not in ("settlement", "capture") or (state == "capture" and status.get("fraud_status") != "accept"):
+        return f"Midtrans reports {state} ({code}), not a settled payment"
+    try:
+        paid = float(status.get("gross_amount"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "Midtrans reports no readable gross_amount"
+    if paid != amount:
+        return f"Midtrans reports {paid:g} paid, expected {amount}"
+    return None
 
 
 class PaystackClient:
@@ -63,6 +107,7 @@ def midtrans_signature(order_id: str, status_code: str, gross_amount: str, serve
 
 
 _MIDTRANS_KINDS = {"settlement": "paid", "capture": "paid", "deny": "failed", "cancel": "failed", "failure": "failed", "expire": "expired"}
+_MIDTRANS_CODES = {"paid": "200", "failed": "202", "expired": "202"}
 
 
 def parse_midtrans(body: Any) -> PaymentEvent | None:
@@ -74,10 +119,13 @@ def parse_midtrans(body: Any) -> PaymentEvent | None:
         if not isinstance(value, str) or not value or len(value) > 200:
             raise ValueError(f"{name} must be a non-empty string")
     status = fields["transaction_status"]
-    if status == "capture" and body.get("fraud_status") not in (None, "accept"):
+    if status == "capture" and body.get("fraud_status") != "accept":
         status = "deny"
     kind = _MIDTRANS_KINDS.get(status)
-    if kind is None:
+    # The signature binds status_code but not transaction_status: a state counts only with the
+    # code Midtrans gives it (200 paid, 202 denied, cancelled or expired), so a signed pending
+    # notification (201) with its transaction_status rewritten decides nothing.
+    if kind is None or fields["status_code"] != _MIDTRANS_CODES[kind]:
         return None
     amount = float(fields["gross_amount"])
     return PaymentEvent(kind, fields["order_id"], amount, fields["transaction_id"], None, f"midtrans:{fields['transaction_id']}:{status}")

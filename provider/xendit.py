@@ -15,6 +15,7 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -72,17 +73,51 @@ class XenditClient:
         except KeyError as error:
             raise GatewayUnavailable("unreadable answer") from error
 
+    async def payments(self, qr_id: str) -> list[dict[str, Any]]:
+        """The payments made to a QR code (GET /qr_codes/{qr_id}/payments), the gateway's own
+        record of what was paid. Raises GatewayUnavailable."""
+        try:
+            data = await gateway_get(self._http, f"{self._url}/{quote(qr_id, safe='')}/payments", self._headers, self._timeout)
+        except GatewayRejected as error:
+            if str(error).startswith("HTTP 404"):
+                return []  # a code the gateway does not know was paid nothing
+            raise GatewayUnavailable(str(error)) from error  # our key or request: retried until fixed
+        payments = data.get("data")
+        if not isinstance(payments, list) or not all(isinstance(p, dict) for p in payments):
+            raise GatewayUnavailable("unreadable answer")
+        return payments
+
+
+def paid_in_full(payments: list[dict[str, Any]], amount: int) -> dict[str, Any] | None:
+    """The succeeded payment of exactly this amount among a QR code's payments, or None."""
+    for payment in payments:
+        paid = payment.get("amount")
+        if payment.get("status") == "SUCCEEDED" and isinstance(paid, (int, float)) and not isinstance(paid, bool) and paid == amount:
+            return payment
+    return None
+
 
 async def gateway_post(
     http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str], timeout: aiohttp.ClientTimeout
 ) -> dict[str, Any]:
     """POST to a payment gateway (Xendit, Midtrans, Paystack) and read its JSON answer, timed by
     outcome in loket_gateway_call_seconds. Raises GatewayRejected (4xx) or GatewayUnavailable."""
+    return await _gateway_call(http, "POST", url, body, headers, timeout)
+
+
+async def gateway_get(http: aiohttp.ClientSession, url: str, headers: dict[str, str], timeout: aiohttp.ClientTimeout) -> dict[str, Any]:
+    """GET from a payment gateway (a status or payments read), as gateway_post."""
+    return await _gateway_call(http, "GET", url, None, headers, timeout)
+
+
+async def _gateway_call(
+    http: aiohttp.ClientSession, method: str, url: str, body: dict[str, Any] | None, headers: dict[str, str], timeout: aiohttp.ClientTimeout
+) -> dict[str, Any]:
     started = time.perf_counter()
     outcome = "unavailable"
     try:
         try:
-            async with http.post(url, json=body, headers=headers, timeout=timeout) as response:
+            async with http.request(method, url, json=body, headers=headers, timeout=timeout) as response:
                 status, raw = response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as error:
             raise GatewayUnavailable(type(error).__name__) from error
@@ -97,7 +132,7 @@ async def gateway_post(
             raise GatewayUnavailable("unreadable answer") from error
         if not isinstance(data, dict):
             raise GatewayUnavailable("unreadable answer")
-        outcome = "created"
+        outcome = "created" if method == "POST" else "answered"
         return data
     finally:
         metrics.gateway_calls.labels(outcome).observe(time.perf_counter() - started)

@@ -77,6 +77,12 @@ async def simulate_qr_payment(request: Request) -> Response:
     return _gateway_response(gateway, answer)
 
 
+async def list_qr_payments(request: Request) -> Response:
+    """Xendit list a QR code's payments (GET /qr_codes/{qr_id}/payments)."""
+    gateway = _gateway(request)
+    return _gateway_response(gateway, await gateway.list_payments(request.headers, request.path_params["qr_id"]))
+
+
 def _deposit_response(gateway: MidtransGateway | PaystackGateway, answer: DepositAnswer) -> Response:
     background = BackgroundTask(gateway.sender.send, answer) if answer.webhook else None
     return JSONResponse(answer.body, status_code=answer.status_code, background=background)
@@ -87,6 +93,12 @@ async def midtrans_create_transaction(request: Request) -> Response:
     midtrans = _midtrans(request)
     answer = midtrans.create_transaction(request.headers, await request.body(), str(request.base_url))
     return _deposit_response(midtrans, answer)
+
+
+async def midtrans_status(request: Request) -> Response:
+    """Midtrans get status (GET /midtrans/v2/{order_id}/status)."""
+    midtrans = _midtrans(request)
+    return _deposit_response(midtrans, midtrans.status(request.headers, request.path_params["order_id"]))
 
 
 async def midtrans_simulate(request: Request) -> Response:
@@ -192,6 +204,7 @@ ROUTES: list[BaseRoute] = [
     Route("/qr_codes", create_qr_code, methods=["POST"]),
     Route("/qr_codes/{qr_id}", get_qr_code, methods=["GET"]),
     Route("/qr_codes/{qr_id}/payments/simulate", simulate_qr_payment, methods=["POST"]),
+    Route("/qr_codes/{qr_id}/payments", list_qr_payments, methods=["GET"]),
     Route("/_sim/config", get_config, methods=["GET"]),
     Route("/_sim/config", post_config, methods=["POST"]),
     Route("/_sim/reset", reset, methods=["POST"]),
@@ -200,6 +213,7 @@ ROUTES: list[BaseRoute] = [
     Route("/_sim/qr_codes", list_qr_codes, methods=["GET"]),
     Route("/midtrans/snap/v1/transactions", midtrans_create_transaction, methods=["POST"]),
     Route("/midtrans/_simulate/{order_id:path}", midtrans_simulate, methods=["POST"]),
+    Route("/midtrans/v2/{order_id}/status", midtrans_status, methods=["GET"]),
     Route("/paystack/transaction/initialize", paystack_initialize, methods=["POST"]),
     Route("/paystack/_simulate/{reference}", paystack_simulate, methods=["POST"]),
     Route("/_sim/deposit_gateways", list_deposit_gateways, methods=["GET"]),

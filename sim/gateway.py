@@ -225,12 +225,30 @@ class XenditGateway:
             headers: request headers (authorization is checked).
             qr_id: the QR code's id.
         """
+        found = await self._read(headers, qr_id, down=False)
+        return found if isinstance(found, Answer) else Answer(200, found.view())
+
+    async def list_payments(self, headers: Mapping[str, str], qr_id: str) -> Answer:
+        """Answer one GET /qr_codes/{qr_id}/payments: the code's payments, newest first.
+
+        Args:
+            headers: request headers (authorization is checked).
+            qr_id: the QR code's id.
+        """
+        found = await self._read(headers, qr_id, down=self.config.gateway_payments_down)
+        if isinstance(found, Answer):
+            return found
+        return Answer(200, {"data": list(reversed(found.payments)), "has_more": False, "links": []})
+
+    async def _read(self, headers: Mapping[str, str], qr_id: str, *, down: bool) -> QrCode | Answer:
+        """The QR code a read names, or the answer that ends the read: the key refused, the
+        read API down (or the error rate's 503), no such code."""
         if (early := await self._gate(headers)) is not None:
             return early
-        if self._chance(self.config.gateway_error_rate):
+        if down or self._chance(self.config.gateway_error_rate):
             return Answer(503, SERVICE_UNAVAILABLE)
         qr = self.qr_codes.get(qr_id)
-        return Answer(200, qr.view()) if qr else _error(404, "DATA_NOT_FOUND", "QR code not found")
+        return qr if qr else _error(404, "DATA_NOT_FOUND", "QR code not found")
 
     async def simulate_payment(self, headers: Mapping[str, str], qr_id: str, raw: bytes) -> Answer:
         """Answer one POST /qr_codes/{qr_id}/payments/simulate: pay the code, queue the webhook.

@@ -233,8 +233,7 @@ class MidtransGateway:
             raw: the request body as received.
             base_url: the simulator's base URL, for redirect_url.
         """
-        expected = "Basic " + base64.b64encode(f"{self.settings.midtrans_server_key}:".encode()).decode()
-        if not hmac.compare_digest(headers.get("authorization", "").encode(), expected.encode()):
+        if not self._authorized(headers):
             return DepositAnswer(401, ACCESS_DENIED)
         try:
             body = SnapBody.model_validate_json(raw)
@@ -248,6 +247,41 @@ class MidtransGateway:
                                               datetime.now(UTC).isoformat(timespec="milliseconds"))
         redirect = f"{base_url.rstrip('/')}/midtrans/snap/v2/vtweb/{token}"
         return DepositAnswer(201, {"token": token, "redirect_url": redirect})
+
+    def status(self, headers: Mapping[str, str], order_id: str) -> DepositAnswer:
+        """Answer one GET /midtrans/v2/{order_id}/status (the transaction_id works as well): the
+        order's latest status object, as its last notification told it.
+
+        Args:
+            headers: request headers (authorization is checked).
+            order_id: the order's id or its transaction_id.
+        """
+        if not self._authorized(headers):
+            return DepositAnswer(401, {"status_code": "401", "status_message": "Access denied", **ACCESS_DENIED})
+        if self.config.midtrans_status_down:
+            return DepositAnswer(503, {"status_code": "503", "status_message": "Service unavailable"})
+        order = self.orders.get(order_id) or next((o for o in self.orders.values() if o.transaction_id == order_id), None)
+        if order is None:
+            return DepositAnswer(404, {"status_code": "404", "status_message": "Transaction doesn't exist."})
+        last = order.notifications[-1] if order.notifications else {}
+        status = order.status
+        return DepositAnswer(200, {
+            "status_code": STATUS_CODES[status],
+            "status_message": "Success, transaction is found",
+            "transaction_id": order.transaction_id,
+            "order_id": order.order_id,
+            "gross_amount": last.get("gross_amount", gross_amount_string(order.gross_amount)),
+            "payment_type": "qris",
+            "transaction_time": last.get("transaction_time", order.created),
+            "transaction_status": status,
+            "fraud_status": last.get("fraud_status", "accept"),
+            "merchant_id": MERCHANT_ID,
+            "currency": "IDR",
+        })  # fmt: skip
+
+    def _authorized(self, headers: Mapping[str, str]) -> bool:
+        expected = "Basic " + base64.b64encode(f"{self.settings.midtrans_server_key}:".encode()).decode()
+        return hmac.compare_digest(headers.get("authorization", "").encode(), expected.encode())
 
     def simulate(self, order_id: str, raw: bytes) -> DepositAnswer:
         """Answer one POST /midtrans/_simulate/{order_id}: build the notification and queue it.

@@ -181,6 +181,7 @@ class GatewayConfig(_RuntimeConfig):
         gateway_fail_next: the next N create calls get the 503.
         gateway_timeout_next: the next N create calls create the QR code, then hang.
         gateway_timeout_sleep_ms: how long a hanging create sleeps before answering.
+        gateway_payments_down: GET /qr_codes/{qr_id}/payments answers 503 (Xendit's read API down).
     """
 
     webhook_format: Literal["v2", "legacy", "seed"] = "v2"
@@ -192,6 +193,7 @@ class GatewayConfig(_RuntimeConfig):
     gateway_fail_next: int = Field(0, ge=0)
     gateway_timeout_next: int = Field(0, ge=0)
     gateway_timeout_sleep_ms: int = Field(30000, ge=0)
+    gateway_payments_down: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
@@ -214,11 +216,13 @@ class DepositGatewayConfig(_RuntimeConfig):
         deposit_webhook_retry_delay_ms: pause between notification delivery attempts (both gateways).
         midtrans_callback_url: Midtrans notification target; empty disables notifications.
         paystack_callback_url: Paystack webhook target; empty disables webhooks.
+        midtrans_status_down: GET /midtrans/v2/{order_id}/status answers 503 (Midtrans' status API down).
     """
 
     deposit_webhook_retry_delay_ms: int = Field(1000, ge=0)
     midtrans_callback_url: str = ""
     paystack_callback_url: str = ""
+    midtrans_status_down: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DepositGatewayConfig:

@@ -382,3 +382,18 @@ def test_settings_from_env() -> None:
         "SB-Mid-server-loket", "http://127.0.0.1:8000/webhooks/midtrans")
     assert (d.paystack_secret_key, d.paystack_callback_url) == (
         "sk_test_loket", "http://127.0.0.1:8000/webhooks/paystack")
+
+
+@pytest.mark.asyncio
+async def test_midtrans_status_api_reports_the_orders_state(sim: Sim) -> None:
+    await sim.snap(snap_body("dep-status", 25000))
+    status = (await sim.client.get("/midtrans/v2/dep-status/status", headers=MIDTRANS_AUTH)).json()
+    assert (status["transaction_status"], status["status_code"], status["gross_amount"]) == ("pending", "201", "25000.00")
+    note = (await sim.client.post("/midtrans/_simulate/dep-status", json={})).json()
+    by_transaction = (await sim.client.get(f"/midtrans/v2/{note['transaction_id']}/status", headers=MIDTRANS_AUTH)).json()
+    assert (by_transaction["order_id"], by_transaction["transaction_status"], by_transaction["status_code"]) == ("dep-status", "settlement", "200")
+    missing = await sim.client.get("/midtrans/v2/nope/status", headers=MIDTRANS_AUTH)
+    assert missing.status_code == 404 and missing.json()["status_code"] == "404"
+    assert (await sim.client.get("/midtrans/v2/dep-status/status")).status_code == 401
+    await sim.config(midtrans_status_down=True)
+    assert (await sim.client.get("/midtrans/v2/dep-status/status", headers=MIDTRANS_AUTH)).status_code == 503

@@ -358,3 +358,18 @@ def test_settings_from_env() -> None:
     d = Settings()
     assert (d.xendit_secret_key, d.xendit_callback_token) == ("xnd_development_loket", "dev-callback-token")
     assert d.xendit_callback_url == "http://127.0.0.1:8000/api/v1/webhooks/xendit"
+
+
+@pytest.mark.asyncio
+async def test_a_qr_codes_payments_are_listed_newest_first(sim: Sim) -> None:
+    qr = await sim.qr("order-list")
+    assert (await sim.client.get(f"/qr_codes/{qr['id']}/payments", headers=AUTH)).json()["data"] == []
+    first = (await sim.pay(qr["id"], amount=1000)).json()
+    second = (await sim.pay(qr["id"])).json()
+    listed = (await sim.client.get(f"/qr_codes/{qr['id']}/payments", headers=AUTH)).json()
+    assert [p["id"] for p in listed["data"]] == [second["id"], first["id"]] and listed["has_more"] is False
+    assert [p["amount"] for p in listed["data"]] == [qr["amount"], 1000] and {p["status"] for p in listed["data"]} == {"SUCCEEDED"}
+    assert (await sim.client.get("/qr_codes/qr_nope/payments", headers=AUTH)).status_code == 404
+    assert (await sim.client.get(f"/qr_codes/{qr['id']}/payments")).status_code == 401
+    await sim.config(gateway_payments_down=True)
+    assert (await sim.client.get(f"/qr_codes/{qr['id']}/payments", headers=AUTH)).status_code == 503

@@ -18,11 +18,17 @@ from web.json_response import JSONResponse
 from web.requests import read_body
 
 
-def _digiflazz_data(raw_body: bytes) -> dict[str, Any]:
+def _json(raw_body: bytes) -> Any:
+    """The body read as JSON, or a 400. Nesting too deep for the parser (its RecursionError) is
+    a 400 too: Midtrans signs fields inside the body, so it is read before any check."""
     try:
-        body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+        return json.loads(raw_body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "invalid_json", "request body is not valid JSON (or is nested too deeply)") from None
+
+
+def _digiflazz_data(raw_body: bytes) -> dict[str, Any]:
+    body = _json(raw_body)
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_event", "body must be {\"data\": {...}}")
@@ -64,19 +70,16 @@ async def xendit(request: Request) -> JSONResponse:
         raise ApiError(401, "missing_token", "header x-callback-token is required")
     if not same_secret(token, request.app.state.settings.xendit_callback_token):
         raise ApiError(403, "bad_token", "x-callback-token is not valid")
+    body = _json(raw_body)
     try:
-        body = json.loads(raw_body)
         payment = parse_payment_webhook(body)
-    except (ValueError, UnicodeDecodeError) as error:
+    except ValueError as error:
         raise ApiError(400, "invalid_event", f"not a QR payment event: {error}") from None
     return await _store(request, "xendit", payment.event_key, payment.reference, body)
 
 
 def _json_object(raw_body: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+    body = _json(raw_body)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_event", "body must be a JSON object")
     return body
@@ -97,7 +100,9 @@ async def midtrans(request: Request) -> JSONResponse:
         payment = parse_midtrans(body)
     except ValueError as error:
         raise ApiError(400, "invalid_event", str(error)) from None
-    identity = payment.event_key if payment else f"midtrans:{body.get('transaction_id')}:{body.get('transaction_status')}"
+    # With the signed status_code: a notification whose transaction_status was rewritten is another
+    # event than the genuine one of that state, which it must not stand in for as its duplicate.
+    identity = payment.event_key if payment else f"midtrans:{body.get('transaction_id')}:{body.get('transaction_status')}:{signed[1]}"
     return await _store(request, "midtrans", identity, signed[0], body)
 
 
