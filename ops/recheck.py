@@ -37,7 +37,7 @@ async def recheck(purchase_id: int) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
+    if len(sys.argv) != 2 or not (sys.argv[1].isascii() and sys.argv[1].isdigit()):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     print(asyncio.run(recheck(int(sys.argv[1]))))

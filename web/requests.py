@@ -15,7 +15,9 @@ Model = TypeVar("Model", bound=BaseModel)
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and not (declared.isascii() and declared.isdigit()):  # "²" passes isdigit() alone
+        raise ApiError(400, "bad_content_length", "Content-Length must be a whole number of bytes")
+    if declared is not None and int(declared) > limit:
         raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
     body = b""
     async for chunk in request.stream():

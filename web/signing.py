@@ -37,7 +37,8 @@ async def verify(request: Request, reseller: Reseller) -> None:
     timestamp, signature = request.headers.get("x-timestamp"), request.headers.get("x-signature")
     if not timestamp or not signature:
         raise signature_required()
-    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > state.settings.signature_window_seconds:
+    # ASCII digits only: str.isdigit() also takes "²" or "١", which int() refuses or reads as a number.
+    if not (timestamp.isascii() and timestamp.isdigit()) or abs(time.time() - int(timestamp)) > state.settings.signature_window_seconds:
         raise ApiError(401, "stale_timestamp", f"X-Timestamp must be within {state.settings.signature_window_seconds} s of now")
     body = getattr(request.state, "raw_body", None)
     if body is None:
