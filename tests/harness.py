@@ -247,25 +247,44 @@ async def wait_quiet(stack: LoketStack, timeout: float = 30, scheduled: tuple[st
     """
     namespace = stack.processes.env.get("REDIS_NAMESPACE") or os.environ["REDIS_NAMESPACE"]
     client = redis.asyncio.Redis.from_url(stack.processes.env["REDIS_URL"])
+    # Open: due already, or not one of the scheduled kinds (a row is scheduled if it matches any prefix).
     open_jobs = (
-        "SELECT COUNT(*) FROM outbox WHERE due_at <= NOW(6)"
-        + "".join(" OR job_key NOT LIKE %s" for _ in scheduled)
+        "SELECT COUNT(*) FROM outbox WHERE due_at <= NOW(6) OR NOT ("
+        + " OR ".join("job_key LIKE %s" for _ in scheduled)
+        + ")"
     ) if scheduled else "SELECT COUNT(*) FROM outbox"
     patterns = [prefix.replace("%", r"\%").replace("_", r"\_") + "%" for prefix in scheduled]
 
-    async def idle() -> bool:
-        if stack.db.value(open_jobs, *patterns) or stack.db.value("SELECT COUNT(*) FROM webhook_event WHERE outcome = 'received'"):
-            return False
+    async def busy() -> list[str]:
+        """What the stack is still doing, in words a failing test can print."""
+        found = [
+            f"outbox {r['job_key']} due {r['due_at']}"
+            for r in stack.db.rows(open_jobs.replace("COUNT(*)", "job_key, due_at") + " LIMIT 5", *patterns)
+        ]
+        found += [
+            f"webhook_event {r['id']} {r['source']} {r['reference']} received"
+            for r in stack.db.rows("SELECT id, source, reference FROM webhook_event WHERE outcome = 'received' LIMIT 5")
+        ]
         async for key in client.scan_iter(f"{namespace}:*.msgs", count=1000):
-            if not key.endswith(b".DQ.msgs") and await client.hlen(key):
-                return False
-        return True
+            if not key.endswith(b".DQ.msgs") and (held := await client.hlen(key)):
+                found.append(f"{key.decode()} holds {held}")
+        return found
+
+    last: list[str] = []
 
     async def quiet() -> bool:
-        return await idle() and (await asyncio.sleep(0.3) or await idle())
+        nonlocal last
+        last = await busy()
+        if last:
+            return False
+        await asyncio.sleep(0.3)
+        last = await busy()
+        return not last
 
     try:
         await wait_until(quiet, timeout=timeout)
+    except AssertionError as not_quiet:
+        raise AssertionError(f"not quiet within {timeout}s: {'; '.join(last)}") from not_quiet
     finally:
         await client.aclose()
 
