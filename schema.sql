@@ -206,6 +206,16 @@ CREATE TABLE IF NOT EXISTS photo_delivery (
 -- Added on 2026-11-23; a database made before gets it here.
 ALTER TABLE photo_delivery ADD COLUMN IF NOT EXISTS pd_sending_until DATETIME(6) NULL AFTER pd_email_sent_at;
 
+-- Staff tokens revoked before their expiry, by jti. Every web process reloads the rows still
+-- needed (expires_at unknown or ahead) every few seconds, so a revocation outlives any Redis.
+CREATE TABLE IF NOT EXISTS staff_token_revocation (
+  jti          VARCHAR(64)  NOT NULL PRIMARY KEY,
+  revoked_by   VARCHAR(100) NOT NULL,
+  reason       VARCHAR(255) NULL,
+  expires_at   DATETIME(6)  NULL,                -- the token's own exp when known: the row is moot after it
+  revoked_at   DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 -- The demo products of ppob-api.md, with the codes the provider (and the simulator) knows.
 INSERT INTO produk (id, kode, nama, kategori, harga, nominal, deskripsi) VALUES
   (1, 'pulsa10', 'Pulsa 10k', 'pulsa', 12000, 10000, 'Pulsa Reguler 10.000'),

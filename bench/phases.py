@@ -235,7 +235,6 @@ class Phases:
 
     def qris(self) -> list[EndpointPhase]:
         admin = issue_staff_token(self.bench.jwt_secret, "bench-admin", ADMIN_LEVEL)
-        staff = issue_staff_token(self.bench.jwt_secret, "bench-kiosk", STAFF_LEVEL, ttl_seconds=24 * 3600)
         locations = []
         with httpx.Client(base_url=self.bench.web_url, timeout=10, headers={"authorization": f"Bearer {admin}"}) as api:
             for n in range(max(1, self.args.qris_locations)):
@@ -245,16 +244,25 @@ class Phases:
                 locations.append(int(response.json()["data"]["ml_id"]))
         config = self.bench.sim_config(gateway_latency_ms=self.args.gateway_latency_ms)
         self.say(f"[QRIS] locations {locations}; sim gateway_latency_ms={config['gateway_latency_ms']}")
-        return [self._qris_phase(wait, locations, staff) for wait in qris_waits(self.args)]
+        # One kiosk per location, as deployed: a kiosk's token acts for its own location only.
+        tokens = {
+            loc: issue_staff_token(self.bench.jwt_secret, f"bench-kiosk-{loc}", STAFF_LEVEL, ttl_seconds=24 * 3600, location_id=loc)
+            for loc in locations
+        }
+        return [self._qris_phase(wait, tokens) for wait in qris_waits(self.args)]
 
-    def _qris_phase(self, wait_ms: int, locations: list[int], token: str) -> EndpointPhase:
+    def _qris_phase(self, wait_ms: int, tokens: dict[int, str]) -> EndpointPhase:
         name = f"web-qris{wait_ms}"
         url = self.bench.start_web_variant(name, {"QRIS_CREATE_WAIT_MS": str(wait_ms)})
         try:
             host = self._host(url)
-            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-            requests = (http_request("POST", "/api/v1/transactions", host, headers, json.dumps({"location_id": loc}).encode())
-                        for loc in locations)  # fmt: skip
+            requests = (
+                http_request(
+                    "POST", "/api/v1/transactions", host, {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+                    json.dumps({"location_id": loc}).encode(),
+                )
+                for loc, token in tokens.items()
+            )
             after = int(self.db.one("SELECT COALESCE(MAX(tr_id), 0) AS m FROM qris_transaction")["m"])
             codes_before = len(httpx.get(f"{self.bench.sim_url}/_sim/qr_codes", timeout=30).json())
             label = f"POST /api/v1/transactions, QRIS_CREATE_WAIT_MS={wait_ms}"

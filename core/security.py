@@ -57,15 +57,27 @@ def same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+MAX_JTI_LENGTH = 64
+
+
 @dataclass(frozen=True)
 class StaffClaims:
     sub: str
     role_level: int
+    location_id: int | None = None
+    """The one kiosk location the token acts for; None: no location (only admins may then act on all)."""
+    jti: str | None = None
+    """The token's id, by which it can be revoked; tokens from elsewhere may carry none."""
 
 
-def issue_staff_token(secret: str, sub: str, role_level: int, ttl_seconds: int = 3600) -> str:
+def issue_staff_token(
+    secret: str, sub: str, role_level: int, ttl_seconds: int = 3600, *, location_id: int | None = None, jti: str | None = None
+) -> str:
+    """A signed token with a fresh jti (unless one is given), scoped to location_id when given."""
     now = int(time.time())
-    claims = {"sub": sub, "role_level": role_level, "iat": now, "exp": now + ttl_seconds}
+    claims: dict[str, object] = {"sub": sub, "role_level": role_level, "iat": now, "exp": now + ttl_seconds, "jti": jti or secrets.token_hex(16)}
+    if location_id is not None:
+        claims["location_id"] = location_id
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -86,7 +98,21 @@ def _verified_staff_token(secret: str, token: str) -> tuple[StaffClaims, float]:
     was 14% of the web's CPU per kiosk create (py-spy). A token that fails raises, and a failure
     is not remembered, so only tokens this deployment signed are kept (at most 1024)."""
     claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
-    return StaffClaims(sub=str(claims["sub"]), role_level=int(claims.get("role_level", 0))), float(claims["exp"])
+    location_id, jti = claims.get("location_id"), claims.get("jti")
+    # A malformed scope or id makes the token invalid rather than unscoped or unrevocable.
+    if location_id is not None and (type(location_id) is not int or not 1 <= location_id < 2**31):
+        raise ValueError("location_id must be a positive integer")
+    if jti is not None and (not isinstance(jti, str) or not 1 <= len(jti) <= MAX_JTI_LENGTH):
+        raise ValueError(f"jti must be a string of 1-{MAX_JTI_LENGTH} characters")
+    staff = StaffClaims(sub=str(claims["sub"]), role_level=int(claims.get("role_level", 0)), location_id=location_id, jti=jti)
+    return staff, float(claims["exp"])
+
+
+def unverified_expiry_and_jti(token: str) -> tuple[float | None, str | None]:
+    """A token's exp and jti without checking its signature: for an operator who revokes it."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    exp, jti = claims.get("exp"), claims.get("jti")
+    return (float(exp) if isinstance(exp, int | float) else None), (jti if isinstance(jti, str) else None)
 
 
 class ResponseCipher:

@@ -5,6 +5,7 @@ Every process (web, worker, clock, tools) reads the same names; the environment 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,6 +23,34 @@ def _int(name: str, default: int) -> int:
 
 def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
+
+
+def _limit(name: str, default: int) -> int:
+    """A per-minute allowance: a whole number >= 0 (0 turns the limit off)."""
+    raw = os.environ.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}: {raw!r} is not a whole number") from None
+    if value < 0:
+        raise ValueError(f"{name}: {value} is below 0 (0 turns the limit off)")
+    return value
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(name: str) -> tuple[Network, ...]:
+    """Comma-separated IP addresses or CIDR networks; empty for none."""
+    found = []
+    for entry in (part.strip() for part in os.environ.get(name, "").split(",")):
+        if not entry:
+            continue
+        try:
+            found.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{name}: {entry!r} is not an IP address or network (e.g. 10.0.0.5,10.1.0.0/16)") from None
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -101,6 +130,23 @@ class Settings:
     """Where the clock serves the queue and table gauges (0: not at all)."""
     metrics_host: str
     """Base64 of 32 bytes enables AES-256-GCM on the public kiosk endpoints; empty disables it."""
+    address_key_attempts_per_minute: int
+    """Requests per client address per minute that carry an API key this web process has not seen
+    work (0: no limit): refused with 429 before the key is looked up, so spraying keys is cheap to stop."""
+    registrations_per_minute: int
+    """POST /register per client address per minute (0: no limit); registrations by an admin token are not counted."""
+    deposits_per_minute: int
+    """POST /deposit per reseller per minute (0: no limit): each one asks the gateway for a QR code."""
+    public_lookups_per_minute: int
+    """Public kiosk reads (a transaction by external id, a photo gallery) per client address per minute (0: no limit)."""
+    rate_limit_max_keys: int
+    """Counters one web process keeps per limit and minute; beyond them the oldest are forgotten here
+    (their counts stay in Redis and come back at the next settle)."""
+    trusted_proxies: tuple[Network, ...]
+    """Addresses/networks of the reverse proxies whose X-Forwarded-For names the client; empty: the
+    socket's peer is the client and the header is ignored."""
+    token_revocation_refresh_seconds: float
+    """How often each web process reloads the revoked staff tokens from the database."""
 
 
 @lru_cache(maxsize=1)
@@ -159,5 +205,12 @@ def get_settings() -> Settings:
         require_request_signature=_str("REQUIRE_REQUEST_SIGNATURE", "false").lower() in ("1", "true", "yes"),
         signature_window_seconds=_int("SIGNATURE_WINDOW_SECONDS", 300),
         rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 6000),
+        address_key_attempts_per_minute=_limit("ADDRESS_KEY_ATTEMPTS_PER_MINUTE", 60),
+        registrations_per_minute=_limit("REGISTRATIONS_PER_MINUTE", 5),
+        deposits_per_minute=_limit("DEPOSITS_PER_MINUTE", 10),
+        public_lookups_per_minute=_limit("PUBLIC_LOOKUPS_PER_MINUTE", 600),
+        rate_limit_max_keys=_limit("RATE_LIMIT_MAX_KEYS", 100_000),
+        trusted_proxies=_networks("TRUSTED_PROXIES"),
+        token_revocation_refresh_seconds=_float("TOKEN_REVOCATION_REFRESH_SECONDS", 5.0),
         metrics_host=_str("METRICS_HOST", "127.0.0.1"),
     )

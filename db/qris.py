@@ -63,9 +63,14 @@ async def deposits_of(conn: AsyncConnection, reseller_id: int, limit: int, befor
     return [dict(r._mapping) for r in await conn.execute(query.order_by(tr.c.tr_id.desc()).limit(limit))]
 
 
-async def page(conn: AsyncConnection, search: str | None, statuses: list[str] | None, skip: int, limit: int) -> tuple[list[Row], int]:
+async def page(
+    conn: AsyncConnection, search: str | None, statuses: list[str] | None, skip: int, limit: int, *, location_id: int | None = None
+) -> tuple[list[Row], int]:
+    """location_id: that location's transactions only; None: every location's."""
     joined = tr.join(location, location.c.ml_id == tr.c.tr_location_id)
     filters = _filters(search, statuses)
+    if location_id is not None:
+        filters.append(tr.c.tr_location_id == location_id)
     total = (await conn.execute(select(func.count()).select_from(joined).where(*filters))).scalar_one()
     rows = await conn.execute(
         select(tr, location.c.ml_name).select_from(joined).where(*filters).order_by(tr.c.tr_id.desc()).offset(skip).limit(limit)
@@ -73,9 +78,11 @@ async def page(conn: AsyncConnection, search: str | None, statuses: list[str] | 
     return [dict(r._mapping) for r in rows], int(total)
 
 
-async def count(conn: AsyncConnection, statuses: list[str] | None) -> int:
-    """Kiosk transactions (deposits have no location)."""
+async def count(conn: AsyncConnection, statuses: list[str] | None, *, location_id: int | None = None) -> int:
+    """Kiosk transactions (deposits have no location), of location_id only when given."""
     query = select(func.count()).select_from(tr).where(tr.c.tr_location_id.is_not(None))
+    if location_id is not None:
+        query = query.where(tr.c.tr_location_id == location_id)
     if statuses:
         query = query.where(tr.c.tr_status.in_(statuses))
     return int((await conn.execute(query)).scalar_one())

@@ -198,3 +198,13 @@ callback_attempt = Table(
     Column("error", String(255)),
     Column("duration_ms", Integer),
 )
+
+staff_token_revocation = Table(
+    "staff_token_revocation",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("revoked_by", String(100)),
+    Column("reason", String(255)),
+    Column("expires_at", DateTime),
+    Column("revoked_at", DateTime),
+)

@@ -8,6 +8,7 @@ import re
 import httpx
 import pytest
 
+from core.security import issue_staff_token
 from tests.harness import LoketStack, fast_env, wait_until
 
 TOKEN = fast_env()["XENDIT_CALLBACK_TOKEN"]
@@ -22,6 +23,12 @@ async def new_location(api: httpx.AsyncClient, admin: dict[str, str]) -> int:
     return response.json()["data"]["ml_id"]
 
 
+def kiosk_at(location_id: int) -> dict[str, str]:
+    """Headers of the kiosk at this location: role_level 1, scoped to it (web/staff.py)."""
+    token = issue_staff_token(fast_env()["JWT_SECRET"], f"kiosk-{location_id}", 1, location_id=location_id)
+    return {"authorization": f"Bearer {token}"}
+
+
 async def poll(api: httpx.AsyncClient, external_id: str, until: tuple[str, ...], timeout: float = 20) -> dict:
     """What a kiosk does: GET the public status every few hundred ms until it ends."""
     seen: dict = {}
@@ -34,8 +41,9 @@ async def poll(api: httpx.AsyncClient, external_id: str, until: tuple[str, ...],
     return seen
 
 
-async def test_create_get_qr_pay_and_complete_as_a_kiosk_would(api, stack: LoketStack, admin, kiosk):
+async def test_create_get_qr_pay_and_complete_as_a_kiosk_would(api, stack: LoketStack, admin):
     location_id = await new_location(api, admin)
+    kiosk = kiosk_at(location_id)
     created = await api.post("/api/v1/transactions", json={"location_id": location_id}, headers=kiosk)
     assert created.status_code == 201, created.text
     body = created.json()
@@ -54,18 +62,20 @@ async def test_create_get_qr_pay_and_complete_as_a_kiosk_would(api, stack: Loket
 
 
 @pytest.mark.parametrize("webhook_format", ["legacy", "seed"])
-async def test_the_legacy_and_seed_webhook_forms_complete_too(api, stack: LoketStack, admin, kiosk, webhook_format):
+async def test_the_legacy_and_seed_webhook_forms_complete_too(api, stack: LoketStack, admin, webhook_format):
     await stack.configure_sim(webhook_format=webhook_format)
     location_id = await new_location(api, admin)
+    kiosk = kiosk_at(location_id)
     data = (await api.post("/api/v1/transactions", json={"location_id": location_id}, headers=kiosk)).json()["data"]
     assert (await stack.pay(data["tr_external_id"])).status_code == 200
     assert (await poll(api, data["tr_external_id"], ("COMPLETED",)))["tr_paid_at"]
 
 
-async def test_a_slow_then_failing_gateway_still_delivers_one_qr(api, stack: LoketStack, admin, kiosk):
+async def test_a_slow_then_failing_gateway_still_delivers_one_qr(api, stack: LoketStack, admin):
     # The first create is made but answered too late; the next fails with 503; then the gateway is back.
     await stack.configure_sim(gateway_timeout_next=1, gateway_timeout_sleep_ms=3000, gateway_fail_next=1)
     location_id = await new_location(api, admin)
+    kiosk = kiosk_at(location_id)
     created = await api.post("/api/v1/transactions", json={"location_id": location_id}, headers=kiosk)
     assert created.status_code == 201
     external_id = created.json()["data"]["tr_external_id"]
@@ -78,9 +88,10 @@ async def test_a_slow_then_failing_gateway_still_delivers_one_qr(api, stack: Lok
     assert (await api.get(f"/api/v1/transactions/external/{external_id}")).json()["data"]["tr_status"] == "PENDING"
 
 
-async def test_a_gateway_that_keeps_failing_ends_failed_and_returns_the_quota_slot(api, stack: LoketStack, admin, kiosk):
+async def test_a_gateway_that_keeps_failing_ends_failed_and_returns_the_quota_slot(api, stack: LoketStack, admin):
     await stack.configure_sim(gateway_fail_next=1000)
     location_id = await new_location(api, admin)
+    kiosk = kiosk_at(location_id)
     price = (await api.post("/api/v1/prices", json={"mp_name": "Promo", "mp_amount": 25_000, "mp_quota": 1, "mp_location_id": location_id}, headers=admin)).json()["data"]
     created = await api.post("/api/v1/transactions", json={"location_id": location_id, "price_id": price["mp_id"]}, headers=kiosk)
     assert created.status_code == 201 and created.json()["data"]["tr_qris_string"] is None
@@ -94,16 +105,18 @@ async def test_a_gateway_that_keeps_failing_ends_failed_and_returns_the_quota_sl
     assert stack.db.value("SELECT mp_used FROM price WHERE mp_id = %s", price["mp_id"]) == 0
 
 
-async def test_unpaid_transactions_expire_by_their_timer(api, stack: LoketStack, admin, kiosk):
+async def test_unpaid_transactions_expire_by_their_timer(api, stack: LoketStack, admin):
     location_id = await new_location(api, admin)
+    kiosk = kiosk_at(location_id)
     data = (await api.post("/api/v1/transactions", json={"location_id": location_id}, headers=kiosk)).json()["data"]
     expired = await poll(api, data["tr_external_id"], ("EXPIRED", "COMPLETED"), timeout=20)
     assert expired["tr_status"] == "EXPIRED" and expired["tr_paid_at"] is None
 
 
-async def test_a_payment_after_expiry_does_not_revive_and_is_kept_for_reconciliation(api, stack: LoketStack, admin, kiosk):
+async def test_a_payment_after_expiry_does_not_revive_and_is_kept_for_reconciliation(api, stack: LoketStack, admin):
     await stack.configure_sim(allow_expired_payment=True)
     location_id = await new_location(api, admin)
+    kiosk = kiosk_at(location_id)
     data = (await api.post("/api/v1/transactions", json={"location_id": location_id}, headers=kiosk)).json()["data"]
     await poll(api, data["tr_external_id"], ("EXPIRED",), timeout=20)
     assert (await stack.pay(data["tr_external_id"])).status_code == 200
@@ -117,8 +130,9 @@ async def test_a_payment_after_expiry_does_not_revive_and_is_kept_for_reconcilia
     assert final["tr_status"] == "EXPIRED" and final["tr_paid_at"] is None
 
 
-async def test_a_different_amount_never_completes(api, stack: LoketStack, admin, kiosk):
+async def test_a_different_amount_never_completes(api, stack: LoketStack, admin):
     location_id = await new_location(api, admin)
+    kiosk = kiosk_at(location_id)
     data = (await api.post("/api/v1/transactions", json={"location_id": location_id}, headers=kiosk)).json()["data"]
     assert (await stack.pay(data["tr_external_id"], amount=1_000)).status_code == 200
 
@@ -129,8 +143,9 @@ async def test_a_different_amount_never_completes(api, stack: LoketStack, admin,
     assert (await api.get(f"/api/v1/transactions/external/{data['tr_external_id']}")).json()["data"]["tr_status"] == "PENDING"
 
 
-async def test_quota_holds_under_50_concurrent_creates(api, stack: LoketStack, admin, kiosk):
+async def test_quota_holds_under_50_concurrent_creates(api, stack: LoketStack, admin):
     location_id = await new_location(api, admin)
+    kiosk = kiosk_at(location_id)
     price = (await api.post("/api/v1/prices", json={"mp_name": "Terbatas", "mp_amount": 30_000, "mp_quota": 10}, headers=admin)).json()["data"]
     responses = await asyncio.gather(
         *(api.post("/api/v1/transactions", json={"location_id": location_id, "price_id": price["mp_id"]}, headers=kiosk) for _ in range(50))

@@ -11,6 +11,7 @@ from db import callbacks as callback_queries
 from db import ledger, resellers
 from db.errors import is_duplicate_key
 from domain.ledger import post_entry
+from web import abuse
 from web.auth import reseller_of, staff_of
 from web.errors import ApiError
 from web.json_response import JSONResponse
@@ -35,7 +36,18 @@ def _check_callback_url(request: Request, url: str | None) -> None:
         raise ApiError(422, "invalid_input", f"callback_url: {refused}")
 
 
+def _admin_level_or_none(request: Request) -> int | None:
+    """The role level of a valid staff token on the request, None without one: only to exempt an
+    admin's registrations from the per-address limit (a bad token is refused below, when it matters)."""
+    try:
+        staff = staff_of(request)
+    except ApiError:
+        return None
+    return None if staff is None else staff.role_level
+
+
 async def register(request: Request) -> JSONResponse:
+    abuse.registration_limited(request, _admin_level_or_none(request))
     body = await parse_body(request, RegisterRequest)
     _check_callback_url(request, body.callback_url)
     if body.saldo > 0:

@@ -15,10 +15,12 @@ from core.security import PrivateKeyBox, ResponseCipher
 from core.settings import Settings
 from db.engine import close_pool, create_engine, create_pool, engine_size_beside
 from web import accounts, deposits, health, intake, kiosk, masters, metrics, openapi, purchases, staff_ops, webhooks
+from web.abuse import AbuseLimits
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware.metrics import RequestMetrics
 from web.middleware.request_context import RequestContext
 from web.rate_limit import RateLimiter
+from web.revocations import Revocations
 from workers.pusher import Pusher
 
 ROUTES = [
@@ -72,6 +74,7 @@ ROUTES = [
     Route("/api/v1/resellers/{id:int}/adjustments", staff_ops.adjust_saldo, methods=["POST"]),
     Route("/api/v1/products/{id:int}", staff_ops.change_product, methods=["PUT"]),
     Route("/api/v1/purchases/{id:int}/resolve", staff_ops.resolve_purchase, methods=["POST"]),
+    Route("/api/v1/staff-tokens/revocations", staff_ops.revoke_staff_token, methods=["POST"]),
 ]
 
 
@@ -105,12 +108,19 @@ def create_app(settings: Settings) -> Starlette:
             pusher=app.state.pusher,
         )
         app.state.engine = create_engine(settings, pool_size=engine_size_beside(settings.db_pool_size))
-        app.state.rate_limiter = RateLimiter(app.state.redis, settings.rate_limit_per_minute)
+        app.state.rate_limiter = RateLimiter(
+            app.state.redis, settings.rate_limit_per_minute, prefix=f"{settings.redis_namespace}:loket:rl:key", max_keys=settings.rate_limit_max_keys
+        )
+        app.state.abuse_limits = AbuseLimits.of(app.state.redis, settings)
+        app.state.revocations = Revocations(app.state.engine, settings.token_revocation_refresh_seconds)
+        await app.state.revocations.start()
         heap.settle()
         try:
             yield
         finally:
+            await app.state.revocations.aclose()
             await app.state.rate_limiter.aclose()
+            await app.state.abuse_limits.aclose()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
             await close_pool(app.state.autocommit_pool)

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from core.security import StaffClaims, hash_api_key, verify_staff_token
 from db import raw, resellers
 from db.resellers import Reseller
-from web import signing
+from web import abuse, signing
 from web.errors import ApiError
 
 MAX_KEY_LENGTH = 128
@@ -31,21 +31,25 @@ def api_key_hash_of(request: Request) -> bytes:
     if len(api_key) > MAX_KEY_LENGTH:
         raise invalid_api_key()
     key_hash = hash_api_key(api_key)
-    # Before the database: a flood with one key, valid or not, is refused without a query.
+    # Before the database: a flood of keys not known to work from one address, and a flood with
+    # one key, valid or not, are refused without a query.
+    abuse.key_attempt_limited(request, key_hash)
     request.app.state.rate_limiter.enforce(key_hash)
     return key_hash
 
 
 async def reseller_by_key(conn: raw.Connection, request: Request, key_hash: bytes) -> Reseller:
     """The active reseller with this key hash, its signature checked (see reseller_of)."""
-    return await verified(request, await resellers.by_api_key_hash(conn, key_hash))
+    return await verified(request, await resellers.by_api_key_hash(conn, key_hash), key_hash)
 
 
-async def verified(request: Request, found: Reseller | None) -> Reseller:
+async def verified(request: Request, found: Reseller | None, key_hash: bytes) -> Reseller:
     """The reseller found by the request's key hash, with the request's signature checked: 401
     when none was found, or for a missing (when required), stale, wrong or replayed signature."""
     if found is None:
+        abuse.key_failed(request, key_hash)
         raise invalid_api_key()
+    abuse.key_worked(request, key_hash)
     if found.require_signature or signature_sent_or_required(request):
         await signing.verify(request, found)
     return found
@@ -71,4 +75,9 @@ def staff_of(request: Request) -> StaffClaims | None:
     claims = verify_staff_token(request.app.state.settings.jwt_secret, token.strip())
     if claims is None:
         raise ApiError(401, "invalid_token", "staff token invalid or expired")
+    revocations = request.app.state.revocations
+    if not revocations.loaded:
+        raise ApiError(503, "revocations_unavailable", "staff tokens cannot be checked yet; try again", {"Retry-After": "1"})
+    if claims.jti is not None and claims.jti in revocations:
+        raise ApiError(401, "token_revoked", "staff token revoked", {"WWW-Authenticate": "Bearer"})
     return claims

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from db import qris as qris_queries
 from domain import qris
+from web import abuse
 from web.auth import reseller_of
 from web.errors import ApiError
 from web.json_response import JSONResponse
@@ -46,6 +47,7 @@ async def create(request: Request) -> Response:
     state = request.app.state
     async with unit_of_work(state.engine.begin(), state.pusher) as conn:
         reseller = await reseller_of(conn, request)
+        abuse.deposit_limited(request, reseller.id)  # before the row: a refused deposit leaves nothing
         created = await qris.create_deposit(
             conn,
             reseller_id=reseller.id,

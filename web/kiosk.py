@@ -13,11 +13,12 @@ from db import photos as photo_queries
 from db import qris as qris_queries
 from db import raw
 from domain import photos, qris
+from web.abuse import public_lookup_limited
 from web.envelope import ok, page, public
 from web.errors import ApiError
 from web.kiosk_schemas import CountQuery, CreateTransaction, PhotoRequest, TransactionListQuery, status_list
 from web.requests import parse_body, parse_query
-from web.staff import require_staff
+from web.staff import location_scope, require_location, require_staff
 from workers import qr_ready
 from workers.unit_of_work import unit_of_work
 
@@ -45,8 +46,9 @@ async def _transaction(request: Request) -> dict[str, Any]:
 
 
 async def create(request: Request) -> Response:
-    require_staff(request)
+    claims = require_staff(request)
     body = await parse_body(request, CreateTransaction)
+    require_location(claims, body.location_id)
     state = request.app.state
     settings = state.settings
     try:
@@ -69,31 +71,33 @@ async def create(request: Request) -> Response:
 
 
 async def by_external_id(request: Request) -> Response:
+    public_lookup_limited(request)
     row = await _transaction(request)
     return public(request, {"success": True, "message": "Transaction retrieved successfully", "data": transaction_view(row)})
 
 
 async def listing(request: Request) -> Response:
-    require_staff(request)
+    scope = location_scope(require_staff(request))
     query = parse_query(request, TransactionListQuery)
     async with request.app.state.engine.begin() as conn:
-        rows, total = await qris_queries.page(conn, query.search, status_list(query.status), query.skip, query.limit)
+        rows, total = await qris_queries.page(conn, query.search, status_list(query.status), query.skip, query.limit, location_id=scope)
     data = [{**transaction_view(r), "location": {"ml_id": r["tr_location_id"], "ml_name": r["ml_name"]}} for r in rows]
     return page(data, "Transactions retrieved successfully", total=total, skip=query.skip, limit=query.limit)
 
 
 async def count(request: Request) -> Response:
-    require_staff(request)
+    scope = location_scope(require_staff(request))
     query = parse_query(request, CountQuery)
     async with request.app.state.engine.begin() as conn:
-        total = await qris_queries.count(conn, status_list(query.status))
+        total = await qris_queries.count(conn, status_list(query.status), location_id=scope)
     return ok({"count": total}, "Transaction count retrieved successfully")
 
 
 async def add_photos(request: Request) -> Response:
-    require_staff(request)
+    claims = require_staff(request)
     body = await parse_body(request, PhotoRequest)
     row = await _transaction(request)
+    require_location(claims, row["tr_location_id"])  # before its state is told or changed
     if row["tr_status"] != "COMPLETED":
         raise ApiError(409, "not_paid", f"transaction is {row['tr_status']}; photos are for paid sessions")
     state = request.app.state
@@ -106,6 +110,7 @@ async def add_photos(request: Request) -> Response:
 
 
 async def get_photos(request: Request) -> Response:
+    public_lookup_limited(request)
     row = await _transaction(request)
     async with request.app.state.engine.begin() as conn:
         delivery = await photo_queries.of_transaction(conn, row["tr_id"])

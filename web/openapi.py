@@ -31,8 +31,9 @@ REF = "#/components/schemas/{model}"
 OPENAPI_DOCUMENT: dict[str, Any] = {"type": "object", "required": ["openapi", "info", "paths", "components"]}
 
 BODY = (400, 413, 422)  # empty or malformed JSON, over 64 KiB, invalid fields
-# A reseller key is refused (401) or over its per-minute allowance (429, web/rate_limit.py).
-RESELLER, STAFF = (401, 429), (401, 403)
+# A reseller key is refused (401) or over its per-minute allowance (429, web/rate_limit.py); a
+# staff token is refused (401, 403), or cannot be checked before the revocations are loaded (503).
+RESELLER, STAFF = (401, 429), (401, 403, 503)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/openapi.json"): Operation("This document", "ops", OPENAPI_DOCUMENT),
     ("POST", "/register"): Operation(
         "Register a reseller; an opening saldo needs an admin staff token", "reseller", responses.Registered,
-        security=("staffToken",), optional_security=True, body=rs.RegisterRequest, errors=(*BODY, 401, 403, 409),
+        security=("staffToken",), optional_security=True, body=rs.RegisterRequest, errors=(*BODY, 401, 403, 409, 429, 503),
     ),
     ("POST", "/generate-key"): Operation("Rotate the API and private keys", "reseller", responses.Keys, security=("resellerKey",), errors=RESELLER),
     ("GET", "/saldo"): Operation("The reseller's saldo", "reseller", responses.Saldo, security=("resellerKey",), errors=RESELLER),
@@ -139,14 +140,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Count transactions", "kiosk", _E[responses.Count], security=("staffToken",), query=ks.CountQuery, errors=(*STAFF, 422)
     ),
     ("GET", "/api/v1/transactions/external/{external_id}"): Operation(
-        "A transaction by external id (public)", "kiosk", responses.TransactionAnswer, errors=(404,), path=_EXTERNAL_ID
+        "A transaction by external id (public)", "kiosk", responses.TransactionAnswer, errors=(404, 429), path=_EXTERNAL_ID
     ),
     ("POST", "/api/v1/transactions/{external_id}/photos"): Operation(
         "Send a paid session's photos by e-mail", "kiosk", _E[responses.PhotosAccepted], status=202,
         security=("staffToken",), body=ks.PhotoRequest, errors=(*BODY, *STAFF, 404, 409), path=_EXTERNAL_ID,
     ),
     ("GET", "/api/v1/transactions/{external_id}/photos"): Operation(
-        "A session's photo gallery (public)", "kiosk", responses.PhotosAnswer, errors=(404, 410), path=_EXTERNAL_ID
+        "A session's photo gallery (public)", "kiosk", responses.PhotosAnswer, errors=(404, 410, 429), path=_EXTERNAL_ID
     ),
     ("GET", "/api/v1/locations"): Operation(
         "Locations", "masters", _P[responses.Location], security=("staffToken",), query=ks.ListQuery, errors=(*STAFF, 422)
@@ -201,6 +202,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("PUT", "/api/v1/products/{id:int}"): Operation(
         "Switch a product off or on, or change its price (admin)", "operators", _E[responses.ProductChanged],
         security=("staffToken",), body=staff_ops.ProductChange, errors=(*BODY, *STAFF, 404), path=_ROW_ID,
+    ),
+    ("POST", "/api/v1/staff-tokens/revocations"): Operation(
+        "Revoke a staff token by its jti (admin)", "operators", _E[responses.TokenRevoked],
+        security=("staffToken",), body=staff_ops.Revocation, errors=(*BODY, *STAFF),
     ),
     ("POST", "/api/v1/purchases/{id:int}/resolve"): Operation(
         "End a purchase the provider never decided (admin)", "operators", _E[responses.Purchase],

@@ -11,7 +11,7 @@ from db import products, raw, resellers
 from db import purchases as purchase_queries
 from domain import purchases
 from domain.ledger import InsufficientSaldo
-from web import auth, signing
+from web import abuse, auth, signing
 from web.auth import reseller_of
 from web.errors import ApiError
 from web.json_response import JSONResponse
@@ -39,6 +39,10 @@ async def buy(request: Request) -> JSONResponse:
         **await _buyer(state.autocommit_pool, request, key_hash),
     )
     answer = await state.purchase_intake(order)  # committed with the orders of the same moment, its job pushed with theirs
+    if isinstance(answer, purchases.UnknownApiKey):
+        abuse.key_failed(request, key_hash)
+    else:
+        abuse.key_worked(request, key_hash)
     try:
         if isinstance(answer, Exception):
             raise answer
@@ -105,9 +109,9 @@ async def status_by_ref(request: Request) -> JSONResponse:
 
 async def _status(request: Request, **which: Any) -> JSONResponse:
     """The caller and its purchase in one read, shared with the reads of the same moment (web.intake)."""
-    query = purchase_queries.OwnedQuery(auth.api_key_hash_of(request), **which)
-    reseller, found = await request.app.state.status_reads(query)
-    await auth.verified(request, reseller)
+    key_hash = auth.api_key_hash_of(request)
+    reseller, found = await request.app.state.status_reads(purchase_queries.OwnedQuery(key_hash, **which))
+    await auth.verified(request, reseller, key_hash)
     if found is None:
         raise ApiError(404, "not_found", "transaksi tidak ditemukan")
     return JSONResponse(purchase_view(found))

@@ -1,4 +1,5 @@
-"""Per-API-key rate limiting: a counter per key and minute (fixed window), shared through Redis.
+"""Rate limiting: a counter per key (an API key's hash, a client address, a reseller) and minute
+(fixed window), shared through Redis.
 
 Each web process counts its requests in memory and settles them with Redis in one script call
 for every key it saw, `settle_seconds` after the first unsettled one; Redis answers each key's
@@ -6,7 +7,10 @@ total over all processes. The per-request Redis call this replaces cost ~13% of 
 per accepted purchase (py-spy). The price is precision across processes: another process's
 requests are seen at this one's next settle, so the limit can be passed by what the processes
 admit within one settle interval. Within one process the count is exact, and it keeps counting
-(per process only) while Redis is down.
+(per process only) while Redis is down. A process remembers at most `max_keys` totals from Redis
+per minute: beyond them it forgets the oldest (their counts stay in Redis and come back at their
+next settle), so a flood of distinct keys cannot grow its memory without bound; the counts not yet
+settled go at every settle, and while Redis is down the oldest of them beyond `max_keys` are lost.
 """
 
 from __future__ import annotations
@@ -53,20 +57,35 @@ class _Window:
 class RateLimiter:
     """One per web process, shared by its requests."""
 
-    def __init__(self, redis: Redis, per_minute: int, settle_seconds: float = 0.05) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        per_minute: int,
+        settle_seconds: float = 0.05,
+        *,
+        prefix: str = "loket:rl",
+        max_keys: int = 100_000,
+        counted: str = "requests",
+    ) -> None:
         """per_minute: each key's allowance (0 disables the limit).
         settle_seconds: how long counts stay in this process before they go to Redis.
+        prefix: of the Redis keys, e.g. with the deployment's REDIS_NAMESPACE and the limit's name.
+        max_keys: counters kept in this process per minute. counted: what the 429 says was counted.
         """
         self._redis = redis
         self._per_minute = per_minute
         self._settle_seconds = settle_seconds
+        self._prefix = prefix
+        self._max_keys = max(1, max_keys)
+        self._counted = counted
         self._window = _Window(-1)
         self._settling: asyncio.Task[None] | None = None
         self._redis_failing = False
 
-    def enforce(self, key_hash: bytes) -> None:
-        """Count one request of this key: 429 with Retry-After when the key has used its minute.
-        A refused request counts too, so a flood stays refused."""
+    def enforce(self, key_hash: bytes | str) -> None:
+        """Count one request of this key (bytes: a hash, of which 128 bits name it; str: as it is):
+        429 with Retry-After when the key has used its minute. A refused request counts too, so a
+        flood stays refused."""
         if self._per_minute <= 0:
             return
         now = time.time()
@@ -74,14 +93,18 @@ class RateLimiter:
         window = self._window
         if window.number != number:
             window = self._window = _Window(number)
-        key = f"loket:rl:{key_hash.hex()[:32]}:{number}"
-        window.unsettled[key] = window.unsettled.get(key, 0) + 1
+        name = key_hash.hex()[:32] if isinstance(key_hash, bytes) else key_hash
+        key = f"{self._prefix}:{name}:{number}"
+        unsettled = window.unsettled
+        unsettled[key] = unsettled.get(key, 0) + 1
+        if self._redis_failing and len(unsettled) > self._max_keys:  # they are emptied at every settle otherwise
+            del unsettled[next(iter(unsettled))]
         if self._settling is None:
             self._settling = asyncio.get_running_loop().create_task(self._settle_while_counting())
         if window.used(key) > self._per_minute:
             retry_after = max(1, int((number + 1) * 60 - now))
             raise ApiError(
-                429, "rate_limited", f"more than {self._per_minute} requests this minute", {"Retry-After": str(retry_after)}
+                429, "rate_limited", f"more than {self._per_minute} {self._counted} this minute", {"Retry-After": str(retry_after)}
             )
 
     async def aclose(self, timeout: float = 2.0) -> None:
@@ -120,4 +143,7 @@ class RateLimiter:
         finally:
             window.settling = {}
         self._redis_failing = False
-        window.settled.update(zip(counts, (int(total) for total in totals), strict=True))
+        settled = window.settled
+        settled.update(zip(counts, (int(total) for total in totals), strict=True))
+        for _ in range(len(settled) - self._max_keys):  # the oldest first: dicts keep insertion order
+            del settled[next(iter(settled))]

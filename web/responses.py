@@ -197,6 +197,13 @@ class ProductChanged(Out):
     harga: int | None = Field(default=None, gt=0)
 
 
+class TokenRevoked(Out):
+    """The revoked token's jti; revoked_now is false when it was revoked before."""
+
+    jti: str
+    revoked_now: bool
+
+
 class WebhookAck(Out):
     received: Literal[True]
     duplicate: bool = Field(description="true when this event had been stored before")

@@ -9,7 +9,8 @@ from sqlalchemy import select, update
 from starlette.requests import Request
 from starlette.responses import Response
 
-from db import ledger
+from core.security import MAX_JTI_LENGTH
+from db import ledger, staff_tokens
 from db import purchases as purchase_queries
 from db.tables import produk, reseller
 from domain import purchases
@@ -39,6 +40,11 @@ class Resolution(Body):
 class ResellerChange(Body):
     aktif: bool | None = None
     require_signature: bool | None = None
+
+
+class Revocation(Body):
+    jti: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_JTI_LENGTH)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] | None = None
 
 
 class ProductChange(Body):
@@ -89,6 +95,17 @@ async def resolve_purchase(request: Request) -> Response:
         resolved = await purchase_queries.by_id(conn, purchase.id)
     assert resolved is not None
     return ok(purchase_view(resolved), "Purchase resolved")
+
+
+async def revoke_staff_token(request: Request) -> Response:
+    """Revoke a staff token by its jti (a lost kiosk's, say): 401 from then on, in every process
+    within TOKEN_REVOCATION_REFRESH_SECONDS, in this one at once. Revoking it again changes nothing (revoked_now false)."""
+    staff = require_admin(request)
+    body = await parse_body(request, Revocation)
+    async with request.app.state.engine.begin() as conn:
+        revoked = await staff_tokens.revoke(conn, body.jti, staff.sub[:100], body.reason, None)
+    request.app.state.revocations.add(body.jti)
+    return ok({"jti": body.jti, "revoked_now": revoked}, "Token revoked" if revoked else "Token was already revoked")
 
 
 async def change_reseller(request: Request) -> Response:
