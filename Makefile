@@ -14,6 +14,7 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
+# the schema: create the database if needed, then `alembic upgrade head` (db/migrations)
 db: venv
 	$(PY) -m db.apply
 

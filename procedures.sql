@@ -1,7 +1,8 @@
 -- Loket's hot money moves, as stored procedures: one round trip where the statements would take
 -- four or five. Each is the one home of its rule; a function of the domain layer (domain/) is
--- its only caller. Loaded after schema.sql by `python -m db.apply`
--- (and by MariaDB's initdb in docker-compose); re-applying replaces them.
+-- its only caller. The snapshot of the procedures at head, beside schema.sql: the migrations of
+-- db/migrations create them (`make db`); a change is a new revision that drops and re-creates the
+-- procedure, plus the same change here.
 --
 -- Measured (issue 4): each round trip costs the web process a socket write and a read, and those
 -- were a third of its CPU per accepted purchase.

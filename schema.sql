@@ -1,6 +1,8 @@
--- Loket schema for MySQL 8 / MariaDB 10.6+ (InnoDB, utf8mb4). Money is integer rupiah.
--- Applied by `make db` (python -m db.apply), which creates the database if needed.
--- The order matters only for foreign keys.
+-- Loket schema for MariaDB 10.6+ (InnoDB, utf8mb4). Money is integer rupiah.
+-- The readable snapshot of the schema at head: what the migrations of db/migrations build.
+-- A database is made and upgraded by `make db` (python -m db.apply: `alembic upgrade head`), not
+-- from this file. A schema change is a new revision there plus the same change here;
+-- tests/test_migrations.py checks that the two agree. The order matters only for foreign keys.
 
 CREATE TABLE IF NOT EXISTS produk (
   id          INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -91,8 +93,6 @@ CREATE TABLE IF NOT EXISTS outbox (
   UNIQUE KEY uq_outbox_job (job_key),
   KEY ix_outbox_due (due_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
--- Databases made before the column (2026-12-02).
-ALTER TABLE outbox ADD COLUMN IF NOT EXISTS message_id VARCHAR(64) NULL AFTER created_at;
 
 -- The inbox: every verified webhook, stored before the 2xx, applied once by a worker.
 CREATE TABLE IF NOT EXISTS webhook_event (
@@ -203,8 +203,6 @@ CREATE TABLE IF NOT EXISTS photo_delivery (
   KEY ix_photo_expiry (pd_purged_at, pd_expires_at),
   CONSTRAINT fk_photo_transaction FOREIGN KEY (pd_tr_id) REFERENCES qris_transaction (tr_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
--- Added on 2026-11-23; a database made before gets it here.
-ALTER TABLE photo_delivery ADD COLUMN IF NOT EXISTS pd_sending_until DATETIME(6) NULL AFTER pd_email_sent_at;
 
 -- Staff tokens revoked before their expiry, by jti. Every web process reloads the rows still
 -- needed (expires_at unknown or ahead) every few seconds, so a revocation outlives any Redis.

@@ -21,10 +21,24 @@ def test_compose_runs_every_procfile_process_with_the_same_program():
         assert command.split()[0] in program, (name, program)
         if name != "mail":
             assert services[name]["environment"]["DATABASE_URL"].startswith("mysql+asyncmy://")
-    initdb = sorted(volume.split(":")[1] for volume in services["mariadb"]["volumes"] if "initdb" in volume)
     sources = {volume.split(":")[1]: volume.split(":")[0] for volume in services["mariadb"]["volumes"]}
-    assert [sources[target] for target in initdb] == ["./schema.sql", "./procedures.sql"]
     assert sources["/etc/mysql/conf.d/loket.cnf"] == "./ops/mariadb/loket.cnf"
+
+
+def test_compose_migrates_the_schema_once_before_any_process_starts():
+    """The schema comes from `alembic upgrade head` in a one-shot service, never from MariaDB's initdb
+    (which runs on an empty volume only, so an upgraded image would never migrate)."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["python", "-m", "db.apply"]
+    assert migrate["restart"] == "no" and migrate["build"] == "."
+    assert migrate["environment"]["DATABASE_URL"] == services["web"]["environment"]["DATABASE_URL"]
+    assert migrate["depends_on"] == {"mariadb": {"condition": "service_healthy"}}
+    for name, _ in procfile():
+        if name in ("sim", "mail"):
+            continue  # neither touches the database
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+    assert not [volume for volume in services["mariadb"]["volumes"] if "initdb" in volume]
 
 
 def test_the_mariadb_settings_parse_name_real_variables_and_keep_every_commit_durable(db: MariaDB):
