@@ -5,7 +5,7 @@ config.attributes["database_url"]. The app's URLs name the async driver (mysql+a
 migrations run on the synchronous PyMySQL driver of the same server. Each revision commits on its
 own with its alembic_version stamp, so a revision that stops leaves the ones before it recorded.
 
-Adding a revision: `alembic revision --rev-id 0003 -m "..."`, an upgrade() written by hand
+Adding a revision: `alembic revision --rev-id 0004 -m "..."`, an upgrade() written by hand
 (procedures through db.migrations.helpers.execute_sql), the same change in schema.sql or
 procedures.sql; README.md beside this file says more. Migrations go forward only.
 """
