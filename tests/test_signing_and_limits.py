@@ -95,7 +95,7 @@ async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(limited_
         # when it next settles its counts with Redis (web/rate_limit.py), within a request or two.
         await asyncio.sleep(0.3)  # the counts have reached Redis
         client = sync_redis.Redis.from_url("redis://127.0.0.1:6379/11")
-        for key in client.scan_iter("loket:rl:*"):
+        for key in client.scan_iter("*loket:rl:*"):
             client.delete(key)
         codes = []
         while len(codes) < 20 and 200 not in codes:
