@@ -4,7 +4,7 @@
 -- db/migrations create them (`make db`); a change is a new revision that drops and re-creates the
 -- procedure, plus the same change here.
 --
--- Measured (issue 4): each round trip costs the web process a socket write and a read, and those
+-- Measured: each round trip costs the web process a socket write and a read, and those
 -- were a third of its CPU per accepted purchase.
 -- The intake procedures the web calls (accept_purchases, receive_webhook_events,
 -- create_qris_transactions) open and commit their own transaction, so that the request takes one
@@ -108,7 +108,7 @@ BEGIN
   DECLARE v_answers LONGTEXT DEFAULT '';
   DECLARE v_new_ids LONGTEXT DEFAULT '';
   -- The product is read here, with the buyer, not by a statement per order: each statement in a
-  -- procedure pays MariaDB's open, optimise and execute (perf of mariadbd at load, issue 4).
+  -- procedure pays MariaDB's open, optimise and execute (perf of mariadbd at load).
   DECLARE c_orders CURSOR FOR
     SELECT j.n, COALESCE(j.reseller_id, r.id), j.reseller_id IS NULL AND r.require_signature,
            j.produk_id, j.nomor_tujuan, j.nominal, j.ref_id, j.provider_ref, p.kode, p.kategori, p.harga
@@ -165,7 +165,7 @@ BEGIN
         CALL post_ledger_entry(v_reseller_id, 'pembelian', -CAST(v_harga AS SIGNED), v_purchase_id, NULL, NULL, v_saldo);
         IF v_saldo IS NULL THEN
           -- The purchase row goes again: nothing else refers to it yet. A DELETE in this rare case
-          -- rather than a SAVEPOINT before every order, a statement each (perf, issue 4).
+          -- rather than a SAVEPOINT before every order, a statement each (perf).
           DELETE FROM purchase WHERE id = v_purchase_id;
           SET v_purchase_id = NULL, v_outcome = 'insufficient_saldo'; LEAVE an_order;
         END IF;
@@ -226,7 +226,7 @@ END //
 -- Set-based: the purchases are locked, updated and their execute jobs deleted by a statement each
 -- for the whole group, and only refunds and callbacks take statements of their own. A statement
 -- (and a nested CALL) per purchase cost MariaDB 0.066-0.073 ms of CPU per Sukses purchase, this
--- 0.040-0.050, start_purchases' three statements per group 0.019 (issue 4, bench/procedures.py).
+-- 0.040-0.050, start_purchases' three statements per group 0.019 (bench/procedures.py).
 -- Locks: the purchases first, in the order of their ids (the caller sorts the group), then the
 -- resellers of the refunds in their order, as accept_purchases takes them: two groups that
 -- settle or refund the same rows take them in the same order and cannot deadlock, and nothing

@@ -91,7 +91,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   UNIQUE KEY uq_outbox_job (job_key),
   KEY ix_outbox_due (due_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
--- Databases made before the column (2026-12-02).
+-- Databases made before the column.
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS message_id VARCHAR(64) NULL AFTER created_at;
 
 -- The inbox: every verified webhook, stored before the 2xx, applied once by a worker.
@@ -203,7 +203,7 @@ CREATE TABLE IF NOT EXISTS photo_delivery (
   KEY ix_photo_expiry (pd_purged_at, pd_expires_at),
   CONSTRAINT fk_photo_transaction FOREIGN KEY (pd_tr_id) REFERENCES qris_transaction (tr_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
--- Added on 2026-11-23; a database made before gets it here.
+-- A database made before the column gets it here.
 ALTER TABLE photo_delivery ADD COLUMN IF NOT EXISTS pd_sending_until DATETIME(6) NULL AFTER pd_email_sent_at;
 
 -- The demo products of ppob-api.md, with the codes the provider (and the simulator) knows.
