@@ -221,3 +221,7 @@ async def test_a_group_of_webhook_events_is_stored_once_each_or_not_at_all(pool,
     outbox_keys = {r["job_key"] for r in db.rows("SELECT job_key FROM outbox WHERE job_key IN (%s, %s, %s)", *(j.job_key for j in stored.values()))}
     assert outbox_keys == {j.job_key for j in stored.values()}
     assert db.value("SELECT COUNT(*) FROM webhook_event WHERE reference = 'LKg2'") == 0
+    # Stored straight through the procedure, these events have no worker job behind them: take them
+    # out so that the shared stack's workers never try to apply made-up payloads.
+    db.rows("DELETE FROM outbox WHERE job_key IN (%s, %s, %s)", *(j.job_key for j in stored.values()))
+    db.rows("DELETE FROM webhook_event WHERE event_key IN (%s, %s)", key, other)
