@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from bench.groups import GroupMeter
 from core.security import ADMIN_LEVEL, issue_staff_token
 from db.apply import apply_schema
-from ops.stack import Stack, free_port, web_command
+from ops.stack import Stack, free_port, listening_socket, web_command
 
 DATABASE_URL = "mysql+asyncmy://root@127.0.0.1:3306/loket_bench"
 REDIS_URL = "redis://127.0.0.1:6379/5"
@@ -110,9 +110,10 @@ class BenchStack:
     def start(cls, options: Options, log_dir: Path) -> BenchStack:
         apply_schema(DATABASE_URL, drop_first=True)
         flush_redis()
-        web_port, sim_port, worker_metrics_port = free_port(), free_port(), free_port()
+        stack = Stack(env={}, log_dir=log_dir)
+        web_port, sim_port, worker_metrics_port = stack.reserve_port(), stack.reserve_port(), free_port()
         jwt_secret, webhook_secret = secrets.token_hex(32), secrets.token_hex(16)
-        env = {
+        stack.env.update({
             "DATABASE_URL": DATABASE_URL,
             "REDIS_URL": REDIS_URL,
             "PORT": str(web_port),
@@ -134,8 +135,7 @@ class BenchStack:
             # The limiter runs (as in production) but never refuses:
             # the default 6,000/min per key would throttle the one-reseller phase.
             "RATE_LIMIT_PER_MINUTE": "10000000",
-        }
-        stack = Stack(env=env, log_dir=log_dir)
+        })
         bench = cls(stack, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sim_port}", jwt_secret, webhook_secret,
                     options.web_workers, f"http://127.0.0.1:{worker_metrics_port}/metrics")  # fmt: skip
         try:
@@ -173,8 +173,9 @@ class BenchStack:
 
     def start_web_variant(self, name: str, env: dict[str, str]) -> str:
         """One more web process (same database, Redis and workers) with some settings changed; its URL."""
-        port = free_port()
-        self.stack.start(name, web_command(), url=f"http://127.0.0.1:{port}/health",
+        listener = listening_socket()
+        port = int(listener.getsockname()[1])
+        self.stack.start(name, web_command(), url=f"http://127.0.0.1:{port}/health", listener=listener,
                          env={"PORT": str(port), "WEB_PROCESSES": str(self.web_workers), **env})  # fmt: skip
         return f"http://127.0.0.1:{port}"
 

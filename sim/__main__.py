@@ -6,6 +6,8 @@ import os
 
 import uvicorn
 
+from core.listen import inherited_fd
+
 from sim.app import create_app
 from sim.settings import Settings
 
@@ -15,10 +17,11 @@ def main() -> None:
 
     No access log and no proxy headers: the simulator stands in for a provider and a gateway on
     other machines, yet shares the benchmark's cores, so its own cost per call is kept small
-    (it was a quarter of a core at 2,000 purchases a second, issue 4)."""
+    (it was a quarter of a core at 2,000 purchases a second)."""
     settings = Settings.from_env()
-    uvicorn.run(create_app(settings), host=os.environ.get("SIM_HOST", "127.0.0.1"), port=settings.port,
-                loop="uvloop", http="httptools", log_level="warning", access_log=False, proxy_headers=False)
+    # On a socket handed over by the starter (core.listen), else on SIM_HOST:SIM_PORT.
+    where = {"fd": fd} if (fd := inherited_fd()) is not None else {"host": os.environ.get("SIM_HOST", "127.0.0.1"), "port": settings.port}
+    uvicorn.run(create_app(settings), **where, loop="uvloop", http="httptools", log_level="warning", access_log=False, proxy_headers=False)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core.listen import instance_headers
 from sim.gateway import Answer, XenditGateway
 from sim.midtrans import DepositAnswer, MidtransGateway
 from sim.paystack import PaystackGateway
@@ -49,8 +50,8 @@ def _config(request: Request) -> dict[str, Any]:
 
 
 async def health(request: Request) -> Response:
-    """Liveness probe."""
-    return JSONResponse({"status": "ok"})
+    """Liveness probe; names this process to a starter that asked (core.listen)."""
+    return JSONResponse({"status": "ok"}, headers=instance_headers())
 
 
 def _gateway_response(gateway: XenditGateway, answer: Answer) -> Response:

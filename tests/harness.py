@@ -120,8 +120,9 @@ class LoketStack:
     ) -> LoketStack:
         if apply:
             apply_schema(database_url, drop_first=True)
-        web_port, sim_port = free_port(), free_port()
-        env = {
+        processes = Stack(env={}, log_dir=log_dir)
+        web_port, sim_port = processes.reserve_port(), processes.reserve_port()
+        processes.env.update({
             **fast_env(),
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
@@ -137,8 +138,7 @@ class LoketStack:
             "SIM_MIDTRANS_CALLBACK_URL": f"http://127.0.0.1:{web_port}/webhooks/midtrans",
             "SIM_PAYSTACK_CALLBACK_URL": f"http://127.0.0.1:{web_port}/webhooks/paystack",
             **(extra_env or {}),
-        }
-        processes = Stack(env=env, log_dir=log_dir)
+        })
         worker_metrics, clock_metrics = free_port(), free_port()
         try:
             processes.start_sim(sim_port)

@@ -7,6 +7,7 @@ or hang for `hang_seconds`, then 200.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from ops.stack import free_port
+from ops.stack import listening_socket
 
 
 @dataclass
@@ -30,10 +31,15 @@ class Received:
 
 @dataclass
 class Receiver:
-    port: int = field(default_factory=free_port)
+    # Bound here and served by start(): the port is this receiver's from the moment its URL exists.
+    listener: socket.socket = field(default_factory=listening_socket)
     fail_first: dict[str, int] = field(default_factory=dict)
     hang_seconds: dict[str, float] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return int(self.listener.getsockname()[1])
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/hook/{name}"
@@ -52,8 +58,8 @@ class Receiver:
 
     def start(self) -> uvicorn.Server:
         app = Starlette(routes=[Route("/hook/{name}", self._hook, methods=["POST"])])
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", loop="asyncio"))
-        threading.Thread(target=server.run, daemon=True).start()
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", loop="asyncio"))
+        threading.Thread(target=server.run, kwargs={"sockets": [self.listener]}, daemon=True).start()
         deadline = time.monotonic() + 10
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)

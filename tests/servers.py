@@ -41,9 +41,13 @@ class RedisServer:
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server on port {self.port} exited with {self.process.returncode} (port taken?)")
             try:
-                if client.ping():
+                # The server answering must be the one started here, not another on a reused port.
+                if client.info("server")["process_id"] == self.process.pid:
                     return
+                raise RuntimeError(f"port {self.port} is served by another redis-server")
             except redis.ConnectionError:
                 time.sleep(0.05)
         raise TimeoutError("redis-server did not start")

@@ -7,11 +7,15 @@ import asyncio
 from sqlalchemy import text
 from starlette.requests import Request
 
+from core.listen import instance_headers
 from web.json_response import JSONResponse
+
+INSTANCE = instance_headers()
 
 
 async def health(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
+    """Liveness; names this process to a starter that asked (core.listen)."""
+    return JSONResponse({"status": "ok"}, headers=INSTANCE)
 
 
 async def ready(request: Request) -> JSONResponse:

@@ -3,7 +3,7 @@
 uvloop + httptools (the asyncio loop with --workers leaves TCP_NODELAY off, uvicorn #3149), no
 access log (a line per request costs more than the request), no proxy headers (nothing reads the
 client's address; the middleware was ~1.5% of the web's CPU per request), HOST/PORT/WEB_PROCESSES from the
-environment. With several processes their metrics share a fresh multiprocess folder.
+environment (or LISTEN_FD, core.listen). With several processes their metrics share a fresh multiprocess folder.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.listen import inherited_fd
 from core.settings import get_settings
 
 
@@ -25,8 +26,11 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    # On a socket handed over by the starter (core.listen), else on HOST:PORT.
+    fd = inherited_fd()
+    where = ["--fd", str(fd)] if fd is not None else ["--host", os.environ.get("HOST", "127.0.0.1"), "--port", str(settings.port)]
     command = [
-        "uvicorn", "web.main:app", "--host", os.environ.get("HOST", "127.0.0.1"), "--port", str(settings.port),
+        "uvicorn", "web.main:app", *where,
         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers", "--workers", str(processes),
         "--timeout-graceful-shutdown", "10",
     ]  # fmt: skip

@@ -26,6 +26,7 @@ log = logging.getLogger("loket.clock")
 
 
 EXPORT_EVERY_SECONDS = 5.0
+READY_LINE = "clock ready"
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
@@ -34,6 +35,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     exporter = Exporter()
     if settings.clock_metrics_port:
         start_http_server(settings.clock_metrics_port, settings.metrics_host, registry=exporter.registry)
+    # Whatever the log level: a starter waits for this line (ops.stack), which comes only once the
+    # metrics port is bound, so a port taken by another process ends the clock instead.
+    print(READY_LINE, flush=True)
     next_sweep = next_purge = 0.0
     loop = asyncio.get_running_loop()
     # Its own task: its first refresh reads the tables' history once (workers.status_tally), and
