@@ -128,10 +128,9 @@ async def test_an_answer_later_than_the_timeout_is_unknown_and_the_order_stands(
         async with httpx.AsyncClient(base_url=url) as control:
             await control.post("/_sim/config", json={"timeout_next": 1, "timeout_sleep_ms": 3000})
             digiflazz = client(f"{url}/v1", timeout=0.5)
-            started = time.monotonic()
-            with pytest.raises(ProviderOutcomeUnknown):
+            # Given up by the client's own timeout, not answered by the provider's late reply.
+            with pytest.raises(ProviderOutcomeUnknown, match="timed out"):
                 await digiflazz.topup("r-late", "pulsa10", "081200000000")
-            assert time.monotonic() - started < 2
             assert [t["ref_id"] for t in (await control.get("/_sim/transactions")).json()] == ["r-late"]
             again = await digiflazz.topup("r-late", "pulsa10", "081200000000")  # the re-check
             assert again.outcome is Outcome.SUKSES

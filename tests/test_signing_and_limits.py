@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Iterator
 
@@ -75,8 +76,8 @@ async def test_an_account_that_requires_signatures_buys_nothing_unsigned(api, st
 
 @pytest.fixture
 def limited_stack(make_stack) -> Iterator[LoketStack]:
-    yield make_stack("redis://127.0.0.1:6379/11", extra_env={"RATE_LIMIT_PER_MINUTE": "20"})
-    sync_redis.Redis.from_url("redis://127.0.0.1:6379/11").flushdb()
+    # Keys under the stack's own namespace, which the session deletes at its end.
+    yield make_stack(os.environ["REDIS_URL"], extra_env={"RATE_LIMIT_PER_MINUTE": "20"})
 
 
 async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(limited_stack: LoketStack, admin_token):
@@ -94,8 +95,8 @@ async def test_the_rate_limit_answers_429_with_retry_after_and_recovers(limited_
         # The window ends: move this key's counter as the next minute would. The web hears of it
         # when it next settles its counts with Redis (web/rate_limit.py), within a request or two.
         await asyncio.sleep(0.3)  # the counts have reached Redis
-        client = sync_redis.Redis.from_url("redis://127.0.0.1:6379/11")
-        for key in client.scan_iter("*loket:rl:*"):
+        client = sync_redis.Redis.from_url(limited_stack.processes.env["REDIS_URL"])
+        for key in client.scan_iter(f"{limited_stack.processes.env['REDIS_NAMESPACE']}:loket:rl:*"):
             client.delete(key)
         codes = []
         while len(codes) < 20 and 200 not in codes:
