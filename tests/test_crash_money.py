@@ -194,6 +194,8 @@ async def test_web_killed_after_commit_before_enqueue_the_retry_makes_no_second_
         [ended] = (await final_statuses(api, reseller, [purchase_id], timeout=60)).values()
         await wait_quiet(loket)
         assert loket.db.value("SELECT COUNT(*) FROM purchase WHERE reseller_id = %s", reseller.id) == 1
+        provider_ref = loket.db.value("SELECT provider_ref FROM purchase WHERE id = %s", purchase_id)
+        assert [t["ref_id"] for t in await loket.sim_transactions()] == [provider_ref]  # sold once at the provider
         expected = ["pembelian"] if ended["status"] == "sukses" else ["pembelian", "refund"]
         assert jenis_of(loket, "purchase_id", purchase_id) == expected
         assert loket.db.value("SELECT COUNT(*) FROM ledger_entry WHERE reseller_id = %s AND jenis = 'koreksi'", reseller.id) == 4
