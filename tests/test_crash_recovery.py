@@ -73,25 +73,6 @@ async def test_redis_lost_while_accepting_then_back_nothing_is_lost(redis_server
         assert_each_charged_once(loket, reseller.id, ended)
 
 
-async def test_crash_between_commit_and_enqueue_is_covered_by_the_relay(redis_server, make_stack, admin_token):
-    """A purchase committed with no message anywhere (as if the web process died right after COMMIT)."""
-    loket: LoketStack = make_stack(redis_server.url)
-    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
-        reseller = await register(api, admin_token, saldo=100_000)
-        redis_server.stop()
-        purchase = (await api.post("/beli", json={"produk_id": 2, "nomor_tujuan": "081500000001"}, headers=reseller.headers)).json()
-        loket.process("web").kill(signal.SIGKILL)
-        redis_server.start()
-        assert loket.db.value("SELECT COUNT(*) FROM outbox WHERE job_key = %s", f"purchase:{purchase['id']}") == 1
-
-        async def ended() -> bool:
-            return loket.db.value("SELECT status FROM purchase WHERE id = %s", purchase["id"]) == "sukses"
-
-        await wait_until(ended, timeout=30)
-        assert loket.db.value("SELECT saldo FROM reseller WHERE id = %s", reseller.id) == 78_000
-        assert loket.db.ledger_matches_saldo(reseller.id)
-
-
 async def test_kiosk_transactions_never_stay_pending_past_expiry_through_a_worker_kill_and_a_lost_redis(redis_server, make_stack):
     """The expiry timers are delayed messages: killing the worker that holds them and wiping Redis
     loses them all; the sweeper in clock still expires every transaction."""
