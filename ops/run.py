@@ -41,7 +41,7 @@ def start_all(stack: Stack, web_url: str) -> None:
 
 def demo(web_url: str) -> None:
     settings = get_settings()
-    token = issue_staff_token(settings.jwt_secret, "make-run-demo", 100)
+    token = issue_staff_token(settings.jwt_secret.get_secret_value(), "make-run-demo", 100)
     with httpx.Client(base_url=web_url, timeout=10) as api:
         email = f"demo{int(time.time())}@loket.local"
         account = api.post("/register", json={"nama": "Toko Demo", "email": email, "saldo": 100_000}, headers={"authorization": f"Bearer {token}"}).json()
@@ -67,7 +67,7 @@ def demo(web_url: str) -> None:
 def demo_qris(web_url: str) -> None:
     """A kiosk session: location, QRIS transaction, the customer pays (simulated), photos e-mailed."""
     settings = get_settings()
-    staff = {"authorization": "Bearer " + issue_staff_token(settings.jwt_secret, "make-run-demo", 50)}
+    staff = {"authorization": "Bearer " + issue_staff_token(settings.jwt_secret.get_secret_value(), "make-run-demo", 50)}
     sim_url = settings.xendit_base_url
     with httpx.Client(base_url=web_url, timeout=10) as api, httpx.Client(base_url=sim_url, timeout=10) as gateway:
         location = api.post("/api/v1/locations", json={"ml_name": f"Demo Mall {int(time.time())}"}, headers=staff).json()["data"]
@@ -75,7 +75,7 @@ def demo_qris(web_url: str) -> None:
         external_id = data["tr_external_id"]
         print(f"\nPOST /api/v1/transactions -> {external_id} {data['tr_status']} Rp{data['tr_amount']} qris={str(data['tr_qris_string'])[:24]}...")
         qr = next(q for q in gateway.get("/_sim/qr_codes").json() if q["reference_id"] == external_id)
-        gateway.post(f"/qr_codes/{qr['id']}/payments/simulate", json={}, auth=(settings.xendit_secret_key, ""), headers={"api-version": "2022-07-31"})
+        gateway.post(f"/qr_codes/{qr['id']}/payments/simulate", json={}, auth=(settings.xendit_secret_key.get_secret_value(), ""), headers={"api-version": "2022-07-31"})
         print("the customer pays: the gateway simulator sends Loket its qr.payment webhook")
         for _ in range(30):
             status = api.get(f"/api/v1/transactions/external/{external_id}").json()["data"]
