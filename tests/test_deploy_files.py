@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from bench import mariadb_settings
+from core.settings import DEVELOPMENT_SECRETS, OPTIONAL_GATEWAY_SECRETS
 from ops.run import procfile
 from ops.stack import ROOT
 from tests.harness import MariaDB
@@ -56,8 +57,6 @@ def test_procfile_names_the_processes_of_the_design():
 
 def test_compose_requires_every_production_secret_and_carries_no_development_value():
     """`${VAR:?}`: compose stops before starting anything when a secret is missing."""
-    from core.settings import DEVELOPMENT_SECRETS, OPTIONAL_GATEWAY_SECRETS
-
     text = (ROOT / "docker-compose.yml").read_text()
     env = yaml.safe_load(text)["services"]["web"]["environment"]
     for variable in set(DEVELOPMENT_SECRETS) - set(OPTIONAL_GATEWAY_SECRETS):
