@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 
-from core.security import issue_staff_token
+from core.security import ResponseCipher, issue_staff_token
 from core.settings import get_settings
 from ops.stack import BIN, ROOT, Stack
 
@@ -64,6 +65,11 @@ def demo(web_url: str) -> None:
         print(f"GET /saldo -> {api.get('/saldo', headers=headers).json()}  (100000 - 2 x 12000: the gagal one was refunded)")
 
 
+def public_data(body: dict, key: str) -> dict:
+    """The `data` of a public kiosk answer, opened as a kiosk would when RESPONSE_ENCRYPTION_KEY is set."""
+    return orjson.loads(ResponseCipher(key).open(body["data"]))["data"] if key else body["data"]
+
+
 def demo_qris(web_url: str) -> None:
     """A kiosk session: location, QRIS transaction, the customer pays (simulated), photos e-mailed."""
     settings = get_settings()
@@ -78,7 +84,7 @@ def demo_qris(web_url: str) -> None:
         gateway.post(f"/qr_codes/{qr['id']}/payments/simulate", json={}, auth=(settings.xendit_secret_key.get_secret_value(), ""), headers={"api-version": "2022-07-31"})
         print("the customer pays: the gateway simulator sends Loket its qr.payment webhook")
         for _ in range(30):
-            status = api.get(f"/api/v1/transactions/external/{external_id}").json()["data"]
+            status = public_data(api.get(f"/api/v1/transactions/external/{external_id}").json(), settings.response_encryption_key.get_secret_value())
             if status["tr_status"] != "PENDING":
                 break
             time.sleep(0.5)
@@ -91,8 +97,11 @@ def main() -> None:
     settings = get_settings()
     web_url = f"http://127.0.0.1:{settings.port}"
     os.environ["PATH"] = f"{BIN}:{os.environ['PATH']}"
-    stack = Stack(env={}, log_dir=Path(ROOT / ".run" / "logs"))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Each process ends with this one, even when it is SIGKILLed (a parent-death signal).
+    stack = Stack(env={}, log_dir=Path(ROOT / ".run" / "logs"), die_with_parent=True)
+    # A closed terminal (SIGHUP) or a service manager (SIGTERM) stops everything, as Ctrl-C does.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: sys.exit(0))
     try:
         print("starting the Procfile's processes (logs in .run/logs/)")
         start_all(stack, web_url)
