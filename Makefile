@@ -19,13 +19,13 @@ db: venv
 	$(PY) -m db.apply
 
 run: db
-	$(PY) -m ops.run
+	LOKET_ENV=development $(PY) -m ops.run
 
 test: venv
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: db
-	$(PY) -m bench.run
+	LOKET_ENV=development $(PY) -m bench.run
 
 token: venv
 	@$(PY) -m ops.token $(ARGS)

@@ -114,6 +114,7 @@ class BenchStack:
         web_port, sim_port, worker_metrics_port = stack.reserve_port(), stack.reserve_port(), free_port()
         jwt_secret, webhook_secret = secrets.token_hex(32), secrets.token_hex(16)
         stack.env.update({
+            "LOKET_ENV": "development",
             "DATABASE_URL": DATABASE_URL,
             "REDIS_URL": REDIS_URL,
             "PORT": str(web_port),

@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-from core.settings import get_settings
+from core.settings import load
 from db.migrations.helpers import DuplicateRows
 from db.sqlfile import file_statements, statements
 
@@ -100,7 +100,7 @@ def apply_snapshot(database_url: str, drop_first: bool = False) -> None:
 def main(argv: list[str]) -> int:
     """Upgrade the database of DATABASE_URL (`--drop`: drop it first); 1 when a revision refuses."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    url = get_settings().database_url
+    url = load(secrets=False).database_url
     try:
         apply_schema(url, drop_first="--drop" in argv)
     except DuplicateRows as refused:

@@ -64,7 +64,7 @@ async def _deliver(delivery_id: int) -> None:
 
     body = json.dumps(payload, separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
-    private_key = PrivateKeyBox(res.settings.master_key).open(delivery["private_key_enc"])
+    private_key = PrivateKeyBox(res.settings.master_key.get_secret_value()).open(delivery["private_key_enc"])
     headers = {
         "content-type": "application/json",
         "user-agent": "Loket-Callback/1",

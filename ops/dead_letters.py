@@ -18,7 +18,7 @@ from typing import Any
 import dramatiq
 from redis.asyncio import Redis
 
-from core.settings import get_settings
+from core.settings import load
 from workers.enqueue import NAMESPACE
 from workers.exporter import QUEUES
 
@@ -81,7 +81,7 @@ async def main_async(argv: list[str]) -> int:
     parser.add_argument("command", choices=["list", "show", "requeue", "drop"])
     parser.add_argument("target", nargs="?", help="a queue (list) or a message id (show, requeue, drop)")
     args = parser.parse_args(argv)
-    redis = Redis.from_url(get_settings().redis_url)
+    redis = Redis.from_url(load(secrets=False).redis_url)
     try:
         if args.command == "list":
             letters = await dead_letters(redis, (args.target,) if args.target else QUEUES)

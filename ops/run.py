@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 
-from core.security import issue_staff_token
+from core.security import ResponseCipher, issue_staff_token
 from core.settings import get_settings
 from ops.stack import BIN, ROOT, Stack
 
@@ -41,7 +42,7 @@ def start_all(stack: Stack, web_url: str) -> None:
 
 def demo(web_url: str) -> None:
     settings = get_settings()
-    token = issue_staff_token(settings.jwt_secret, "make-run-demo", 100)
+    token = issue_staff_token(settings.jwt_secret.get_secret_value(), "make-run-demo", 100)
     with httpx.Client(base_url=web_url, timeout=10) as api:
         email = f"demo{int(time.time())}@loket.local"
         account = api.post("/register", json={"nama": "Toko Demo", "email": email, "saldo": 100_000}, headers={"authorization": f"Bearer {token}"}).json()
@@ -64,10 +65,15 @@ def demo(web_url: str) -> None:
         print(f"GET /saldo -> {api.get('/saldo', headers=headers).json()}  (100000 - 2 x 12000: the gagal one was refunded)")
 
 
+def public_data(body: dict, key: str) -> dict:
+    """The `data` of a public kiosk answer, opened as a kiosk would when RESPONSE_ENCRYPTION_KEY is set."""
+    return orjson.loads(ResponseCipher(key).open(body["data"]))["data"] if key else body["data"]
+
+
 def demo_qris(web_url: str) -> None:
     """A kiosk session: location, QRIS transaction, the customer pays (simulated), photos e-mailed."""
     settings = get_settings()
-    staff = {"authorization": "Bearer " + issue_staff_token(settings.jwt_secret, "make-run-demo", 50)}
+    staff = {"authorization": "Bearer " + issue_staff_token(settings.jwt_secret.get_secret_value(), "make-run-demo", 50)}
     sim_url = settings.xendit_base_url
     with httpx.Client(base_url=web_url, timeout=10) as api, httpx.Client(base_url=sim_url, timeout=10) as gateway:
         location = api.post("/api/v1/locations", json={"ml_name": f"Demo Mall {int(time.time())}"}, headers=staff).json()["data"]
@@ -75,10 +81,10 @@ def demo_qris(web_url: str) -> None:
         external_id = data["tr_external_id"]
         print(f"\nPOST /api/v1/transactions -> {external_id} {data['tr_status']} Rp{data['tr_amount']} qris={str(data['tr_qris_string'])[:24]}...")
         qr = next(q for q in gateway.get("/_sim/qr_codes").json() if q["reference_id"] == external_id)
-        gateway.post(f"/qr_codes/{qr['id']}/payments/simulate", json={}, auth=(settings.xendit_secret_key, ""), headers={"api-version": "2022-07-31"})
+        gateway.post(f"/qr_codes/{qr['id']}/payments/simulate", json={}, auth=(settings.xendit_secret_key.get_secret_value(), ""), headers={"api-version": "2022-07-31"})
         print("the customer pays: the gateway simulator sends Loket its qr.payment webhook")
         for _ in range(30):
-            status = api.get(f"/api/v1/transactions/external/{external_id}").json()["data"]
+            status = public_data(api.get(f"/api/v1/transactions/external/{external_id}").json(), settings.response_encryption_key.get_secret_value())
             if status["tr_status"] != "PENDING":
                 break
             time.sleep(0.5)
@@ -91,8 +97,11 @@ def main() -> None:
     settings = get_settings()
     web_url = f"http://127.0.0.1:{settings.port}"
     os.environ["PATH"] = f"{BIN}:{os.environ['PATH']}"
-    stack = Stack(env={}, log_dir=Path(ROOT / ".run" / "logs"))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Each process ends with this one, even when it is SIGKILLed (a parent-death signal).
+    stack = Stack(env={}, log_dir=Path(ROOT / ".run" / "logs"), die_with_parent=True)
+    # A closed terminal (SIGHUP) or a service manager (SIGTERM) stops everything, as Ctrl-C does.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: sys.exit(0))
     try:
         print("starting the Procfile's processes (logs in .run/logs/)")
         start_all(stack, web_url)

@@ -9,6 +9,8 @@ instance token the process echoes, so a stray server on the same port is never m
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import signal
 import socket
@@ -70,6 +72,16 @@ def sim_command() -> list[str]:
     return [sys.executable, "-m", "sim"]
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _terminate_with_parent(parent: int) -> None:
+    """In the child between fork and exec: SIGTERM when the parent dies (it survives the exec).
+    A parent that died before the call leaves the child adopted already: then it stops at once."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0 or os.getppid() != parent:
+        os._exit(70)
+
+
 @dataclass
 class Process:
     name: str
@@ -110,6 +122,9 @@ class Stack:
 
     env: dict[str, str]
     log_dir: Path
+    die_with_parent: bool = False
+    """Each process gets SIGTERM when the process that started it dies, however it dies (Linux's
+    parent-death signal); for a starter with no other threads, as a fork's pre-exec step needs."""
     processes: list[Process] = field(default_factory=list)
     reserved: dict[int, socket.socket] = field(default_factory=dict)
 
@@ -162,6 +177,7 @@ class Stack:
                 popen = subprocess.Popen(
                     command, cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                     pass_fds=(listener.fileno(),) if listener is not None else (),
+                    preexec_fn=functools.partial(_terminate_with_parent, os.getpid()) if self.die_with_parent else None,
                 )  # fmt: skip
             process = Process(name, popen, log_path)
             self.processes.append(process)

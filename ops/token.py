@@ -63,7 +63,7 @@ def main() -> None:
         raise SystemExit("--location: a location id is a positive integer")
     if args.location is None and args.level < ADMIN_LEVEL:
         print(f"note: without --location a token below level {ADMIN_LEVEL} is refused on the transaction routes", file=sys.stderr)
-    token = issue_staff_token(get_settings().jwt_secret, args.sub, args.level, int(args.hours * 3600), location_id=args.location)
+    token = issue_staff_token(get_settings().jwt_secret.get_secret_value(), args.sub, args.level, int(args.hours * 3600), location_id=args.location)
     print(f"jti {unverified_expiry_and_jti(token)[1]}", file=sys.stderr)
     print(token)
 

@@ -33,6 +33,6 @@ async def send(settings: Settings, message: EmailMessage) -> None:
         use_tls=settings.smtp_tls == "tls",
         start_tls=True if settings.smtp_tls == "starttls" else False,
         username=settings.smtp_username or None,
-        password=settings.smtp_password or None,
+        password=settings.smtp_password.get_secret_value() or None,
         timeout=30,
     )

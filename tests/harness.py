@@ -22,6 +22,8 @@ from ops.stack import Stack, free_port
 def fast_env() -> dict[str, str]:
     """Settings that make timers test-sized; everything else keeps its production meaning."""
     return {
+        # Secrets the suite does not set take their development values; production would refuse them.
+        "LOKET_ENV": "development",
         "JWT_SECRET": "test-jwt-secret-for-the-loket-suite",
         "PPOB_RECHECK_SECONDS": "1",
         "PPOB_TIMEOUT_SECONDS": "1.5",

@@ -49,4 +49,5 @@ def session_environ(environ: Mapping[str, str], session: str) -> dict[str, str]:
         "DATABASE_URL": f"{server}/{DATABASE_PREFIX}{session}",
         "REDIS_URL": environ.get("LOKET_TEST_REDIS_URL", DEFAULT_REDIS_URL),
         "REDIS_NAMESPACE": f"{NAMESPACE_PREFIX}{session}",
+        "LOKET_ENV": "development",
     }

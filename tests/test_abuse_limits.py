@@ -13,7 +13,7 @@ import httpx
 import pytest
 from starlette.requests import Request
 
-from core.settings import get_settings
+from core.settings import SettingsError, get_settings
 from tests.harness import LoketStack, register
 from tests.test_kiosk_flow import new_location
 from web.abuse import AbuseLimits, KnownKeys, client_address
@@ -127,7 +127,7 @@ def test_a_bad_limit_setting_is_refused_at_start_up_by_its_name(monkeypatch, nam
     monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     try:
-        with pytest.raises(ValueError, match=name):
+        with pytest.raises(SettingsError, match=name):
             get_settings()
     finally:
         monkeypatch.undo()

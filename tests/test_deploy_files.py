@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from bench import mariadb_settings
+from core.settings import DEVELOPMENT_SECRETS, OPTIONAL_GATEWAY_SECRETS
 from ops.run import procfile
 from ops.stack import ROOT
 from tests.harness import MariaDB
@@ -52,3 +53,13 @@ def test_the_mariadb_settings_parse_name_real_variables_and_keep_every_commit_du
 
 def test_procfile_names_the_processes_of_the_design():
     assert [name for name, _ in procfile()] == ["web", "worker", "qris_worker", "webhook_worker", "callback_worker", "clock", "sim", "mail"]
+
+
+def test_compose_requires_every_production_secret_and_carries_no_development_value():
+    """`${VAR:?}`: compose stops before starting anything when a secret is missing."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    env = yaml.safe_load(text)["services"]["web"]["environment"]
+    for variable in set(DEVELOPMENT_SECRETS) - set(OPTIONAL_GATEWAY_SECRETS):
+        assert env[variable].startswith(f"${{{variable}:?"), (variable, env.get(variable))
+    assert env["LOKET_ENV"] == "${LOKET_ENV:-production}"
+    assert not [value for value in DEVELOPMENT_SECRETS.values() if value in text]

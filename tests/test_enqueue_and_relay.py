@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 
 import pytest
 from dramatiq.brokers.redis import RedisBroker
@@ -44,7 +43,7 @@ def relay_db() -> Iterator[MariaDB]:
 
 @pytest.fixture
 async def engine(relay_db: MariaDB) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(replace(get_settings(), database_url=relay_db.url), pool_size=2)
+    engine = create_engine(get_settings().model_copy(update={"database_url": relay_db.url}), pool_size=2)
     yield engine
     await engine.dispose()
 

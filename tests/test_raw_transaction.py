@@ -11,7 +11,6 @@ and inside a transaction it refuses to run.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -155,7 +154,7 @@ async def test_a_transaction_cancelled_mid_statement_closes_its_connection(pool,
 
 
 async def test_an_engine_or_pool_refuses_a_driver_that_the_hot_path_cannot_use():
-    settings = dataclasses.replace(get_settings(), database_url="mysql+aiomysql://root@127.0.0.1:3306/loket")
+    settings = get_settings().model_copy(update={"database_url": "mysql+aiomysql://root@127.0.0.1:3306/loket"})
     for make in (create_engine, lambda s: create_pool(s, 1)):
         with pytest.raises(ValueError, match="mysql\\+asyncmy"):
             make(settings)

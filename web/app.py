@@ -82,8 +82,8 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.key_box = PrivateKeyBox(settings.master_key)
-        app.state.response_cipher = ResponseCipher(settings.response_encryption_key) if settings.response_encryption_key else None
+        app.state.key_box = PrivateKeyBox(settings.master_key.get_secret_value())
+        app.state.response_cipher = ResponseCipher(key) if (key := settings.response_encryption_key.get_secret_value()) else None
         # The hot paths take one round trip each on this pool (db.raw.autocommitting): the intake
         # procedures that commit their own transaction (POST /beli, webhooks, a kiosk's create) and
         # single reads (GET /status, a kiosk's transaction). The rest, multi-statement

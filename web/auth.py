@@ -72,7 +72,7 @@ def staff_of(request: Request) -> StaffClaims | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "invalid_token", "Authorization must be 'Bearer <token>'")
-    claims = verify_staff_token(request.app.state.settings.jwt_secret, token.strip())
+    claims = verify_staff_token(request.app.state.settings.jwt_secret.get_secret_value(), token.strip())
     if claims is None:
         raise ApiError(401, "invalid_token", "staff token invalid or expired")
     revocations = request.app.state.revocations

@@ -49,7 +49,7 @@ async def _store(request: Request, source: str, identity: str, reference: str | 
 
 async def digiflazz(request: Request) -> JSONResponse:
     raw_body = await read_body(request)
-    secret = request.app.state.settings.ppob_webhook_secret
+    secret = request.app.state.settings.ppob_webhook_secret.get_secret_value()
     signature = request.headers.get("x-hub-signature")
     if not signature:
         raise ApiError(401, "missing_signature", "header X-Hub-Signature is required")
@@ -68,7 +68,7 @@ async def xendit(request: Request) -> JSONResponse:
     token = request.headers.get("x-callback-token")
     if not token:
         raise ApiError(401, "missing_token", "header x-callback-token is required")
-    if not same_secret(token, request.app.state.settings.xendit_callback_token):
+    if not same_secret(token, request.app.state.settings.xendit_callback_token.get_secret_value()):
         raise ApiError(403, "bad_token", "x-callback-token is not valid")
     body = _json(raw_body)
     try:
@@ -85,8 +85,15 @@ def _json_object(raw_body: bytes) -> dict[str, Any]:
     return body
 
 
+def _configured(request: Request, gateway: str) -> None:
+    """A gateway without a key here has no webhooks: a signature under an empty key proves nothing."""
+    if not request.app.state.settings.gateway_configured(gateway):
+        raise ApiError(404, "gateway_not_configured", f"{gateway} is not configured on this deployment")
+
+
 async def midtrans(request: Request) -> JSONResponse:
     """Midtrans HTTP notification: signature_key = SHA512(order_id + status_code + gross_amount + server key)."""
+    _configured(request, "midtrans")
     body = _json_object(await read_body(request))
     signed = [body.get(k) for k in ("order_id", "status_code", "gross_amount")]
     if not all(isinstance(v, str) and 0 < len(v) <= 200 for v in signed):
@@ -94,7 +101,7 @@ async def midtrans(request: Request) -> JSONResponse:
     signature = body.get("signature_key")
     if not isinstance(signature, str) or not signature:
         raise ApiError(401, "missing_signature", "signature_key is required")
-    if not same_secret(signature, midtrans_signature(*signed, request.app.state.settings.midtrans_server_key)):
+    if not same_secret(signature, midtrans_signature(*signed, request.app.state.settings.midtrans_server_key.get_secret_value())):
         raise ApiError(403, "bad_signature", "signature_key does not match")
     try:
         payment = parse_midtrans(body)
@@ -108,11 +115,12 @@ async def midtrans(request: Request) -> JSONResponse:
 
 async def paystack(request: Request) -> JSONResponse:
     """Paystack event: x-paystack-signature = hex HMAC-SHA512(secret key, raw body)."""
+    _configured(request, "paystack")
     raw_body = await read_body(request)
     signature = request.headers.get("x-paystack-signature")
     if not signature:
         raise ApiError(401, "missing_signature", "header x-paystack-signature is required")
-    if not same_secret(signature, paystack_signature(raw_body, request.app.state.settings.paystack_secret_key)):
+    if not same_secret(signature, paystack_signature(raw_body, request.app.state.settings.paystack_secret_key.get_secret_value())):
         raise ApiError(403, "bad_signature", "x-paystack-signature does not match the body")
     body = _json_object(raw_body)
     try:

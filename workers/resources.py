@@ -102,19 +102,19 @@ class Resources:
             provider=DigiflazzClient(
                 settings.ppob_base_url,
                 settings.ppob_username,
-                settings.ppob_api_key,
+                settings.ppob_api_key.get_secret_value(),
                 settings.ppob_timeout_seconds,
                 connections=per_host,
             ),
             gateway=XenditClient(
                 http,
                 settings.xendit_base_url,
-                settings.xendit_secret_key,
+                settings.xendit_secret_key.get_secret_value(),
                 settings.xendit_api_version,
                 settings.xendit_timeout_seconds,
             ),
-            midtrans=MidtransClient(http, settings.midtrans_base_url, settings.midtrans_server_key, settings.xendit_timeout_seconds),
-            paystack=PaystackClient(http, settings.paystack_base_url, settings.paystack_secret_key, settings.xendit_timeout_seconds),
+            midtrans=MidtransClient(http, settings.midtrans_base_url, settings.midtrans_server_key.get_secret_value(), settings.xendit_timeout_seconds),
+            paystack=PaystackClient(http, settings.paystack_base_url, settings.paystack_secret_key.get_secret_value(), settings.xendit_timeout_seconds),
         )
 
     def unit_of_work(self) -> AbstractAsyncContextManager[AsyncConnection]:

@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.settings import get_settings
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -26,6 +28,7 @@ def main() -> None:
         help="messages a worker process may hold from each queue, fetched and not yet acknowledged (0: Dramatiq's twice the threads)",
     )  # fmt: skip
     args = parser.parse_args()
+    get_settings()  # a setting at fault stops the pool here, named, before any worker process forks
 
     folder = Path(os.environ.get("LOKET_METRICS_DIR", Path(tempfile.gettempdir()) / "loket-metrics")) / f"worker-{args.metrics_port}"
     shutil.rmtree(folder, ignore_errors=True)  # counters of processes from an earlier run must not add up

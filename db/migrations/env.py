@@ -17,7 +17,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, make_url, pool
 
-from core.settings import get_settings
+from core.settings import load
 
 SYNC_DRIVER = "mysql+pymysql"
 
@@ -28,7 +28,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 def database_url() -> str:
     """The URL to migrate, on the synchronous driver."""
-    url = config.attributes.get("database_url") or get_settings().database_url
+    url = config.attributes.get("database_url") or load(secrets=False).database_url
     return make_url(url).set(drivername=SYNC_DRIVER).render_as_string(hide_password=False)
 
 
