@@ -110,3 +110,33 @@ async def test_a_flood_of_wrong_keys_is_limited_too_before_the_database(limited_
     async with httpx.AsyncClient(base_url=limited_stack.web_url, timeout=30) as api:
         codes = [(await api.get("/saldo", headers={"x-api-key": "f" * 64})).status_code for _ in range(22)]
         assert codes[:20] == [401] * 20 and codes[20:] == [429, 429]
+
+
+async def test_the_signature_covers_the_query_string(api, stack: LoketStack, admin_token):
+    """GET /status?ref_id=…: a signature made for one ref_id does not read another."""
+    reseller = await register(api, admin_token, saldo=100_000)
+    for ref in ("Q-A", "Q-B"):
+        body = json.dumps({"produk_id": 1, "nomor_tujuan": "081211119999", "ref_id": ref}).encode()
+        bought = await api.post("/beli", content=body, headers={**signed_headers(reseller, "POST", "/beli", body), "content-type": "application/json"})
+        assert bought.status_code == 200, bought.text
+    headers = signed_headers(reseller, "GET", "/status?ref_id=Q-A", b"")
+    swapped = await api.get("/status", params={"ref_id": "Q-B"}, headers=headers)
+    assert swapped.status_code == 401 and swapped.json()["code"] == "bad_signature"
+    read = await api.get("/status", params={"ref_id": "Q-A"}, headers=headers)
+    assert read.status_code == 200 and read.json()["ref_id"] == "Q-A"
+    without_query = signed_headers(reseller, "GET", "/status", b"", int(time.time()) - 1)
+    assert (await api.get("/status", params={"ref_id": "Q-A"}, headers=without_query)).json()["code"] == "bad_signature"
+
+
+async def test_a_signed_order_is_refused_while_the_replay_check_cannot_reach_redis(redis_server, make_stack, admin_token):
+    loket: LoketStack = make_stack(redis_server.url)
+    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
+        reseller = await register(api, admin_token, saldo=100_000)
+        before = loket.db.money_of(reseller.id)
+        redis_server.stop()
+        body = json.dumps({"produk_id": 1, "nomor_tujuan": "081211118888", "ref_id": "NO-REDIS"}).encode()
+        answer = await api.post("/beli", content=body, headers={**signed_headers(reseller, "POST", "/beli", body), "content-type": "application/json"})
+        assert answer.status_code == 503 and answer.json()["code"] == "replay_check_unavailable", answer.text
+        assert int(answer.headers["retry-after"]) > 0
+        assert loket.db.money_of(reseller.id) == before
+        redis_server.start()

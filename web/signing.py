@@ -1,8 +1,11 @@
 """Request signing: X-Timestamp (unix seconds) and X-Signature = hex HMAC-SHA256 with the
-reseller's private key over "{timestamp}.{METHOD}.{path}.{raw body}".
+reseller's private key over "{timestamp}.{METHOD}.{path}.{raw body}", where path carries the
+query string as sent ("/ledger?limit=5"), so a signed read cannot be replayed with other parameters.
 
 Checked whenever sent; required when the account or the deployment requires it. A timestamp
-outside the window is refused, and so is a second use of the same signature inside it.
+outside the window is refused, and so is a second use of the same signature inside it. When
+Redis cannot say whether a signature was used before, the request is refused (503, Retry-After)
+rather than let a replay through: a signed request moves money.
 """
 
 from __future__ import annotations
@@ -44,13 +47,15 @@ async def verify(request: Request, reseller: Reseller) -> None:
     if body is None:
         body = await read_body(request)
     private_key = state.key_box.open(reseller.private_key_enc)
-    expected = expected_signature(private_key, timestamp, request.method, request.url.path, body)
+    query = request.url.query
+    expected = expected_signature(private_key, timestamp, request.method, request.url.path + (f"?{query}" if query else ""), body)
     if not hmac.compare_digest(signature.lower().encode(), expected.encode()):
         raise ApiError(401, "bad_signature", "X-Signature does not match this request")
     try:
         first_use = await state.redis.set(f"loket:sig:{expected}", 1, nx=True, ex=state.settings.signature_window_seconds * 2)
     except RedisError:
-        log.warning("replay check skipped: Redis unavailable")  # the timestamp window still bounds a replay
-        return
+        log.warning("signed request refused: the replay check cannot reach Redis")
+        raise ApiError(503, "replay_check_unavailable", "signed requests cannot be checked for replays now; retry shortly",
+                       headers={"retry-after": "5"}) from None  # fmt: skip
     if not first_use:
         raise ApiError(401, "replayed", "this signed request was already received")
