@@ -3,13 +3,14 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test db venv bench token clean
+.PHONY: run test lint lock db venv bench token clean
 
-$(VENV)/.installed: requirements.txt
+# Exactly what the lock names (every package pinned and hash-checked, nothing resolved here):
+# requirements-dev.txt is the runtime set plus the dev group, exported from uv.lock by `make lock`.
+$(VENV)/.installed: requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON))"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
@@ -23,6 +24,15 @@ run: db
 
 test: venv
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+# after editing pyproject.toml: re-resolve uv.lock, then export the two requirement files from it
+lock: venv
+	$(VENV)/bin/uv lock
+	$(VENV)/bin/uv export --quiet --frozen --no-dev --no-emit-project --format requirements-txt -o requirements.txt
+	$(VENV)/bin/uv export --quiet --frozen --all-groups --no-emit-project --format requirements-txt -o requirements-dev.txt
 
 bench: db
 	LOKET_ENV=development $(PY) -m bench.run

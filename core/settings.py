@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: PerMinute = 6000
     """Requests per API key per minute (0: no limit)."""
     metrics_host: str = "127.0.0.1"
+    metrics_token: SecretStr = SecretStr("")
+    """Bearer token GET /metrics of the web requires. Unset, the web's /metrics is open in
+    development and not served (404) in production, where it would share the public port."""
     address_key_attempts_per_minute: PerMinute = 60
     """Requests per client address per minute that carry an API key this web process has not seen
     work (0: no limit): refused with 429 before the key is looked up, so spraying keys is cheap to stop."""

@@ -7,7 +7,6 @@ import os
 import uvicorn
 
 from core.listen import inherited_fd
-
 from sim.app import create_app
 from sim.settings import Settings
 

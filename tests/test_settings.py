@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -105,16 +107,36 @@ def test_development_fills_in_the_secrets_and_production_keeps_its_own(monkeypat
         load()
 
 
-def test_a_production_web_refuses_webhooks_of_a_gateway_it_has_no_key_for(db: MariaDB, tmp_path: Path):
+@contextmanager
+def production_web(db: MariaDB, log_dir: Path, **environ: str) -> Iterator[str]:
+    """A web process started with production settings of its own; yields its base URL."""
     stack = Stack(env={**OWN_SECRETS, "LOKET_ENV": "production", "DATABASE_URL": db.url, "REDIS_URL": os.environ["REDIS_URL"],
-                       "REDIS_NAMESPACE": os.environ["REDIS_NAMESPACE"]}, log_dir=tmp_path)  # fmt: skip
+                       "REDIS_NAMESPACE": os.environ["REDIS_NAMESPACE"], **environ}, log_dir=log_dir)  # fmt: skip
     port = stack.reserve_port()
     try:
         stack.start_web(port)
-        body = {"order_id": "DEP-1", "status_code": "200", "gross_amount": "50000.00", "signature_key": "0" * 128, "transaction_status": "settlement"}
-        for path in ("/webhooks/midtrans", "/webhooks/paystack"):
-            answer = httpx.post(f"http://127.0.0.1:{port}{path}", json=body, headers={"x-paystack-signature": "0" * 128})
-            assert answer.status_code == 404 and answer.json()["code"] == "gateway_not_configured", answer.text
+        yield f"http://127.0.0.1:{port}"
     finally:
         stack.stop()
+
+
+def test_a_production_web_refuses_webhooks_of_a_gateway_it_has_no_key_for_and_hides_its_metrics(db: MariaDB, tmp_path: Path):
+    with production_web(db, tmp_path) as url:
+        body = {"order_id": "DEP-1", "status_code": "200", "gross_amount": "50000.00", "signature_key": "0" * 128, "transaction_status": "settlement"}
+        for path in ("/webhooks/midtrans", "/webhooks/paystack"):
+            answer = httpx.post(f"{url}{path}", json=body, headers={"x-paystack-signature": "0" * 128})
+            assert answer.status_code == 404 and answer.json()["code"] == "gateway_not_configured", answer.text
+        # no METRICS_TOKEN: the public port does not serve /metrics at all
+        assert httpx.get(f"{url}/metrics").status_code == 404
     assert db.value("SELECT COUNT(*) FROM webhook_event WHERE source IN ('midtrans', 'paystack') AND reference = 'DEP-1'") == 0
+
+
+def test_with_a_metrics_token_only_a_scraper_holding_it_reads_the_web_metrics(db: MariaDB, tmp_path: Path):
+    token = "scrape-token-of-our-own-0123456789"
+    with production_web(db, tmp_path, METRICS_TOKEN=token) as url:
+        for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": token}, {"authorization": f"Bearer {token}x"}):
+            answer = httpx.get(f"{url}/metrics", headers=headers)
+            assert answer.status_code == 401 and answer.json()["code"] == "metrics_token_required", (headers, answer.text)
+            assert token not in answer.text
+        answer = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and "loket_http_requests_total" in answer.text
