@@ -29,6 +29,9 @@ http_latency = Histogram(
 callback_deliveries = Counter(
     "loket_reseller_callbacks_total", "Reseller callback attempts by outcome (delivered, pending = will retry, failed = gave up).", ["outcome"]
 )
+# Served at 0 from the start, so the CallbacksFailing alert's increase() sees the first failure.
+for _outcome in ("delivered", "pending", "failed"):
+    callback_deliveries.labels(_outcome)
 worker_in_flight = Gauge(
     "loket_worker_in_flight_work", "Provider, gateway and reseller callback calls (with their follow-up) handed to a worker's event loop, not yet ended (workers.in_flight).",
     multiprocess_mode="livesum",

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -167,3 +168,25 @@ async def test_the_exporter_counts_purchases_qris_transactions_and_webhook_event
             qris = await exporter.qris_tally.count(conn)
             qris_truth = Counter({(s,): n for s, n in await conn.execute(text("SELECT tr_status, COUNT(*) FROM qris_transaction GROUP BY tr_status"))})
     assert (purchases, events, qris) == (purchase_truth, event_truth, qris_truth)
+
+
+async def test_the_exporter_reports_the_age_of_the_oldest_purchase_in_proses(db: MariaDB, engine: AsyncEngine) -> None:
+    """What the PurchasesStuckInProses alert reads: a purchase left in proses for 40 minutes shows
+    as at least that old, and once it is decided the gauge no longer counts it."""
+    produk = db.value("SELECT MIN(id) FROM produk")
+    await run(
+        engine,
+        "INSERT INTO purchase (reseller_id, ref_id, produk_id, kode, nomor_tujuan, harga, status, provider_ref, waktu) "
+        "VALUES (0, 'stuck-proses-probe', :produk, 'X', '081200000000', 1, 'proses', 'stuck-proses-probe', NOW(6) - INTERVAL 40 MINUTE)",
+        produk=produk,
+    )
+    exporter, redis = Exporter(), Redis.from_url(get_settings().redis_url)
+    try:
+        await exporter.refresh(engine, redis)
+        assert exporter.registry.get_sample_value("loket_purchase_oldest_proses_age_seconds") >= 40 * 60
+        await run(engine, "UPDATE purchase SET status = 'sukses' WHERE provider_ref = 'stuck-proses-probe'")
+        await exporter.refresh(engine, redis)
+        assert exporter.registry.get_sample_value("loket_purchase_oldest_proses_age_seconds") < 40 * 60
+    finally:
+        await run(engine, "DELETE FROM purchase WHERE provider_ref = 'stuck-proses-probe'")
+        await redis.aclose()

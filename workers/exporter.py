@@ -38,6 +38,9 @@ class Exporter:
         self.outbox_overdue = Gauge("loket_outbox_overdue_jobs", "Outbox rows past their lease (the relay re-pushes them).", registry=r)
         self.outbox_attempts = Gauge("loket_outbox_max_attempts", "The most re-pushes of any outbox row.", registry=r)
         self.purchases = Gauge("loket_purchases", "Purchases by status.", ["status"], registry=r)
+        self.oldest_proses = Gauge(
+            "loket_purchase_oldest_proses_age_seconds", "Age of the oldest purchase the provider has not decided (0 when none).", registry=r
+        )
         self.in_flight = Gauge("loket_purchases_in_flight_rupiah", "Rupiah debited for purchases not yet final.", registry=r)
         self.qris = Gauge("loket_qris_transactions", "Kiosk QRIS transactions by status.", ["status"], registry=r)
         self.events = Gauge("loket_webhook_events", "Stored webhook events by source and outcome.", ["source", "outcome"], registry=r)
@@ -77,6 +80,10 @@ class Exporter:
                 ).one()
                 by_purchase_status = await self.purchase_tally.count(conn)
                 in_flight = (await conn.execute(text("SELECT COALESCE(SUM(harga), 0) FROM purchase WHERE status IN ('pending', 'proses')"))).scalar_one()
+                # ids grow with time, so the first proses row of ix_purchase_status is the oldest: one index read
+                oldest_proses = (await conn.execute(text(
+                    "SELECT TIMESTAMPDIFF(MICROSECOND, waktu, NOW(6)) / 1e6 FROM purchase WHERE status = 'proses' ORDER BY id LIMIT 1"
+                ))).scalar()  # fmt: skip
                 by_qris_status = await self.qris_tally.count(conn)
                 events = await self.event_tally.count(conn)
         self.outbox.set(jobs)
@@ -85,6 +92,7 @@ class Exporter:
         for status in PURCHASE_STATUSES:
             self.purchases.labels(status).set(by_purchase_status[(status,)])
         self.in_flight.set(in_flight)
+        self.oldest_proses.set(max(0.0, float(oldest_proses or 0)))
         for status in QRIS_STATUSES:
             self.qris.labels(status).set(by_qris_status[(status,)])
         # A pair that had rows and has none now (the last received event handled) reads 0, not its last count.
