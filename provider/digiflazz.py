@@ -14,13 +14,11 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+import aiohttp
 import orjson
-from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import ConnectError, ConnectTimeoutError, DetailedPyreqwestError, PyreqwestError
 
 from core import metrics
 
@@ -91,31 +89,28 @@ def answer_from(data: dict[str, Any]) -> ProviderAnswer:
 class DigiflazzClient:
     """One client per process, with its own connections; close() it when the process stops.
 
-    pyreqwest (reqwest, in Rust) rather than aiohttp: one call per purchase, and aiohttp's request
-    machinery was ~40% of a worker's CPU (py-spy); pyreqwest took half of aiohttp's CPU per call
-    against the simulator, and a worker draining purchases 0.23-0.25 ms of CPU per purchase
-    against 0.29-0.30 ms (issue 4; the README's Benchmark says what it did not change).
+    Whether a failed call may have sold is read from aiohttp's exception types: a failure to
+    connect (refused, DNS, no connection within the connect timeout, which covers the wait for a
+    free connection of the pool) means the request never went out; anything after that may have.
+    aiohttp rather than a client in Rust: one took 60% of aiohttp's CPU per call (bench.provider_calls),
+    yet neither a worker's CPU per purchase nor its drain rate differed beyond the noise (bench.run).
 
     base_url: e.g. https://api.digiflazz.com/v1 or the simulator's http://127.0.0.1:8100/v1.
     timeout: seconds before an unanswered call counts as ProviderOutcomeUnknown; a connection not
         made within 80% of it (at most 5 s) is ProviderUnreachable.
     connections: at most this many calls at once (one connection each); more wait for a free one,
-        within their timeout.
+        within the connect timeout.
     """
 
     def __init__(self, base_url: str, username: str, api_key: str, timeout: float, connections: int = 100) -> None:
         self._url = base_url.rstrip("/") + "/transaction"
         self._username = username
         self._api_key = api_key
-        self._http: Client = (
-            ClientBuilder()
-            .timeout(timedelta(seconds=timeout))
-            .connect_timeout(timedelta(seconds=min(timeout * 0.8, 5.0)))
-            .pool_idle_timeout(timedelta(seconds=IDLE_CONNECTION_SECONDS))
-            .max_connections(connections)
-            .follow_redirects(False)
-            .http1_only()
-            .build()
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout * 0.8, 5.0))
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections, limit_per_host=connections, keepalive_timeout=IDLE_CONNECTION_SECONDS),
+            headers={"Content-Type": "application/json"},
+            skip_auto_headers=("User-Agent",),
         )
 
     async def close(self) -> None:
@@ -157,17 +152,14 @@ class DigiflazzClient:
             metrics.provider_calls.labels(outcome).observe(time.perf_counter() - started)
 
     async def _post(self, body: dict[str, Any]) -> ProviderAnswer:
-        # The body goes as orjson's bytes: a JSON body of the client's own is json.dumps, ~20x orjson's CPU.
-        request = self._http.post(self._url).body_bytes(orjson.dumps(body)).header("Content-Type", "application/json")
+        # orjson both ways: aiohttp's json= and .json() are the standard library's, several times the CPU.
         try:
-            response = await request.build().send()
-            status, raw = response.status, bytes(await response.bytes())
-        except (ConnectError, ConnectTimeoutError) as error:
-            if _never_connected(error):
-                raise ProviderUnreachable(_causes(error)) from error
-            raise ProviderOutcomeUnknown(_causes(error)) from error
-        except PyreqwestError as error:  # perhaps sent, then no (whole) answer
-            raise ProviderOutcomeUnknown(_causes(error)) from error
+            async with self._http.post(self._url, data=orjson.dumps(body), timeout=self._timeout, allow_redirects=False) as response:
+                status, raw = response.status, await response.read()
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
+            raise ProviderUnreachable(_described(error)) from error
+        except (aiohttp.ClientError, TimeoutError) as error:  # sent, perhaps, then no (whole) answer
+            raise ProviderOutcomeUnknown(_described(error)) from error
         if status in (502, 503, 504):
             raise ProviderUnreachable(f"HTTP {status}")
         try:
@@ -176,18 +168,7 @@ class DigiflazzClient:
             raise ProviderOutcomeUnknown(f"unreadable answer (HTTP {status})") from error
 
 
-def _causes(error: PyreqwestError) -> str:
-    causes = error.details.get("causes") if isinstance(error, DetailedPyreqwestError) else None
-    return "; ".join(cause["message"] for cause in causes or []) or type(error).__name__
-
-
-def _never_connected(error: ConnectError | ConnectTimeoutError) -> bool:
-    """Whether the call failed while connecting, so the request never went out.
-
-    pyreqwest's class does not tell: it raises ConnectError when the connection closed after the
-    request went out ("connection closed before message completed"), and ConnectTimeoutError when
-    the total timeout ran out while waiting for the answer. Only hyper's cause, "client error
-    (Connect)", marks a failure to connect. Anything else may have sold (tests/test_provider_client.py
-    holds each case, so a release that words it otherwise fails them, and meanwhile such a call
-    waits for a re-check, the safe side)."""
-    return any(cause["message"] == "client error (Connect)" for cause in error.details.get("causes") or [])
+def _described(error: Exception) -> str:
+    if isinstance(error, TimeoutError) and not str(error):  # the total timeout: aiohttp gives no text
+        return "timed out waiting for the answer"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

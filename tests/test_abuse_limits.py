@@ -47,9 +47,9 @@ async def test_spraying_random_keys_from_one_address_meets_a_429_after_a_few_loo
         for _ in range(20):  # 400 random keys, 20 at a time
             answers += await asyncio.gather(*(api.get("/saldo", headers={"x-api-key": secrets.token_hex(32)}) for _ in range(20)))
         codes = [a.status_code for a in answers]
-        # Each 401 is one lookup; every 429 was refused before the database. The working key's
-        # first request used one of the address's ten: it was not known to work until it did.
-        assert codes.count(401) == 9 and codes.count(429) == 391, codes
+        # Each 401 is one lookup; every 429 was refused before the database. The address's ten
+        # failures may be overshot only by the first batch already in flight when they were counted.
+        assert 10 <= codes.count(401) <= 20 and codes.count(401) + codes.count(429) == 400, codes
         for refused in (a for a in answers if a.status_code == 429):
             assert_limited(refused)
         # Spoofing a proxy's header does not make another client: no proxy is trusted here.
@@ -58,6 +58,19 @@ async def test_spraying_random_keys_from_one_address_meets_a_429_after_a_few_loo
         # The reseller whose key works keeps working from the same address.
         assert (await api.get("/saldo", headers=reseller.headers)).status_code == 200
         assert (await api.get("/riwayat", headers=reseller.headers)).status_code == 200
+
+
+async def test_many_new_valid_keys_from_one_address_are_never_refused(limited: LoketStack, admin_token):
+    """An aggregator with more resellers behind one address than the allowance of unknown keys:
+    each first request with a valid key is answered, however many come at once."""
+    async with httpx.AsyncClient(base_url=limited.web_url, timeout=30) as api:
+        resellers = [await register(api, admin_token, saldo=100_000) for _ in range(25)]
+        answers = await asyncio.gather(*(api.get("/saldo", headers=r.headers) for r in resellers))
+        assert [a.status_code for a in answers] == [200] * 25, [a.text for a in answers if a.status_code != 200]
+        first_buys = await asyncio.gather(
+            *(api.post("/beli", json={"produk_id": 1, "nomor_tujuan": f"08129999{n:04d}"}, headers=r.headers) for n, r in enumerate(resellers))
+        )
+        assert [a.status_code for a in first_buys] == [200] * 25
 
 
 async def test_a_burst_of_registrations_from_one_address_is_capped(limited: LoketStack, admin_token):

@@ -32,6 +32,7 @@ USED_WITHOUT_IMPORT = {
     "uv": "make lock",
     "ruff": "make lint",
     "pytest-asyncio": "pytest's plugin (pytest.ini asyncio_mode)",
+    "swagger-ui-py": "its static files, found with importlib (web.docs)",
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 from core.security import issue_staff_token
 from tests.harness import LoketStack, fast_env, final_statuses, register, sole_delivery_when, wait_until
 from tests.receiver import Receiver
+from web.responses import CallbackEvent
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,7 @@ async def test_a_callback_is_retried_until_2xx_and_verifiable_with_the_private_k
         assert abs(int(timestamp) - time.time()) < 60
     body = json.loads(arrivals[-1].body)
     assert body["event"] == "transaksi.selesai"
+    CallbackEvent.model_validate(body)  # the body /openapi.json documents under webhooks
     assert body["data"]["id"] == purchase["id"] and body["data"]["status"] == "gagal"
 
 

@@ -110,10 +110,15 @@ def _is_trusted(peer: str, trusted: tuple[Network, ...]) -> bool:
 
 
 def key_attempt_limited(request: Request, key_hash: bytes) -> None:
-    """Count a request with a key not known to work against its address; 429 over the allowance."""
+    """429 for a key not known to work when its address has used its allowance of unknown keys.
+
+    Only keys that turned out unknown are counted (key_failed): many resellers behind one
+    address (an aggregator, a NAT) each make a first request with a key not known yet, and a
+    valid key must not be refused for being new. Requests in flight at once may overshoot the
+    allowance by their number; the key space makes that worthless to a key sprayer."""
     limits = _limits(request)
     if key_hash not in limits.known_keys:
-        limits.key_attempts.enforce(client_address(request))
+        limits.key_attempts.refuse_when_used_up(client_address(request))
 
 
 def key_worked(request: Request, key_hash: bytes) -> None:
@@ -121,7 +126,9 @@ def key_worked(request: Request, key_hash: bytes) -> None:
 
 
 def key_failed(request: Request, key_hash: bytes) -> None:
-    _limits(request).known_keys.discard(key_hash)
+    limits = _limits(request)
+    limits.known_keys.discard(key_hash)
+    limits.key_attempts.count(client_address(request))
 
 
 def registration_limited(request: Request, staff_level: int | None) -> None:

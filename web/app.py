@@ -14,7 +14,7 @@ from core import heap
 from core.security import PrivateKeyBox, ResponseCipher
 from core.settings import Settings
 from db.engine import close_pool, create_engine, create_pool, engine_size_beside
-from web import accounts, deposits, health, intake, kiosk, masters, metrics, openapi, purchases, staff_ops, webhooks
+from web import accounts, deposits, docs, health, intake, kiosk, masters, metrics, openapi, purchases, staff_ops, webhooks
 from web.abuse import AbuseLimits
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware.metrics import RequestMetrics
@@ -34,6 +34,8 @@ ROUTES = [
     Route("/ready", health.ready, methods=["GET"]),
     Route("/metrics", metrics.metrics, methods=["GET"]),
     Route("/openapi.json", openapi.spec, methods=["GET"]),
+    Route("/docs", docs.page, methods=["GET"]),
+    Route("/docs/assets/{name}", docs.asset, methods=["GET"]),
     # reseller API (ppob-api.md)
     Route("/register", accounts.register, methods=["POST"]),
     Route("/generate-key", accounts.generate_key, methods=["POST"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,6 +23,8 @@ from workers.unit_of_work import unit_of_work
 
 
 class DepositRequest(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"jumlah": 100000}]})
+
     jumlah: Annotated[int, Field(strict=True, ge=10_000, le=50_000_000)]
 
 

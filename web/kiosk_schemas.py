@@ -20,6 +20,8 @@ class Body(BaseModel):
 
 
 class CreateTransaction(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"location_id": 1, "price_id": 2}]})
+
     location_id: Id
     price_id: Id | None = None
 

@@ -21,10 +21,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from web import deposits, kiosk, responses, staff_ops
+from web import deposits, docs, kiosk, responses, staff_ops
 from web import kiosk_schemas as ks
 from web import schemas as rs
-from web.openapi_parts import DIGIFLAZZ_EVENT, MIDTRANS_EVENT, PAYSTACK_EVENT, SECURITY_SCHEMES, XENDIT_EVENT
+from web.openapi_parts import (
+    DIGIFLAZZ_EVENT,
+    HEADERS,
+    MIDTRANS_EVENT,
+    PAYSTACK_EVENT,
+    SECURITY_SCHEMES,
+    XENDIT_EVENT,
+    callback_operation,
+)
 
 REF = "#/components/schemas/{model}"
 
@@ -44,13 +52,13 @@ class Operation:
     optional_security: the credential is only needed for some bodies. body: the pydantic model
     that validates the JSON body, or a raw JSON Schema for a webhook. query: the model whose fields
     are the query parameters. status, answer: the success status and its body (a model, a JSON
-    Schema, or a media type with a string body). errors: the 4xx/5xx statuses it may answer.
+    Schema, or the media types of a string body). errors: the 4xx/5xx statuses it may answer.
     path: description and JSON Schema overrides per path parameter (types come from the convertor).
     """
 
     summary: str
     tag: str
-    answer: type[BaseModel] | dict[str, Any] | str
+    answer: type[BaseModel] | dict[str, Any] | str | tuple[str, ...]
     status: int = 200
     security: tuple[str, ...] = ()
     optional_security: bool = False
@@ -70,6 +78,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/ready"): Operation("Readiness: MariaDB and Redis answer", "ops", responses.Ready, errors=(503,)),
     ("GET", "/metrics"): Operation("Prometheus metrics of the web processes", "ops", "text/plain"),
     ("GET", "/openapi.json"): Operation("This document", "ops", OPENAPI_DOCUMENT),
+    ("GET", "/docs"): Operation("This document in Swagger UI", "ops", "text/html"),
+    ("GET", "/docs/assets/{name}"): Operation(
+        "A file of the Swagger UI page", "ops", tuple(sorted({media_type for _, media_type in docs.ASSETS.values()})),
+        errors=(404,), path={"name": {"description": "a file the page loads", "enum": sorted(docs.ASSETS)}},
+    ),
     ("POST", "/register"): Operation(
         "Register a reseller; an opening saldo needs an admin staff token", "reseller", responses.Registered,
         security=("staffToken",), optional_security=True, body=rs.RegisterRequest, errors=(*BODY, 401, 403, 409, 429, 503),
@@ -251,6 +264,13 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
+def _answer(status: int, content: dict[str, Any]) -> dict[str, Any]:
+    headers = {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}
+    if status in (429, 503):
+        headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
+    return {"description": HTTPStatus(status).phrase, "headers": headers, "content": content}
+
+
 def _operation(
     method: str, route: Route, op: Operation, refs: dict[type[BaseModel], dict[str, Any]], defs: dict[str, Any]
 ) -> dict[str, Any]:
@@ -271,15 +291,15 @@ def _operation(
             parameters.append({"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)})
 
     error = refs[responses.KioskError if route.path.startswith("/api/v1/") else responses.Error]
-    if isinstance(op.answer, str):
-        ok_content: dict[str, Any] = {op.answer: {"schema": {"type": "string"}}}
+    if isinstance(op.answer, (str, tuple)):
+        media_types = (op.answer,) if isinstance(op.answer, str) else op.answer
+        ok_content: dict[str, Any] = {media_type: {"schema": {"type": "string"}} for media_type in media_types}
     else:
         ok_content = _json(schema_of(op.answer))
-    answers: dict[str, Any] = {str(op.status): {"description": HTTPStatus(op.status).phrase, "content": ok_content}}
+    answers: dict[str, Any] = {str(op.status): _answer(op.status, ok_content)}
     for status in sorted(set(op.errors)):
         # /ready's 503 carries the same body as its 200, naming what is down.
-        content = ok_content if status == 503 else _json(error)
-        answers[str(status)] = {"description": HTTPStatus(status).phrase, "content": content}
+        answers[str(status)] = _answer(status, ok_content if status == 503 else _json(error))
 
     document: dict[str, Any] = {
         "operationId": f"{method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', route.path_format).strip('_') or 'root'}",
@@ -304,7 +324,7 @@ def build(routes: list[BaseRoute]) -> dict[str, Any]:
     models_json_schema is Model.model_json_schema for all models in one pass: a model used by
     several operations (or nested in another) becomes one component under one name.
     """
-    keyed, defs = models_json_schema([(m, "validation") for m in _models()], ref_template=REF)
+    keyed, defs = models_json_schema([(m, "validation") for m in [*_models(), responses.CallbackEvent]], ref_template=REF)
     refs = {model: ref for (model, _), ref in keyed.items()}
     all_defs: dict[str, Any] = defs.get("$defs", {})
     paths: dict[str, dict[str, Any]] = {}
@@ -316,7 +336,8 @@ def build(routes: list[BaseRoute]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Loket", "version": "1", "description": "PPOB reseller API, photobox kiosk API and payment webhooks"},
         "paths": paths,
-        "components": {"schemas": all_defs, "securitySchemes": SECURITY_SCHEMES},
+        "webhooks": {"transaksi.selesai": callback_operation(refs[responses.CallbackEvent])},
+        "components": {"schemas": all_defs, "securitySchemes": SECURITY_SCHEMES, "headers": HEADERS},
     }
 
 

@@ -94,3 +94,39 @@ XENDIT_EVENT: dict[str, Any] = {
         }},
     ],
 }  # fmt: skip
+
+HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "the request's id: the caller's own X-Request-ID when it sent one, else a new one; "
+        "the logs and the jobs the request enqueued carry it",
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {
+        "description": "seconds to wait before trying again (a rate limit, or a dependency that is down)",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+def callback_operation(event_schema: dict[str, Any]) -> dict[str, Any]:
+    """The reseller callback (jobs/callbacks.py): what Loket sends to a reseller's callback URL."""
+    return {
+        "post": {
+            "operationId": "callback_transaksi_selesai",
+            "summary": "A purchase ended (sukses or gagal); sent to the reseller's callback URL",
+            "description": "Sent until the endpoint answers 2xx, with backoff, each attempt listed by GET "
+            "/callback/deliveries. Check X-Loket-Signature before trusting the body, and treat "
+            "X-Loket-Delivery as the idempotency key: a delivery may arrive more than once.",
+            "tags": ["reseller"],
+            "parameters": [
+                {"name": "X-Loket-Delivery", "in": "header", "required": True, "schema": {"type": "string"},
+                 "description": "the delivery's id, the same on every attempt"},
+                {"name": "X-Loket-Timestamp", "in": "header", "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                 "description": "unix seconds when this attempt was signed"},
+                {"name": "X-Loket-Signature", "in": "header", "required": True, "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+                 "description": "sha256=<hex HMAC-SHA256 with the reseller's private key over '{timestamp}.{raw body}'>"},
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": event_schema}}},
+            "responses": {"2XX": {"description": "received; any other answer, or none within 10 s, is retried"}},
+        }
+    }  # fmt: skip

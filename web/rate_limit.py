@@ -89,23 +89,49 @@ class RateLimiter:
         if self._per_minute <= 0:
             return
         now = time.time()
+        window, key = self._count(key_hash, now)
+        if window.used(key) > self._per_minute:
+            raise self._refusal(window.number, now)
+
+    def count(self, key_hash: bytes | str) -> None:
+        """Count one request of this key after the fact, refusing nothing (see refuse_when_used_up)."""
+        if self._per_minute > 0:
+            self._count(key_hash, time.time())
+
+    def refuse_when_used_up(self, key_hash: bytes | str) -> None:
+        """429 with Retry-After when the key has used its minute, counting nothing: for a limit
+        on outcomes (count() them once known) rather than on requests."""
+        if self._per_minute <= 0:
+            return
+        now = time.time()
+        window = self._window_at(now)
+        if window.used(self._key(key_hash, window.number)) >= self._per_minute:
+            raise self._refusal(window.number, now)
+
+    def _window_at(self, now: float) -> _Window:
         number = int(now // 60)
-        window = self._window
-        if window.number != number:
-            window = self._window = _Window(number)
+        if self._window.number != number:
+            self._window = _Window(number)
+        return self._window
+
+    def _key(self, key_hash: bytes | str, number: int) -> str:
         name = key_hash.hex()[:32] if isinstance(key_hash, bytes) else key_hash
-        key = f"{self._prefix}:{name}:{number}"
+        return f"{self._prefix}:{name}:{number}"
+
+    def _count(self, key_hash: bytes | str, now: float) -> tuple[_Window, str]:
+        window = self._window_at(now)
+        key = self._key(key_hash, window.number)
         unsettled = window.unsettled
         unsettled[key] = unsettled.get(key, 0) + 1
         if self._redis_failing and len(unsettled) > self._max_keys:  # they are emptied at every settle otherwise
             del unsettled[next(iter(unsettled))]
         if self._settling is None:
             self._settling = asyncio.get_running_loop().create_task(self._settle_while_counting())
-        if window.used(key) > self._per_minute:
-            retry_after = max(1, int((number + 1) * 60 - now))
-            raise ApiError(
-                429, "rate_limited", f"more than {self._per_minute} {self._counted} this minute", {"Retry-After": str(retry_after)}
-            )
+        return window, key
+
+    def _refusal(self, number: int, now: float) -> ApiError:
+        retry_after = max(1, int((number + 1) * 60 - now))
+        return ApiError(429, "rate_limited", f"more than {self._per_minute} {self._counted} this minute", {"Retry-After": str(retry_after)})
 
     async def aclose(self, timeout: float = 2.0) -> None:
         """Settle what is counted, so the other processes see it; for when no request comes any more.

@@ -97,6 +97,10 @@ class Products(RootModel[list[Product]]):
 class Accepted(Out):
     """A purchase accepted (or the same ref_id replayed): its id, status and the saldo after the debit."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": 41872, "ref_id": "INV-2026-000123", "status": "proses", "harga": 5500, "saldo": 94500}]}
+    )
+
     id: int
     ref_id: str | None
     status: PurchaseStatus
@@ -117,6 +121,13 @@ class Purchase(Out):
     hasil_eksekusi: str | None
     waktu: Timestamp
     updated_at: Timestamp
+
+
+class CallbackEvent(Out):
+    """The body Loket POSTs to a reseller's callback URL when a purchase ends (sukses or gagal)."""
+
+    event: Literal["transaksi.selesai"]
+    data: Purchase
 
 
 class Purchases(RootModel[list[Purchase]]):

@@ -16,6 +16,8 @@ class Strict(BaseModel):
 
 
 class RegisterRequest(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"nama": "Toko Sinar", "email": "sinar@example.com", "hp": "081234567890"}]})
+
     nama: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     email: Annotated[str, StringConstraints(max_length=190, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
     hp: Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{8,15}$")] | None = None
@@ -29,6 +31,10 @@ class RegisterRequest(Strict):
 
 
 class BeliRequest(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"produk_id": 1, "nomor_tujuan": "081234567890", "ref_id": "INV-2026-000123"}]}
+    )
+
     produk_id: Id
     nomor_tujuan: Annotated[str, StringConstraints(pattern=r"^[0-9]{8,20}$")]
     nominal: Annotated[int, Field(strict=True, ge=1, le=2_000_000_000)] | None = None
