@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis as sync_redis
 
-from tests.harness import LoketStack, register
+from tests.harness import LoketStack, final_statuses, register
 from web.signing import expected_signature
 
 
@@ -25,7 +25,9 @@ async def test_a_signed_request_is_accepted_and_a_tampered_or_replayed_one_refus
     reseller = await register(api, admin_token, saldo=100_000)
     body = json.dumps({"produk_id": 1, "nomor_tujuan": "081211110001", "ref_id": "SIG-1"}).encode()
     headers = {**signed_headers(reseller, "POST", "/beli", body), "content-type": "application/json"}
-    assert (await api.post("/beli", content=body, headers=headers)).status_code == 200
+    accepted = await api.post("/beli", content=body, headers=headers)
+    assert accepted.status_code == 200
+    await final_statuses(api, reseller, [accepted.json()["id"]])  # so that only a refused request could change the money
 
     before = stack.db.money_of(reseller.id)
     replay = await api.post("/beli", content=body, headers=headers)
