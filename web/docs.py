@@ -26,10 +26,11 @@ def _swagger_ui_folder() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 
+SWAGGER_UI = _swagger_ui_folder()
 ASSETS: dict[str, tuple[Path, str]] = {
-    "swagger-ui.css": (_swagger_ui_folder() / "swagger-ui.css", "text/css"),
-    "swagger-ui-bundle.js": (_swagger_ui_folder() / "swagger-ui-bundle.js", "text/javascript"),
-    "favicon-32x32.png": (_swagger_ui_folder() / "favicon-32x32.png", "image/png"),
+    "swagger-ui.css": (SWAGGER_UI / "swagger-ui.css", "text/css"),
+    "swagger-ui-bundle.js": (SWAGGER_UI / "swagger-ui-bundle.js", "text/javascript"),
+    "favicon-32x32.png": (SWAGGER_UI / "favicon-32x32.png", "image/png"),
     "loket-docs.js": (PAGE_FOLDER / "loket-docs.js", "text/javascript"),
 }
 # Swagger UI sets inline styles on its elements; its scripts and the spec are all same-origin.
