@@ -29,7 +29,7 @@ from ops.stack import free_port
 from sim.mailbox import Mailbox, serve
 from tests.harness import LoketStack, MariaDB, fast_env
 from tests.invariants import database_exists, money_violations
-from tests.servers import RedisServer
+from tests.servers import MariaDBServer, RedisServer
 
 LOG_ROOT = pathlib.Path(__file__).resolve().parent.parent / ".run" / "tests" / str(os.getpid())
 
@@ -126,13 +126,23 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def mariadb_server() -> Iterator[MariaDBServer]:
+    """A mariadbd of the test's own, on a spare port and data folder, that it may kill and restart."""
+    server = MariaDBServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
 def make_stack(db: MariaDB) -> Iterator:
     """Start a private stack: its own database, and whatever Redis URL the test gives it."""
     started: list[LoketStack] = []
 
-    def start(redis_url: str, extra_env: dict[str, str] | None = None, **options: object) -> LoketStack:
+    def start(redis_url: str, extra_env: dict[str, str] | None = None, database_server: str | None = None, **options: object) -> LoketStack:
+        """database_server: a server URL without a database (a test's own MariaDB); the machine's by default."""
         name = uuid.uuid4().hex[:8]
-        url = f"{db.url}_{name}"
+        url = f"{db.url}_{name}" if database_server is None else f"{database_server}/loket_{name}"
         # Queues of its own: on the shared stack's Redis, the shared workers would otherwise take
         # this stack's jobs and run them against the shared database.
         env = {"REDIS_NAMESPACE": f"{os.environ['REDIS_NAMESPACE']}-{name}", **(extra_env or {})}

@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pymysql
 import redis
 
 from ops.stack import free_port
@@ -61,4 +62,65 @@ class RedisServer:
 
     def cleanup(self) -> None:
         self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class MariaDBServer:
+    """A mariadbd of its own on a spare port and data folder, killable and restartable on the same port.
+
+    Its root user has no password and is reached over TCP only, as the machine's own server is.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="loket-mariadb-"))
+        self.datadir = self.dir / "data"
+        self.process: subprocess.Popen[bytes] | None = None
+        subprocess.run(
+            [
+                shutil.which("mariadb-install-db") or "mariadb-install-db", "--no-defaults",
+                f"--datadir={self.datadir}", "--user=root", "--auth-root-authentication-method=normal",
+                "--skip-test-db", "--skip-name-resolve",
+            ],  # fmt: skip
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    @property
+    def url(self) -> str:
+        """The server's URL without a database."""
+        return f"mysql+asyncmy://root@127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.datadir}", "--user=root",
+                "--bind-address=127.0.0.1", f"--port={self.port}", f"--socket={self.dir / 'mysqld.sock'}",
+                f"--pid-file={self.dir / 'mysqld.pid'}", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
+                "--innodb-log-file-size=32M", "--max-connections=200", "--character-set-server=utf8mb4",
+            ],  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=(self.dir / "error.log").open("ab"),
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mariadbd on port {self.port} exited with {self.process.returncode}; see {self.dir}/error.log")
+            try:
+                pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=1).close()
+                return
+            except pymysql.err.OperationalError:
+                time.sleep(0.1)
+        raise TimeoutError("mariadbd did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: what a crashed or OOM-killed database looks like to its clients."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+        self.process = None
+
+    def cleanup(self) -> None:
+        self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)

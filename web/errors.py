@@ -5,9 +5,14 @@ from __future__ import annotations
 import logging
 
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeout
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from db.errors import error_code, unavailability
 from web.json_response import JSONResponse
 
 log = logging.getLogger(__name__)
@@ -57,4 +62,36 @@ async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, 500, "internal_error", "internal error; nothing was lost, try again")
 
 
-EXCEPTION_HANDLERS = {ApiError: on_api_error, HTTPException: on_http_error, Exception: on_unexpected}
+# Long enough for a restarting server or a failover, short enough for a kiosk waiting on a QR.
+DEPENDENCY_RETRY_AFTER = "5"
+
+
+async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 when the database is down or busy: an outage, not a bug, so one line and no traceback."""
+    why = unavailability(exc)
+    if why is None:
+        return await on_unexpected(request, exc)
+    assert isinstance(exc, DBAPIError | PoolTimeout)
+    # The driver's own message only: the wrapped error's text carries the statement and its parameters.
+    orig = getattr(exc, "orig", None)
+    reason = f"{error_code(exc) if isinstance(exc, DBAPIError) else 'pool'} {type(orig or exc).__name__}"
+    log.warning("database unavailable (%s: %s) on %s %s", why, reason, request.method, request.url.path)
+    detail = f"the database is {why}; nothing was lost, try again"
+    return error_response(request, 503, "dependency_unavailable", detail, {"Retry-After": DEPENDENCY_RETRY_AFTER})
+
+
+async def on_redis_error(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("redis unavailable (%s) on %s %s", type(exc).__name__, request.method, request.url.path)
+    detail = "the queue is unreachable; nothing was lost, try again"
+    return error_response(request, 503, "dependency_unavailable", detail, {"Retry-After": DEPENDENCY_RETRY_AFTER})
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: on_api_error,
+    HTTPException: on_http_error,
+    DBAPIError: on_database_error,
+    PoolTimeout: on_database_error,
+    RedisConnectionError: on_redis_error,
+    RedisTimeout: on_redis_error,
+    Exception: on_unexpected,
+}

@@ -54,6 +54,7 @@ class Operation:
     are the query parameters. status, answer: the success status and its body (a model, a JSON
     Schema, or the media types of a string body). errors: the 4xx/5xx statuses it may answer.
     path: description and JSON Schema overrides per path parameter (types come from the convertor).
+    database: the route reads or writes MariaDB, so it answers 503 while the database is down.
     """
 
     summary: str
@@ -66,6 +67,7 @@ class Operation:
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     path: dict[str, dict[str, Any]] = field(default_factory=dict)
+    database: bool = True
 
 
 _EXTERNAL_ID = {"external_id": {"description": "the transaction's external id", "pattern": kiosk.EXTERNAL_ID.pattern}}
@@ -74,14 +76,14 @@ _E = responses.Envelope
 _P = responses.Page
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("GET", "/health"): Operation("Liveness", "ops", responses.Health),
-    ("GET", "/ready"): Operation("Readiness: MariaDB and Redis answer", "ops", responses.Ready, errors=(503,)),
-    ("GET", "/metrics"): Operation("Prometheus metrics of the web processes", "ops", "text/plain"),
-    ("GET", "/openapi.json"): Operation("This document", "ops", OPENAPI_DOCUMENT),
-    ("GET", "/docs"): Operation("This document in Swagger UI", "ops", "text/html"),
+    ("GET", "/health"): Operation("Liveness", "ops", responses.Health, database=False),
+    ("GET", "/ready"): Operation("Readiness: MariaDB and Redis answer", "ops", responses.Ready, errors=(503,), database=False),
+    ("GET", "/metrics"): Operation("Prometheus metrics of the web processes", "ops", "text/plain", database=False),
+    ("GET", "/openapi.json"): Operation("This document", "ops", OPENAPI_DOCUMENT, database=False),
+    ("GET", "/docs"): Operation("This document in Swagger UI", "ops", "text/html", database=False),
     ("GET", "/docs/assets/{name}"): Operation(
         "A file of the Swagger UI page", "ops", tuple(sorted({media_type for _, media_type in docs.ASSETS.values()})),
-        errors=(404,), path={"name": {"description": "a file the page loads", "enum": sorted(docs.ASSETS)}},
+        errors=(404,), database=False, path={"name": {"description": "a file the page loads", "enum": sorted(docs.ASSETS)}},
     ),
     ("POST", "/register"): Operation(
         "Register a reseller; an opening saldo needs an admin staff token", "reseller", responses.Registered,
@@ -297,9 +299,10 @@ def _operation(
     else:
         ok_content = _json(schema_of(op.answer))
     answers: dict[str, Any] = {str(op.status): _answer(op.status, ok_content)}
-    for status in sorted(set(op.errors)):
+    for status in sorted(set(op.errors) | ({503} if op.database else set())):
         # /ready's 503 carries the same body as its 200, naming what is down.
-        answers[str(status)] = _answer(status, ok_content if status == 503 else _json(error))
+        ready = route.path == "/ready"
+        answers[str(status)] = _answer(status, ok_content if ready else _json(error))
 
     document: dict[str, Any] = {
         "operationId": f"{method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', route.path_format).strip('_') or 'root'}",
