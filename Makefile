@@ -35,7 +35,7 @@ lock: venv
 	$(VENV)/bin/uv export --quiet --frozen --all-groups --no-emit-project --format requirements-txt -o requirements-dev.txt
 
 bench: db
-	LOKET_ENV=development $(PY) -m bench.run
+	LOKET_ENV=development $(PY) -m bench.run --duration 10 --all --readme
 
 token: venv
 	@$(PY) -m ops.token $(ARGS)

@@ -4,8 +4,8 @@
 -- db/migrations create them (`make db`); a change is a new revision that drops and re-creates the
 -- procedure, plus the same change here.
 --
--- Measured: each round trip costs the web process a socket write and a read, and those
--- were a third of its CPU per accepted purchase.
+-- Why: each round trip costs the web process a socket write and a read, a third of its CPU per
+-- accepted purchase when every statement is its own.
 -- The intake procedures the web calls (accept_purchases, receive_webhook_events,
 -- create_qris_transactions) open and commit their own transaction, so that the request takes one
 -- round trip, not a CALL and then a COMMIT: they are called on an autocommit connection
@@ -79,7 +79,6 @@ END //
 -- An error rolls back every order of the group.
 -- p_message_id: the Redis message that will carry the group's execute jobs (one for all), noted in
 -- their outbox rows for the relay (workers.enqueue.still_in_redis); NULL when each job goes alone.
-DROP PROCEDURE IF EXISTS accept_purchase //
 DROP PROCEDURE IF EXISTS accept_purchases //
 CREATE PROCEDURE accept_purchases(
   IN p_orders LONGTEXT,
@@ -201,7 +200,6 @@ END //
 -- STRAIGHT_JOIN and the forced keys lock the named rows only, whatever the tables' statistics say:
 -- on the status or due_at index the statements locked other purchases' rows and deadlocked with
 -- settle_purchases.
-DROP PROCEDURE IF EXISTS start_purchase //
 DROP PROCEDURE IF EXISTS start_purchases //
 CREATE PROCEDURE start_purchases(IN p_ids JSON, IN p_job_key_prefix VARCHAR(32), IN p_lease_seconds INT)
 BEGIN
@@ -224,17 +222,14 @@ END //
 -- last settle is on its way in one call. A gagal is refunded; the execute job is done; the
 -- reseller's callback delivery (if it has a callback URL) and its job are recorded.
 -- Set-based: the purchases are locked, updated and their execute jobs deleted by a statement each
--- for the whole group, and only refunds and callbacks take statements of their own. A statement
--- (and a nested CALL) per purchase cost MariaDB 0.066-0.073 ms of CPU per Sukses purchase, this
--- 0.040-0.050, start_purchases' three statements per group 0.019 (bench/procedures.py).
+-- for the whole group, and only refunds and callbacks take statements of their own: about a
+-- third less of MariaDB's CPU per purchase than a statement per purchase (bench/procedures.py).
 -- Locks: the purchases first, in the order of their ids (the caller sorts the group), then the
 -- resellers of the refunds in their order, as accept_purchases takes them: two groups that
 -- settle or refund the same rows take them in the same order and cannot deadlock, and nothing
 -- locks a reseller before a purchase that already exists.
 -- Answers one row: {"ended": [ids that ended here], "deliveries": [[id, delivery id], ...]}; the
 -- other purchases of the group had already ended and were left unchanged.
-DROP PROCEDURE IF EXISTS settle_purchase //
-DROP PROCEDURE IF EXISTS settle_one_purchase //
 DROP PROCEDURE IF EXISTS settle_purchases //
 CREATE PROCEDURE settle_purchases(
   IN p_settlements JSON,
@@ -316,7 +311,6 @@ END //
 -- same moment share one transaction and one round trip (web.intake).
 -- Answers one row: a JSON array with, for each event in order, its id, or null when the same
 -- event was stored before (then nothing was written for it). An error rolls back them all.
-DROP PROCEDURE IF EXISTS receive_webhook_event //
 DROP PROCEDURE IF EXISTS receive_webhook_events //
 CREATE PROCEDURE receive_webhook_events(
   IN p_events LONGTEXT,            -- JSON array of {source, event_key, reference, payload}
@@ -383,7 +377,6 @@ END //
 -- unknown_location, unknown_price, price_not_for_location, quota_exhausted,
 -- duplicate_external_id (the caller's random external id is taken: it tries another).
 -- An error rolls back every create of the group.
-DROP PROCEDURE IF EXISTS create_qris_transaction //
 DROP PROCEDURE IF EXISTS create_qris_transactions //
 CREATE PROCEDURE create_qris_transactions(
   IN p_creates LONGTEXT,

@@ -3,7 +3,7 @@
 A group call runs one group at a time per process, so when its runs fill the process's time its
 callers queue behind the run on its way: the share of the phase it was busy, the groups and
 their mean size say whether a rate is bound there, or whether the group is only busy because the
-cores are (issue 4: README, Benchmark).
+cores are.
 """
 
 from __future__ import annotations

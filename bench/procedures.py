@@ -29,7 +29,7 @@ from db.apply import apply_schema
 from db.engine import close_pool, create_engine, create_pool
 from domain import purchases
 from domain.ledger import post_entry
-from provider.digiflazz import ProviderAnswer
+from domain.provider_answers import ProviderAnswer
 
 DATABASE = "loket_procedures"
 PULSA10 = 1  # the seeded product (schema.sql)

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import uvloop
 
+from domain.provider_answers import Outcome
 from ops.stack import Stack
-from provider.digiflazz import DigiflazzClient, Outcome
+from provider.digiflazz import DigiflazzClient
 from sim.settings import Settings
 
 SIM = Settings()

@@ -1,4 +1,4 @@
-"""The summary: one markdown table per run, printed and written to bench/results/latest.md."""
+"""The summary: one markdown table per run, printed and written to bench/results/latest.md (not checked in; the README keeps the latest headline figures)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from types import FrameType
 import httpx
 import redis
 
-from bench import drain, mariadb_settings, phases, report
+from bench import drain, mariadb_settings, phases, readme_table, report
 from bench.commit_stalls import CommitStallMeter
 from bench.cpu import CpuMeter, machine_busy_seconds, pid_of
 from bench.env import DATABASE_URL, REDIS_URL, BenchStack, Database, Options, flush_redis
@@ -32,6 +32,7 @@ from workers.resources import worker_pool_size
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+ROOT = HERE.parent
 WARMUP_SECONDS = 2
 LOG_LINES_SHOWN = 5
 OTHER_CPU_NOTE = 10  # % of one core used by processes outside the benchmark worth a note
@@ -58,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rates", default="",
                    help="open-loop /beli phases at these offered rates per second, comma-separated (e.g. 1000,2000)")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep loket_bench and Redis db 5 afterwards")
+    p.add_argument("--readme", action="store_true", help="replace the README's benchmark table with this run's figures")
     phases.add_arguments(p)
     return p.parse_args(argv)
 
@@ -305,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         report.write(run, RESULTS / "latest.md")
         say("\n" + text)
         say(f"written: {RESULTS / 'latest.md'}")
+        if args.readme:
+            readme_table.replace_in(ROOT / "README.md", readme_table.table(run, sys.argv[1:] if argv is None else argv))
+            say("README.md: benchmark table replaced")
         return 0
     except KeyboardInterrupt:
         say("interrupted")

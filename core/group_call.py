@@ -1,9 +1,9 @@
 """Calls that arrive while one is on its way go together in the next one: a group commit.
 
-A worker process has up to WORKER_IN_FLIGHT purchases on its event loop at once, and each used
-to open its own transactions to start and to settle: two commits, two pool checkouts and two
-round trips per purchase, ~30% of a worker's CPU (py-spy, issue 4) and most of MariaDB's work
-for a purchase. Through a GroupCall, the starts (or settles) that queue up while one transaction
+A worker process has up to WORKER_IN_FLIGHT purchases on its event loop at once. Transactions of
+their own to start and to settle each would cost two commits, two pool checkouts and two round
+trips per purchase: about a third of a worker's CPU and most of MariaDB's work for a purchase.
+Through a GroupCall, the starts (or settles) that queue up while one transaction
 is on its way share the next one. An idle process still calls at once (with the callers of the
 same moment).
 

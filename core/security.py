@@ -95,7 +95,7 @@ def verify_staff_token(secret: str, token: str) -> StaffClaims | None:
 def _verified_staff_token(secret: str, token: str) -> tuple[StaffClaims, float]:
     """The token's claims and expiry once its signature and claims passed, remembered per token:
     a kiosk sends the same token with every request for as long as it lives, and PyJWT's decode
-    was 14% of the web's CPU per kiosk create (py-spy). A token that fails raises, and a failure
+    of every request would be a tenth of the web's CPU per kiosk create. A token that fails raises, and a failure
     is not remembered, so only tokens this deployment signed are kept (at most 1024)."""
     claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
     location_id, jti = claims.get("location_id"), claims.get("jti")

@@ -47,8 +47,8 @@ def new_message_id(actor_name: str) -> str:
 def group_message(message_id: str, actor_name: str, jobs: Sequence[tuple[Job, str | None]]) -> Job:
     """One message for jobs of one queue committed together, whose outbox rows name message_id:
     the actor_name actor (workers.actor.hand_off_each_actor) runs each job's arguments in the log
-    context of its request. A Redis message per job cost the workers about a quarter of their CPU
-    per purchase in Dramatiq's fetch, middleware and acknowledgement (py-spy, issue 4).
+    context of its request. A Redis message per job would cost the workers about a quarter of their
+    CPU per purchase in Dramatiq's fetch, middleware and acknowledgement.
 
     jobs: each job with the id of the request that made it. The message has no outbox row of its
     own: its job_key is its Redis id; a lost job is pushed again alone, as its own actor's.

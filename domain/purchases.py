@@ -20,7 +20,7 @@ from db.purchases import Purchase
 from db.raw import sql
 from domain import callbacks
 from domain.ledger import InsufficientSaldo
-from provider.digiflazz import Outcome, ProviderAnswer
+from domain.provider_answers import Outcome, ProviderAnswer
 
 EXECUTE_ACTOR = "execute_purchase"
 EXECUTE_ALL_ACTOR = "execute_purchases"

@@ -13,57 +13,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import aiohttp
 import orjson
 
 from core import metrics
+from domain.provider_answers import ProviderAnswer
 
-# Gagal answers that reject the request before any order lookup: the order (if an earlier call
-# created one) lives on, so these must never refund. Signature, username, IP, rate limits, a
-# ref_id clash, a malformed payload.
-REQUEST_REJECTED_RCS = frozenset({"40", "41", "42", "45", "49", "83", "85", "86"})
-PENDING_RCS = frozenset({"03", "99"})
 UNREACHABLE_RETRY_WAITS = (0.2, 0.4)
 """Seconds before each retry of a call that did not reach the provider (three tries in all)."""
 IDLE_CONNECTION_SECONDS = 4
 """Idle connections are dropped after this: servers commonly close them after 5 s (uvicorn's
 default), and a request sent on a connection the server has just closed has an unknown outcome,
 which costs its purchase a re-check a minute later."""
-
-
-class Outcome(StrEnum):
-    SUKSES = "sukses"
-    GAGAL = "gagal"
-    PENDING = "pending"
-    REJECTED = "rejected"
-
-
-@dataclass(frozen=True)
-class ProviderAnswer:
-    status: str
-    rc: str
-    sn: str | None
-    message: str
-
-    @property
-    def outcome(self) -> Outcome:
-        return classify(self.status, self.rc)
-
-
-def classify(status: str, rc: str) -> Outcome:
-    if status == "Sukses" and rc == "00":
-        return Outcome.SUKSES
-    if status == "Pending" or rc in PENDING_RCS:
-        return Outcome.PENDING
-    if status == "Gagal" and rc in REQUEST_REJECTED_RCS:
-        return Outcome.REJECTED
-    if status == "Gagal":
-        return Outcome.GAGAL
-    return Outcome.PENDING  # an answer we cannot read is not a failure
 
 
 class ProviderUnreachable(Exception):
@@ -129,8 +92,8 @@ class DigiflazzClient:
             "sign": self.sign(ref_id),
         }
         # Short retries only for requests that never arrived; anything else waits for a re-check.
-        # A plain loop: tenacity's bookkeeping around every call, which nearly always succeeds
-        # at once, was 9% of a worker's CPU while draining purchases (py-spy).
+        # A plain loop: a retry library's bookkeeping around every call, which nearly always
+        # succeeds at once, costs a worker a noticeable share of its CPU per purchase.
         for wait in UNREACHABLE_RETRY_WAITS:
             try:
                 return await self._timed_post(body)

@@ -2,7 +2,7 @@
 
 The simulator stands in for a provider on machines of its own, yet in the benchmark it shares the
 cores with Loket, one call per purchase. Through the router, a Request and a JSONResponse,
-Starlette's own work was about 30% of the simulator's CPU per call (py-spy, issue 4); this path
+Starlette's own work would be about a third of the simulator's CPU per call (py-spy); this path
 answers the bytes JSONResponse wrote (by orjson: the same for these ASCII bodies) without it. Every other route goes on to the app.
 """
 

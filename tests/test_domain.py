@@ -21,7 +21,7 @@ from db.engine import close_pool, create_engine, create_pool
 from db.products import Product
 from domain import purchases, qris
 from domain.ledger import InsufficientSaldo, post_entry
-from provider.digiflazz import ProviderAnswer
+from domain.provider_answers import ProviderAnswer
 from tests.harness import MariaDB
 
 PULSA10 = Product(id=1, kode="pulsa10", nama="Pulsa 10k", kategori="pulsa", harga=12000, nominal=10000, deskripsi="")

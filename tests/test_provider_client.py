@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from provider.digiflazz import DigiflazzClient, Outcome, ProviderOutcomeUnknown, ProviderUnreachable
+from domain.provider_answers import Outcome
+from provider.digiflazz import DigiflazzClient, ProviderOutcomeUnknown, ProviderUnreachable
 from sim.app import create_app
 from sim.settings import Settings
 from tests.test_sim import serve

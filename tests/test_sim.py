@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from provider.digiflazz import DigiflazzClient, Outcome, ProviderUnreachable
+from domain.provider_answers import Outcome
+from provider.digiflazz import DigiflazzClient, ProviderUnreachable
 from sim.app import create_app
 from sim.provider import DigiflazzProvider
 from sim.settings import Settings

@@ -2,9 +2,9 @@
 way go together in the next (core.group_call), one statement or procedure call, one round trip
 and, where they write, one COMMIT for all, on a connection of the autocommit pool.
 
-Measured (issue 4, py-spy of the web under load): the driver's statement, a connection's
-checkout and the result's column definitions were a third of the web's CPU per request, once per
-request; and MariaDB's commit once per request was most of its share. Each caller still gets its
+Why: the driver's statement, a connection's checkout and the result's column definitions cost a
+third of the web's CPU per request when each request has its own, and a commit per request most
+of MariaDB's share (py-spy, the benchmark). Each caller still gets its
 own answer after its own COMMIT, and a read still starts after its request came, so it sees
 every change committed before. A group that fails is run again call by call (GroupCall), so a
 bad item fails only its own request.

@@ -1,8 +1,8 @@
 """JSON bodies, written by orjson: every answer of the web goes through here.
 
-orjson takes ~0.2 µs for a GET /status answer where json.dumps took ~4 µs (Starlette's
-JSONResponse ~6 µs with its render call); the bytes are the same for the bodies Loket writes
-(str keys, ints, strings, lists; datetimes as isoformat(timespec="seconds"), as before).
+orjson writes a GET /status answer about twenty times faster than json.dumps, and the bytes are
+the same for the bodies Loket writes (str keys, ints, strings, lists; datetimes as
+isoformat(timespec="seconds")).
 """
 
 from __future__ import annotations

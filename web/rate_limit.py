@@ -3,8 +3,8 @@
 
 Each web process counts its requests in memory and settles them with Redis in one script call
 for every key it saw, `settle_seconds` after the first unsettled one; Redis answers each key's
-total over all processes. The per-request Redis call this replaces cost ~13% of the web's CPU
-per accepted purchase (py-spy). The price is precision across processes: another process's
+total over all processes. A Redis call per request would cost about an eighth of the web's
+CPU per accepted purchase. The price is precision across processes: another process's
 requests are seen at this one's next settle, so the limit can be passed by what the processes
 admit within one settle interval. Within one process the count is exact, and it keeps counting
 (per process only) while Redis is down. A process remembers at most `max_keys` totals from Redis

@@ -38,8 +38,8 @@ def build_broker(settings: Settings) -> RedisBroker:
 
     Retries: back off from RETRY_MIN_BACKOFF_MS to RETRY_MAX_BACKOFF_MS.
     Dramatiq's Callbacks, Pipelines and CurrentMessage are left out: no actor uses them, and each
-    middleware's hooks run for every message (py-spy: the hooks were a tenth of a worker's
-    samples per purchase once the hand-off and the acknowledgement had shrunk, issue 4).
+    middleware's hooks run for every message (together about a tenth of a worker's CPU per
+    purchase).
     heartbeat_timeout / maintenance_chance: how fast messages of a killed worker go back to
     their queue (Dramatiq's maintenance runs on that share of a million broker calls).
     """

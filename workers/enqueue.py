@@ -3,8 +3,8 @@
 Dramatiq's own `send()` is a synchronous Redis call. Here the same two writes its enqueue script
 makes (the payload into `<queue>.msgs`, the id onto the list) go through redis.asyncio in one
 small Lua script, so web handlers, async actors and the relay can all enqueue without stalling
-their loop. A script, not a MULTI pipeline: one command and one reply instead of four, and the
-pipeline's bookkeeping was a tenth of the web's CPU per accepted purchase (py-spy, issue 4).
+their loop. A script, not a MULTI pipeline: one command and one reply instead of four, whose
+bookkeeping would be a tenth of the web's CPU per accepted purchase.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ RECENTLY_ACKED_MS = 30_000
 """How long a message acknowledged by a worker still counts as in Redis: `<queue>.acked`, a sorted
 set of message ids by the time of their acknowledgement (workers.group_ack writes it). A job
 handed to a worker's loop (workers.in_flight) is acknowledged before its work has kept its outbox
-row due; a row that fell due in a backlog was pushed again in that gap and ran beside its first
-copy (five of 17,530 purchases had a second provider call with a 2 s provider, issue 4). The
+row due; a row that falls due in a backlog could be pushed again in that gap and run beside its
+first copy (a second provider call for a few purchases in ten thousand with a slow provider). The
 window only has to outlast that gap; a worker killed inside it leaves the job to the relay 30 s
 later."""
 

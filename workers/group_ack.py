@@ -3,15 +3,15 @@ while an acknowledgement was on its way, instead of one per message.
 
 Dramatiq's Redis consumer acknowledges each message with its own call of its dispatch script,
 made by the worker thread that ran the message and waited for. With work handed to the event
-loop (workers.in_flight), that call was 11-15% of a worker's samples per message (py-spy
-`--gil`, issue 4; 2% once grouped). Here a worker thread that acknowledges while no acknowledgement of its queue is
+loop (workers.in_flight), that call is a tenth or more of a worker's CPU per message, and a few
+percent once grouped. Here a worker thread that acknowledges while no acknowledgement of its queue is
 on its way sends it, with every one that was handed over meanwhile, in one script call; a thread
 that comes while one is on its way leaves its message to it and goes on. The script does what
 Dramatiq's `ack` command does for each message: forget the message only if it is still this
 worker's (a worker that stopped beating has had its messages given to others).
 
 What stays: a message is acknowledged after its actor returned, never before, so a worker killed
-in between leaves it to Dramatiq's heartbeat to give to another worker (at least once, as before;
+in between leaves it to Dramatiq's heartbeat to give to another worker (at least once;
 Loket's jobs are idempotent). A failed call keeps its messages waiting and raises
 ConnectionClosed, which Dramatiq's worker thread retries every few seconds, as it does for its
 own acknowledgements; a consumer that is closed (the worker stopping) sends what is left.

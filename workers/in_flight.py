@@ -66,9 +66,9 @@ class InFlight:
     def hand_over(self, loop: asyncio.AbstractEventLoop, job_key: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """From a worker thread: take a slot, start work on loop, and return without waiting for it.
 
-        The thread waits for nothing on the loop: an actor that awaited its hand-over on the loop
-        (Dramatiq's AsyncIO run_coroutine: a future, two tasks and a wake-up of the thread) spent
-        as much of a worker's time on that as on its acknowledgement (py-spy `--gil`, issue 4).
+        The thread waits for nothing on the loop: awaiting the hand-over (Dramatiq's AsyncIO
+        run_coroutine: a future, two tasks and a wake-up of the thread) costs a worker as much time
+        as the message's acknowledgement.
 
         loop: the worker's event loop. job_key: the outbox row the work is done for, kept from
         falling due while it runs. work: makes the coroutine, on the loop and in this thread's

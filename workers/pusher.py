@@ -1,8 +1,7 @@
 """Pushing committed jobs in as few Redis calls as the load allows (a group commit for the enqueue).
 
-Each unit of work used to push its own jobs: one EVALSHA per accepted purchase, 17% of the web's
-CPU per accept (py-spy, issue 4), most of it redis-py's per-command work rather than Redis's.
-Here the jobs that units of work hand over while a push is on its way wait for it and then go
+A push per unit of work (one EVALSHA per accepted purchase) would cost the web about a sixth of
+its CPU per accept, most of it redis-py's per-command work rather than Redis's. So the jobs that units of work hand over while a push is on its way wait for it and then go
 together in the next one; an idle process pushes at once. Every caller still returns only after
 its own jobs are on their queues, or have been left to the outbox relay when Redis failed.
 """

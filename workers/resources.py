@@ -46,9 +46,8 @@ GROUP_LIMIT = 128
 def worker_pool_size(configured: int, concurrency: int) -> int:
     """Connections a worker process keeps open, with no overflow: DB_POOL_SIZE, or one per task
     that can be in a transaction at once (threads plus work in flight) if there are fewer. When
-    all are taken a transaction waits for one. With overflow connections instead, every burst past
-    the pool opened and closed connections (py-spy: 4% of a worker's CPU went to connecting), and a
-    few worker processes whose pools all grew could exhaust MariaDB's max_connections (151 by default)."""
+    all are taken a transaction waits for one. No overflow, because every burst past the pool would
+    open and close connections (a few percent of a worker's CPU), and a few worker processes whose pools all grew could exhaust MariaDB's max_connections (151 by default)."""
     return max(1, min(concurrency, configured))
 
 

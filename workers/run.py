@@ -41,7 +41,7 @@ def main() -> None:
     os.environ["WORKER_THREADS"] = str(args.threads)
     # A hand-off actor's thread is free again at once, but its message counts against the
     # prefetch until its grouped acknowledgement lands (workers.group_ack): with 8 threads,
-    # Dramatiq's 16 left the consumer fetching in small bites between idle waits (issue 4).
+    # Dramatiq's 16 leave the consumer fetching in small bites between idle waits.
     if args.prefetch > 0:
         os.environ["dramatiq_queue_prefetch"] = str(args.prefetch)
     command = ["dramatiq", "workers.entry", "--processes", str(args.processes), "--threads", str(args.threads)]
