@@ -27,6 +27,7 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # after editing pyproject.toml: re-resolve uv.lock, then export the two requirement files from it
 lock: venv

@@ -35,4 +35,4 @@ async def history(conn: AsyncConnection, reseller_id: int, limit: int, before_id
     if before_id is not None:
         query = query.where(ledger_entry.c.id < before_id)
     rows = await conn.execute(query.order_by(ledger_entry.c.id.desc()).limit(limit))
-    return [LedgerEntry(*row) for row in rows]
+    return [LedgerEntry(*row.tuple()) for row in rows]

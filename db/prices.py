@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.tables import price
@@ -13,7 +13,7 @@ Row = dict[str, Any]
 
 
 async def page(conn: AsyncConnection, search: str | None, skip: int, limit: int) -> tuple[list[Row], int]:
-    where = price.c.mp_name.contains(search, autoescape=True) if search else True
+    where = price.c.mp_name.contains(search, autoescape=True) if search else true()
     total = (await conn.execute(select(func.count()).select_from(price).where(where))).scalar_one()
     rows = await conn.execute(select(price).where(where).order_by(price.c.mp_id).offset(skip).limit(limit))
     return [dict(r._mapping) for r in rows], int(total)
@@ -26,7 +26,7 @@ async def by_id(conn: AsyncConnection, price_id: int) -> Row | None:
 
 async def create(conn: AsyncConnection, values: Row) -> int:
     result = await conn.execute(insert(price).values(**values))
-    return int(result.inserted_primary_key[0])
+    return int(result.lastrowid)
 
 
 async def change(conn: AsyncConnection, price_id: int, values: Row) -> bool:

@@ -26,4 +26,4 @@ _COLUMNS = (produk.c.id, produk.c.kode, produk.c.nama, produk.c.kategori, produk
 
 async def active(conn: AsyncConnection) -> list[Product]:
     rows = await conn.execute(select(*_COLUMNS).where(produk.c.aktif.is_(True)).order_by(produk.c.id))
-    return [Product(*row) for row in rows]
+    return [Product(*row.tuple()) for row in rows]

@@ -164,6 +164,7 @@ def _cursor(pooled: PoolProxiedConnection) -> Any:
     # pool clears info when it closes one): run() inside engine.begin().
     cursor = pooled.info.get("raw_cursor")
     if cursor is None:
+        assert pooled.driver_connection is not None  # a checked-out connection has one
         cursor = pooled.info["raw_cursor"] = pooled.driver_connection.cursor()
     return cursor
 

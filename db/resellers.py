@@ -63,7 +63,7 @@ async def insert(
             private_key_enc=private_key_enc,
         )
     )
-    return int(result.inserted_primary_key[0])
+    return int(result.lastrowid)
 
 
 async def replace_keys(conn: AsyncConnection, reseller_id: int, api_key_hash: bytes, private_key_enc: bytes) -> None:

@@ -98,7 +98,7 @@ async def _midtrans(conn: raw.Connection, event: WebhookEvent, reads: GroupReads
     return await _payment(conn, "midtrans", payment, lambda question: reads.confirmation(event.id, question))
 
 
-async def _paystack(conn: raw.Connection, event: WebhookEvent, reads: GroupReads) -> Result:
+async def _paystack(conn: raw.Connection, event: WebhookEvent, reads: GroupReads) -> Result | Ask:
     payment = parse_paystack(event.payload)
     return await _payment(conn, "paystack", payment, lambda question: None) if payment else ("ignored", "not a successful charge")
 

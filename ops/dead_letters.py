@@ -41,9 +41,9 @@ class DeadLetter:
 async def dead_letters(redis: Redis, queues: tuple[str, ...] = QUEUES) -> list[DeadLetter]:
     found = []
     for queue in queues:
-        entries = await redis.zrange(f"{NAMESPACE}:{queue}.XQ", 0, -1, withscores=True)
+        entries: Any = await redis.zrange(f"{NAMESPACE}:{queue}.XQ", 0, -1, withscores=True)
         for raw_id, score in entries:
-            payload = await redis.hget(f"{NAMESPACE}:{queue}.XQ.msgs", raw_id)
+            payload: Any = await redis.hget(f"{NAMESPACE}:{queue}.XQ.msgs", raw_id)
             if payload is not None:
                 died = dt.datetime.fromtimestamp(score / 1000, dt.timezone.utc)
                 found.append(DeadLetter(raw_id.decode(), queue, died, dramatiq.Message.decode(payload)))
@@ -65,7 +65,7 @@ async def requeue(redis: Redis, letter: DeadLetter) -> None:
     """Back onto its queue with its retry count reset, in one MULTI with its removal from the dead letters."""
     options: dict[str, Any] = {k: v for k, v in letter.message.options.items() if k not in ("retries", "traceback")}
     old = letter.message
-    message = dramatiq.Message(
+    message: dramatiq.Message[Any] = dramatiq.Message(
         queue_name=letter.queue, actor_name=old.actor_name, args=old.args, kwargs=old.kwargs, options=options, message_id=old.message_id
     )
     async with redis.pipeline(transaction=True) as pipe:
@@ -85,8 +85,8 @@ async def main_async(argv: list[str]) -> int:
     try:
         if args.command == "list":
             letters = await dead_letters(redis, (args.target,) if args.target else QUEUES)
-            for letter in letters:
-                print(letter.summary())
+            for each in letters:
+                print(each.summary())
             print(f"{len(letters)} dead letter(s)")
             return 0
         letter = await find(redis, args.target or "")

@@ -33,10 +33,13 @@ def procfile() -> list[tuple[str, str]]:
 
 def start_all(stack: Stack, web_url: str) -> None:
     sim_health = "http://127.0.0.1:{}/health".format(os.environ.get("SIM_PORT", "8100"))
-    readiness = {"web": {"url": f"{web_url}/health"}, "sim": {"url": sim_health}, "mail": {"ready": "mailbox listening"}, "clock": {"ready": "clock ready"}}
+    readiness: dict[str, dict[str, str]] = {
+        "web": {"url": f"{web_url}/health"}, "sim": {"url": sim_health}, "mail": {"ready": "mailbox listening"}, "clock": {"ready": "clock ready"},
+    }  # fmt: skip
     order = sorted(procfile(), key=lambda entry: entry[0] != "sim")  # the provider first, as in production
     for name, command in order:
-        stack.start(name, ["bash", "-c", f"exec {command}"], **readiness.get(name, {"ready": "Worker process is ready"}))
+        wait = readiness.get(name, {"ready": "Worker process is ready"})
+        stack.start(name, ["bash", "-c", f"exec {command}"], ready=wait.get("ready"), url=wait.get("url"))
         print(f"  started {name}")
 
 

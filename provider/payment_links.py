@@ -118,17 +118,19 @@ def parse_midtrans(body: Any) -> PaymentEvent | None:
     for name, value in fields.items():
         if not isinstance(value, str) or not value or len(value) > 200:
             raise ValueError(f"{name} must be a non-empty string")
-    status = fields["transaction_status"]
+    strings = {name: str(value) for name, value in fields.items()}  # each checked above
+    status = strings["transaction_status"]
     if status == "capture" and body.get("fraud_status") != "accept":
         status = "deny"
     kind = _MIDTRANS_KINDS.get(status)
     # The signature binds status_code but not transaction_status: a state counts only with the
     # code Midtrans gives it (200 paid, 202 denied, cancelled or expired), so a signed pending
     # notification (201) with its transaction_status rewritten decides nothing.
-    if kind is None or fields["status_code"] != _MIDTRANS_CODES[kind]:
+    if kind is None or strings["status_code"] != _MIDTRANS_CODES[kind]:
         return None
-    amount = float(fields["gross_amount"])
-    return PaymentEvent(kind, fields["order_id"], amount, fields["transaction_id"], None, f"midtrans:{fields['transaction_id']}:{status}")
+    amount = float(strings["gross_amount"])
+    transaction = strings["transaction_id"]
+    return PaymentEvent(kind, strings["order_id"], amount, transaction, None, f"midtrans:{transaction}:{status}")
 
 
 def paystack_signature(raw: bytes, secret_key: str) -> str:

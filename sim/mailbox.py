@@ -44,7 +44,8 @@ class Mailbox:
             self.messages.append(message)
             self.arrived.notify_all()
         if self.echo:
-            body = message.get_payload(decode=True) or b""
+            payload = message.get_payload(decode=True)
+            body = payload if isinstance(payload, bytes) else b""
             print(f"--- mail to {', '.join(envelope.rcpt_tos)}: {message['Subject']}\n{body.decode(errors='replace')}", flush=True)
         return "250 Message accepted for delivery"
 

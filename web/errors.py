@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -38,7 +39,7 @@ class ApiError(Exception):
 
 
 def error_response(
-    request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    request: Request, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     body: dict[str, object] = {"detail": detail, "code": code}
     if request.url.path.startswith("/api/v1/"):

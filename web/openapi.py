@@ -327,8 +327,9 @@ def build(routes: list[BaseRoute]) -> dict[str, Any]:
     models_json_schema is Model.model_json_schema for all models in one pass: a model used by
     several operations (or nested in another) becomes one component under one name.
     """
-    keyed, defs = models_json_schema([(m, "validation") for m in [*_models(), responses.CallbackEvent]], ref_template=REF)
-    refs = {model: ref for (model, _), ref in keyed.items()}
+    models: list[type[BaseModel]] = [*_models(), responses.CallbackEvent]
+    keyed, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    refs: dict[type[BaseModel], dict[str, Any]] = {model: ref for (model, _), ref in keyed.items() if isinstance(model, type) and issubclass(model, BaseModel)}
     all_defs: dict[str, Any] = defs.get("$defs", {})
     paths: dict[str, dict[str, Any]] = {}
     for method, route in operations_of(routes):

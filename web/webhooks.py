@@ -101,7 +101,9 @@ async def midtrans(request: Request) -> JSONResponse:
     signature = body.get("signature_key")
     if not isinstance(signature, str) or not signature:
         raise ApiError(401, "missing_signature", "signature_key is required")
-    if not same_secret(signature, midtrans_signature(*signed, request.app.state.settings.midtrans_server_key.get_secret_value())):
+    order_id, status_code, gross_amount = (str(v) for v in signed)
+    expected = midtrans_signature(order_id, status_code, gross_amount, request.app.state.settings.midtrans_server_key.get_secret_value())
+    if not same_secret(signature, expected):
         raise ApiError(403, "bad_signature", "signature_key does not match")
     try:
         payment = parse_midtrans(body)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import dramatiq
@@ -25,13 +25,13 @@ from core import context
 from workers import resources
 
 
-def actor(*, actor_name: str, queue_name: str, **options: Any) -> Callable[[Callable[..., Awaitable[None]]], dramatiq.Actor]:
+def actor(*, actor_name: str, queue_name: str, **options: Any) -> Callable[[Callable[..., Coroutine[Any, Any, None]]], dramatiq.Actor]:
     """Declare an async actor.
 
     actor_name / queue_name: as in dramatiq.actor; options: any other dramatiq actor option.
     """
 
-    def decorate(fn: Callable[..., Awaitable[None]]) -> dramatiq.Actor:
+    def decorate(fn: Callable[..., Coroutine[Any, Any, None]]) -> dramatiq.Actor:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> None:
             loop_thread = _loop_thread()
@@ -42,7 +42,7 @@ def actor(*, actor_name: str, queue_name: str, **options: Any) -> Callable[[Call
 
             loop_thread.run_coroutine(in_worker_context())
 
-        return dramatiq.actor(run, actor_name=actor_name, queue_name=queue_name, **options)
+        return dramatiq.actor(actor_name=actor_name, queue_name=queue_name, **options)(run)
 
     return decorate
 
@@ -64,7 +64,7 @@ def hand_off_actor(
         def run(*args: Any, **kwargs: Any) -> None:
             resources.in_flight().hand_over(_loop_thread().loop, job_key(*args, **kwargs), functools.partial(fn, *args, **kwargs))
 
-        return dramatiq.actor(run, actor_name=actor_name, queue_name=queue_name, **options)
+        return dramatiq.actor(actor_name=actor_name, queue_name=queue_name, **options)(run)
 
     return decorate
 
@@ -90,7 +90,7 @@ def hand_off_each_actor(
                 context.request_id.set(request_id)  # hand_over() copies this thread's context
                 in_flight.hand_over(loop, job_key(*args), functools.partial(fn, *args))
 
-        return dramatiq.actor(run, actor_name=actor_name, queue_name=queue_name, **options)
+        return dramatiq.actor(actor_name=actor_name, queue_name=queue_name, **options)(run)
 
     return decorate
 

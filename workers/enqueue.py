@@ -135,4 +135,4 @@ async def oldest_waiting_timestamp(redis: Redis, queue_name: str) -> float | Non
     payload = await redis.hget(f"{NAMESPACE}:{queue_name}.msgs", head)
     if payload is None:
         return None
-    return dramatiq.Message.decode(payload).message_timestamp / 1000
+    return dramatiq.Message.decode(payload if isinstance(payload, bytes) else payload.encode()).message_timestamp / 1000

@@ -77,9 +77,9 @@ class Exporter:
             async with conn.begin():
                 jobs, overdue, attempts = (
                     await conn.execute(text("SELECT COUNT(*), COALESCE(SUM(due_at <= NOW(6)), 0), COALESCE(MAX(attempts), 0) FROM outbox"))
-                ).one()
+                ).one().tuple()
                 by_purchase_status = await self.purchase_tally.count(conn)
-                in_flight = (await conn.execute(text("SELECT COALESCE(SUM(harga), 0) FROM purchase WHERE status IN ('pending', 'proses')"))).scalar_one()
+                in_flight: int = (await conn.execute(text("SELECT COALESCE(SUM(harga), 0) FROM purchase WHERE status IN ('pending', 'proses')"))).scalar_one()
                 # ids grow with time, so the first proses row of ix_purchase_status is the oldest: one index read
                 oldest_proses = (await conn.execute(text(
                     "SELECT TIMESTAMPDIFF(MICROSECOND, waktu, NOW(6)) / 1e6 FROM purchase WHERE status = 'proses' ORDER BY id LIMIT 1"

@@ -37,4 +37,7 @@ async def wait(redis: Redis, external_id: str, timeout_ms: int) -> str | None:
         found = await redis.blpop([_key(external_id)], timeout=timeout_ms / 1000)
     except (RedisError, OSError):
         return None
-    return found[1].decode() if found else None
+    if not found:
+        return None
+    value = found[1]
+    return value.decode() if isinstance(value, bytes) else str(value)

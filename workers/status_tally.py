@@ -61,7 +61,7 @@ class StatusTally:
         conn: in a REPEATABLE READ transaction. Its statements must read one snapshot: under READ
         COMMITTED, a row that ended between the two statements of _read_for_good would be neither
         counted as final nor kept as open, and never counted again."""
-        highest = (await conn.execute(text(f"SELECT COALESCE(MAX({self.key}), 0) FROM {self.table}"))).scalar_one()
+        highest: int = (await conn.execute(text(f"SELECT COALESCE(MAX({self.key}), 0) FROM {self.table}"))).scalar_one()
         upto = self._note_highest(highest)
         if upto > self._upto:
             await self._read_for_good(conn, upto)
@@ -107,11 +107,15 @@ class StatusTally:
             ids = ", ".join(str(int(id_)) for id_ in sorted(ended))
             self._final.update(await self._counts(conn, f"{self.key} IN ({ids})"))
         self._open = still_open  # final rows never open again: these were all open when read
-        return Counter(tuple(labels) for _, *labels in rows)
+        return Counter(tuple(row.tuple()[1:]) for row in rows)
 
     async def _counts(self, conn: AsyncConnection, where: str, **params: int) -> Counter[Labels]:
         rows = await conn.execute(
             text(f"SELECT {self.labels}, COUNT(*) FROM {self.table} WHERE {where} GROUP BY {self.labels}"),
             params,
         )
-        return Counter({tuple(labels): n for *labels, n in rows})
+        counts: Counter[Labels] = Counter()
+        for row in rows:
+            *labels, n = row.tuple()
+            counts[tuple(labels)] = int(n)
+        return counts
