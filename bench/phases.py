@@ -161,7 +161,9 @@ class Phases:
 
     def status(self, keys: list[str]) -> EndpointPhase:
         owner = {hash_api_key(key): key for key in keys}
-        found = self.db.rows("SELECT p.id, r.api_key_hash FROM purchase p JOIN reseller r ON r.id = p.reseller_id")
+        found = self.db.rows(  # the phases' purchases: not those of a --history
+            "SELECT p.id, r.api_key_hash FROM purchase p JOIN reseller r ON r.id = p.reseller_id WHERE r.api_key_hash IN %s", tuple(owner)
+        )
         pairs = [(owner[bytes(r["api_key_hash"])], int(r["id"])) for r in found if bytes(r["api_key_hash"]) in owner]
         random.Random(5).shuffle(pairs)  # consecutive requests go to different resellers
         pairs = pairs[:STATUS_MAX_REQUESTS]

@@ -19,7 +19,7 @@ from types import FrameType
 import httpx
 import redis
 
-from bench import drain, mariadb_settings, phases, readme_table, report
+from bench import drain, history, mariadb_settings, phases, readme_table, report
 from bench.commit_stalls import CommitStallMeter
 from bench.cpu import CpuMeter, machine_busy_seconds, pid_of
 from bench.env import DATABASE_URL, REDIS_URL, BenchStack, Database, Options, flush_redis
@@ -59,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rates", default="",
                    help="open-loop /beli phases at these offered rates per second, comma-separated (e.g. 1000,2000)")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep loket_bench and Redis db 5 afterwards")
+    p.add_argument("--history", type=int, default=0,
+                   help="first write this many ended purchases and their ledger entries (bench/history.py)")
     p.add_argument("--readme", action="store_true", help="replace the README's benchmark table with this run's figures")
     phases.add_arguments(p)
     return p.parse_args(argv)
@@ -223,7 +225,7 @@ def describe(args: argparse.Namespace, db: Database) -> dict[str, str]:
         "LOG_LEVEL": "WARNING", "MariaDB": variables.get("version", "?"),
         "innodb_flush_log_at_trx_commit": variables.get("innodb_flush_log_at_trx_commit", "?"),
         "MariaDB settings": "stock (--stock-mariadb)" if args.stock_mariadb else "ops/mariadb/loket.cnf, applied for the run",
-        **mib, "innodb_io_capacity": variables.get("innodb_io_capacity", "?"),
+        **mib, "innodb_io_capacity": variables.get("innodb_io_capacity", "?"), "history": f"{args.history:,} purchases",
     }  # fmt: skip
 
 
@@ -279,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         say(f"stack up: web {bench.web_url}, sim {bench.sim_url}")
         spread = max(1, args.connections)
         keys = bench.register(spread + 1)
+        if args.history:
+            seconds = history.seed(bench, db, args.history, say)
+            run.notes.append(f"history: {args.history:,} purchases and their ledger entries written first, in {seconds:.0f} s")
         spread_keys, hot_keys = keys[:spread], keys[spread:]
         web_phase(bench, db, args, spread_keys, "warm", "warm-up", WARMUP_SECONDS, log_dir)
         run.web.append(web_phase(bench, db, args, spread_keys, "spread", f"{spread} resellers", args.duration, log_dir))

@@ -80,7 +80,11 @@ class Settings(BaseSettings):
     50 s by default): the calls of the same moment share one transaction (web.intake), so one order
     stuck behind a held saldo row must not hold the others for long."""
     broker_heartbeat_timeout_ms: Positive = 30000
-    broker_maintenance_chance: Positive = 10000
+    broker_maintenance_chance: Annotated[int, Field(ge=1, le=1_000_000)] = 1_000_000
+    """Per million broker calls, how many run Dramatiq's maintenance, which gives a dead worker's
+    messages (delayed re-checks and expiry timers among them) to the living. Every call: without a
+    dead worker it is two sorted-set range reads, and a killed worker's timers are back within the
+    heartbeat timeout (tests/test_recovery_time.py); at 1% they can wait minutes on an idle queue."""
     worker_processes: Positive = 1
     worker_threads: Positive = 8
     worker_in_flight: Positive = 256

@@ -30,7 +30,6 @@ def fast_env() -> dict[str, str]:
         "OUTBOX_LEASE_SECONDS": "3",
         "OUTBOX_RELAY_INTERVAL": "0.5",
         "BROKER_HEARTBEAT_TIMEOUT_MS": "3000",
-        "BROKER_MAINTENANCE_CHANCE": "100000",
         "SIM_PENDING_MS": "800",
         "LOG_LEVEL": "INFO",
         "XENDIT_CALLBACK_TOKEN": "test-callback-token",

@@ -31,6 +31,8 @@ USED_WITHOUT_IMPORT = {
     "hiredis": "redis-py's reply parser when installed",
     "uv": "make lock",
     "ruff": "make lint",
+    "mypy": "make lint",
+    "types-pymysql": "mypy, for db.apply's pymysql calls",
     "pytest-asyncio": "pytest's plugin (pytest.ini asyncio_mode)",
     "swagger-ui-py": "its static files, found with importlib (web.docs)",
 }
