@@ -29,10 +29,10 @@ def table(run: Run, command: list[str]) -> str:
             rows.append(["worker drain on its own, after the paused phase", "-", "-", f"{phase.completion.drain_per_second:,.0f}/s", "-"])
     for endpoint in run.endpoints:
         load = endpoint.load
-        name = endpoint.request if endpoint.label.split(" ")[-1] in endpoint.request else f"{endpoint.request}, {endpoint.label}"
-        rows.append([f"`{name}`", f"{load.ok / load.seconds:,.0f}/s", f"{load.latency_ms['p99']:.1f} ms", "-", "-"])
+        name = f"`{endpoint.request}`" + ("" if endpoint.label.split(" ")[-1] in endpoint.request else f", {endpoint.label}")
+        rows.append([name, f"{load.ok / load.seconds:,.0f}/s", f"{load.latency_ms['p99']:.1f} ms", "-", "-"])
     for label, raw in run.raw:
-        rows.append([f"MariaDB alone, the accept transaction ({label.removeprefix('raw, ')})", f"{raw.per_second:,.0f}/s", "-", "-", "-"])
+        rows.append([f"MariaDB alone, the accept transaction, {label.removeprefix('raw, ')}", f"{raw.per_second:,.0f}/s", "-", "-", "-"])
     problems = "none" if not run.problems else f"{len(run.problems)}, listed in bench/results/latest.md"
     lines = [
         f"`{shlex.join(['python', '-m', 'bench.run', *command])}` on {info['nproc']} cores ({info['cpu']}), "
