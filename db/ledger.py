@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,4 +36,4 @@ async def history(conn: AsyncConnection, reseller_id: int, limit: int, before_id
     if before_id is not None:
         query = query.where(ledger_entry.c.id < before_id)
     rows = await conn.execute(query.order_by(ledger_entry.c.id.desc()).limit(limit))
-    return [LedgerEntry(*row.tuple()) for row in rows]
+    return [LedgerEntry(*cast("tuple[Any, ...]", row)) for row in rows]

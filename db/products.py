@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,4 +27,4 @@ _COLUMNS = (produk.c.id, produk.c.kode, produk.c.nama, produk.c.kategori, produk
 
 async def active(conn: AsyncConnection) -> list[Product]:
     rows = await conn.execute(select(*_COLUMNS).where(produk.c.aktif.is_(True)).order_by(produk.c.id))
-    return [Product(*row.tuple()) for row in rows]
+    return [Product(*cast("tuple[Any, ...]", row)) for row in rows]

@@ -153,4 +153,4 @@ async def history(conn: AsyncConnection, reseller_id: int, limit: int, before_id
     if before_id is not None:
         query = query.where(purchase.c.id < before_id)
     rows = await conn.execute(query.order_by(purchase.c.id.desc()).limit(limit))
-    return [Purchase(*cast("tuple[Any, ...]", row.tuple())) for row in rows]
+    return [Purchase(*cast("tuple[Any, ...]", row)) for row in rows]

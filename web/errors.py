@@ -73,7 +73,7 @@ async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
     if why is None:
         return await on_unexpected(request, exc)
     assert isinstance(exc, DBAPIError | PoolTimeout)
-    # The driver's own message only: the wrapped error's text carries the statement and its parameters.
+    # The error code and class only: the error's text carries the statement and its parameters.
     orig = getattr(exc, "orig", None)
     reason = f"{error_code(exc) if isinstance(exc, DBAPIError) else 'pool'} {type(orig or exc).__name__}"
     log.warning("database unavailable (%s: %s) on %s %s", why, reason, request.method, request.url.path)

@@ -77,7 +77,7 @@ class Exporter:
             async with conn.begin():
                 jobs, overdue, attempts = (
                     await conn.execute(text("SELECT COUNT(*), COALESCE(SUM(due_at <= NOW(6)), 0), COALESCE(MAX(attempts), 0) FROM outbox"))
-                ).one().tuple()
+                ).one()
                 by_purchase_status = await self.purchase_tally.count(conn)
                 in_flight: int = (await conn.execute(text("SELECT COALESCE(SUM(harga), 0) FROM purchase WHERE status IN ('pending', 'proses')"))).scalar_one()
                 # ids grow with time, so the first proses row of ix_purchase_status is the oldest: one index read

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -107,7 +108,7 @@ class StatusTally:
             ids = ", ".join(str(int(id_)) for id_ in sorted(ended))
             self._final.update(await self._counts(conn, f"{self.key} IN ({ids})"))
         self._open = still_open  # final rows never open again: these were all open when read
-        return Counter(tuple(row.tuple()[1:]) for row in rows)
+        return Counter(tuple(cast("tuple[str, ...]", row)[1:]) for row in rows)
 
     async def _counts(self, conn: AsyncConnection, where: str, **params: int) -> Counter[Labels]:
         rows = await conn.execute(
@@ -116,6 +117,6 @@ class StatusTally:
         )
         counts: Counter[Labels] = Counter()
         for row in rows:
-            *labels, n = row.tuple()
+            *labels, n = cast("tuple[Any, ...]", row)
             counts[tuple(labels)] = int(n)
         return counts
