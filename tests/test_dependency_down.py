@@ -93,3 +93,38 @@ def test_which_database_errors_are_an_outage_and_which_are_a_bug():
     assert unavailability(wrapped(IntegrityError, DriverIntegrity, 1062, "Duplicate entry")) is None
     assert unavailability(wrapped(OperationalError, DriverOperational, 1054, "Unknown column")) is None
     assert unavailability(ValueError("not a database error")) is None
+
+
+async def test_while_redis_is_down_requests_are_still_answered_and_nothing_is_a_500(redis_server, make_stack, admin_token, admin):
+    """Redis carries deliveries only: with it down, what MariaDB holds is still accepted and read,
+    and the jobs wait in the outbox until it is back."""
+    from tests.test_kiosk_flow import kiosk_at, new_location
+
+    loket: LoketStack = make_stack(redis_server.url)
+    async with httpx.AsyncClient(base_url=loket.web_url, timeout=30) as api:
+        reseller = await register(api, admin_token, saldo=50_000)
+        location_id = await new_location(api, admin)
+        web = loket.process("web")
+        log_before = len(web.log())
+        redis_server.stop()
+
+        bought = await api.post("/beli", json={**ORDER, "ref_id": "INV-REDIS-DOWN"}, headers=reseller.headers)
+        raw, signature = signed(event("LKredisdown", "Sukses", "00", "SN1"))
+        answers = {
+            "POST /beli": bought,
+            "GET /status": await api.get(f"/status/{bought.json().get('id', 0)}", headers=reseller.headers),
+            "GET /saldo": await api.get("/saldo", headers=reseller.headers),
+            "POST /webhooks/digiflazz": await api.post("/webhooks/digiflazz", content=raw, headers=signature),
+            "POST /api/v1/transactions": await api.post("/api/v1/transactions", json={"location_id": location_id}, headers=kiosk_at(location_id)),
+        }
+        for name, answer in answers.items():
+            assert answer.status_code in (200, 201), (name, answer.status_code, answer.text)
+        assert answers["GET /status"].json()["status"] == "pending"  # accepted; its job waits in the outbox
+        assert answers["POST /api/v1/transactions"].json()["data"]["tr_qris_string"] is None  # the kiosk polls
+        assert (await api.get("/ready")).status_code == 503
+        assert "Traceback" not in web.log()[log_before:]
+
+        redis_server.start()  # back, empty: the relay pushes what the outbox holds
+        [final] = (await final_statuses(api, reseller, [bought.json()["id"]], timeout=60)).values()
+        assert final["status"] == "sukses", final
+    assert loket.db.ledger_matches_saldo(reseller.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import tracemalloc
 from collections.abc import AsyncIterator
 
 import pytest
@@ -126,6 +127,34 @@ async def test_while_redis_is_down_each_process_still_counts_and_settles_when_it
         if await redis_total(client) == 13:
             break
     assert await redis_total(client) == 13  # nothing counted while it was down was lost
+    await limiter.aclose()
+    await client.aclose()
+
+
+async def test_a_flood_of_distinct_keys_holds_at_most_max_keys_counters_with_redis_up_or_down(redis_server: RedisServer):
+    """The memory a web process spends on counters is bounded whatever keys an attacker invents."""
+    client = Redis.from_url(redis_server.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    limiter = RateLimiter(client, per_minute=10, settle_seconds=SETTLE, max_keys=100)
+
+    async def flood(count: int, prefix: str) -> int:
+        """Bytes the limiter still holds after `count` new keys, 100 per settle interval."""
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for chunk in range(0, count, 100):
+            for n in range(chunk, chunk + 100):
+                limiter.enforce(f"{prefix}-{n}")
+            await asyncio.sleep(SETTLE * 2)
+        await settled()
+        grown = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "traceback") if "rate_limit" in str(stat.traceback))
+        tracemalloc.stop()
+        return grown
+
+    with_redis = await flood(5_000, "up")  # settled as they come: at most 100 totals remembered
+    redis_server.stop()
+    without_redis = await flood(5_000, "down")  # never settled: the oldest beyond 100 are dropped
+    # 5,000 counters kept would be about half a megabyte; 100 are a few kilobytes.
+    assert with_redis < 100_000 and without_redis < 100_000, (with_redis, without_redis)
+    redis_server.start()
     await limiter.aclose()
     await client.aclose()
 
