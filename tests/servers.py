@@ -93,25 +93,33 @@ class MariaDBServer:
         return f"mysql+asyncmy://root@127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.datadir}", "--user=root",
-                "--bind-address=127.0.0.1", f"--port={self.port}", f"--socket={self.dir / 'mysqld.sock'}",
-                f"--pid-file={self.dir / 'mysqld.pid'}", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
-                "--innodb-log-file-size=32M", "--max-connections=200", "--character-set-server=utf8mb4",
-            ],  # fmt: skip
-            stdout=subprocess.DEVNULL,
-            stderr=(self.dir / "error.log").open("ab"),
-        )
+        with (self.dir / "error.log").open("ab") as error_log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [
+                    "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.datadir}", "--user=root",
+                    "--bind-address=127.0.0.1", f"--port={self.port}", f"--socket={self.dir / 'mysqld.sock'}",
+                    f"--pid-file={self.dir / 'mysqld.pid'}", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
+                    "--innodb-log-file-size=32M", "--max-connections=200", "--character-set-server=utf8mb4",
+                ],  # fmt: skip
+                stdout=subprocess.DEVNULL,
+                stderr=error_log,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mariadbd on port {self.port} exited with {self.process.returncode}; see {self.dir}/error.log")
             try:
-                pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=1).close()
-                return
+                conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=1)
             except pymysql.err.OperationalError:
                 time.sleep(0.1)
+                continue
+            with conn:  # the server answering must be this one, not another on a reused port
+                with conn.cursor() as cur:
+                    cur.execute("SELECT @@datadir")
+                    (datadir,) = cur.fetchone() or ("",)
+            if Path(datadir).resolve() != self.datadir.resolve():
+                raise RuntimeError(f"port {self.port} is served by another MariaDB ({datadir})")
+            return
         raise TimeoutError("mariadbd did not start")
 
     def kill(self) -> None:
